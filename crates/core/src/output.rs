@@ -1,0 +1,264 @@
+//! Where records go: JSON lines on stdout (one object per line, flushed per line, in
+//! the envelope `v, ts, host, tool, kind`), a Prometheus page on stdout and/or in the
+//! textfile directory, or a table for a person. A tool hands everything to [`Output`]
+//! and never formats JSON or Prometheus text itself.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::args::{Format, OutputArgs};
+use crate::exit::{Error, Result};
+use crate::prom::{Page, write_textfile};
+use crate::root::Root;
+use crate::text::Table;
+
+/// The envelope every JSON line carries, with the record's own fields flattened in.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    v: u32,
+    ts: &'a str,
+    host: &'a str,
+    tool: &'a str,
+    kind: &'a str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// RFC 3339 UTC with milliseconds and `Z`: `2026-11-26T06:00:00.123Z`.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The host name records carry: the root's `/etc/hostname` when reading another root
+/// (a container with `--root /host`), otherwise the kernel's host name.
+pub fn host_name(root: &Root) -> String {
+    if !root.is_host()
+        && let Ok(h) = root.read_trimmed("/etc/hostname")
+        && !h.is_empty()
+    {
+        return h;
+    }
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Renders records and pages as the user asked.
+pub struct Output<W: Write = io::Stdout> {
+    tool: &'static str,
+    host: String,
+    format: Format,
+    quiet: bool,
+    textfile_dir: Option<PathBuf>,
+    out: W,
+    buf: Vec<u8>,
+    ts: Option<String>,
+}
+
+impl Output<io::Stdout> {
+    pub fn stdout(tool: &'static str, args: &OutputArgs, root: &Root) -> Self {
+        Output::new(tool, args, host_name(root), io::stdout())
+    }
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(tool: &'static str, args: &OutputArgs, host: String, out: W) -> Self {
+        Output {
+            tool,
+            host,
+            format: args.format,
+            quiet: args.quiet,
+            textfile_dir: args.textfile_dir.clone(),
+            out,
+            buf: Vec::with_capacity(4096),
+            ts: None,
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn tool(&self) -> &'static str {
+        self.tool
+    }
+
+    /// Whether JSON lines are being written (jsonl format and not quiet): a tool can
+    /// skip building records nobody reads.
+    pub fn wants_records(&self) -> bool {
+        self.format == Format::Jsonl && !self.quiet
+    }
+
+    /// Whether a Prometheus page is wanted this round (prom format or a textfile dir).
+    pub fn wants_page(&self) -> bool {
+        (self.format == Format::Prom && !self.quiet) || self.textfile_dir.is_some()
+    }
+
+    /// Fixes the `ts` of the records that follow (one timestamp for a whole round);
+    /// `None` stamps each record when it is written.
+    pub fn set_time(&mut self, t: Option<SystemTime>) {
+        self.ts = t.map(rfc3339_millis);
+    }
+
+    /// Writes one record as a JSON line (in jsonl format, unless quiet), flushed.
+    pub fn record<T: Serialize>(&mut self, kind: &str, body: &T) -> Result<()> {
+        if !self.wants_records() {
+            return Ok(());
+        }
+        self.write_record(kind, body)
+    }
+
+    /// Writes one record as a JSON line whatever the format (unless quiet): for tools
+    /// whose only output is records, such as a log line stream.
+    pub fn write_record<T: Serialize>(&mut self, kind: &str, body: &T) -> Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let now;
+        let ts = match &self.ts {
+            Some(ts) => ts.as_str(),
+            None => {
+                now = rfc3339_millis(SystemTime::now());
+                now.as_str()
+            }
+        };
+        let env = Envelope {
+            v: crate::SCHEMA_VERSION,
+            ts,
+            host: &self.host,
+            tool: self.tool,
+            kind,
+            body,
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &env)
+            .map_err(|e| Error::bug(format!("serialising a {kind} record: {e}")))?;
+        self.buf.push(b'\n');
+        self.out.write_all(&self.buf).map_err(Error::stdout)?;
+        self.out.flush().map_err(Error::stdout)
+    }
+
+    /// Delivers a finished page: to the textfile directory when one is set, and to
+    /// stdout in prom format (unless quiet). The page is complete before any byte of
+    /// it is written.
+    pub fn page(&mut self, page: &Page) -> Result<()> {
+        if !self.wants_page() {
+            return Ok(());
+        }
+        let text = page.render();
+        if let Some(dir) = &self.textfile_dir {
+            write_textfile(dir, self.tool, &text)?;
+        }
+        if self.format == Format::Prom && !self.quiet {
+            self.out.write_all(text.as_bytes()).map_err(Error::stdout)?;
+            self.out.flush().map_err(Error::stdout)?;
+        }
+        Ok(())
+    }
+
+    /// Prints a table (in text format, unless quiet).
+    pub fn table(&mut self, table: &Table) -> Result<()> {
+        if self.format != Format::Text || self.quiet {
+            return Ok(());
+        }
+        self.out
+            .write_all(table.render().as_bytes())
+            .map_err(Error::stdout)?;
+        self.out.flush().map_err(Error::stdout)
+    }
+
+    /// Writes free text to stdout (unless quiet), e.g. a blank line between tables.
+    pub fn raw(&mut self, text: &str) -> Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        self.out.write_all(text.as_bytes()).map_err(Error::stdout)?;
+        self.out.flush().map_err(Error::stdout)
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Rec {
+        temp_celsius: Option<f64>,
+        errors: Vec<String>,
+    }
+
+    fn out(format: Format, quiet: bool) -> Output<Vec<u8>> {
+        let args = OutputArgs {
+            format,
+            quiet,
+            textfile_dir: None,
+        };
+        Output::new("t", &args, "pi".into(), Vec::new())
+    }
+
+    #[test]
+    fn json_line_has_the_envelope_and_nulls() {
+        let mut o = out(Format::Jsonl, false);
+        o.set_time(Some(
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_500),
+        ));
+        o.record(
+            "sample",
+            &Rec {
+                temp_celsius: None,
+                errors: vec!["x".into()],
+            },
+        )
+        .unwrap();
+        let s = String::from_utf8(o.into_inner()).unwrap();
+        assert_eq!(
+            s,
+            "{\"v\":1,\"ts\":\"1970-01-01T00:00:01.500Z\",\"host\":\"pi\",\"tool\":\"t\",\"kind\":\"sample\",\"temp_celsius\":null,\"errors\":[\"x\"]}\n"
+        );
+    }
+
+    #[test]
+    fn quiet_and_prom_formats_write_no_records() {
+        let mut o = out(Format::Prom, false);
+        o.record(
+            "sample",
+            &Rec {
+                temp_celsius: Some(1.0),
+                errors: vec![],
+            },
+        )
+        .unwrap();
+        let mut p = Page::new();
+        p.gauge("a", "A.").sample(&[], 1.0);
+        o.page(&p).unwrap();
+        assert_eq!(
+            String::from_utf8(o.into_inner()).unwrap(),
+            "# HELP a A.\n# TYPE a gauge\na 1\n"
+        );
+        let mut o = out(Format::Jsonl, true);
+        o.record(
+            "sample",
+            &Rec {
+                temp_celsius: Some(1.0),
+                errors: vec![],
+            },
+        )
+        .unwrap();
+        o.page(&p).unwrap();
+        assert!(o.into_inner().is_empty());
+    }
+
+    #[test]
+    fn stamps_are_rfc3339_millis_utc() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_672_800_123);
+        assert_eq!(rfc3339_millis(t), "2026-11-26T06:00:00.123Z");
+    }
+}
