@@ -1,0 +1,51 @@
+//! Helpers for the cross-tool tests: where the built binaries are, and where the
+//! services that `scripts/test` started listen.
+
+use std::path::PathBuf;
+
+/// The directory of the built binaries (`target/<profile>` or
+/// `target/<triple>/<profile>`), found from the test executable in its `deps/`.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executables live in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// A tool's binary; fails with what to do when it was not built.
+pub fn tool(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build the binaries first (cargo build --workspace, as scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// Names of every tool binary.
+pub fn tool_names() -> Vec<String> {
+    homelab_docs::tools()
+        .iter()
+        .map(|t| t.command.get_name().to_string())
+        .collect()
+}
+
+/// The value of an environment variable that `scripts/test` sets for a service;
+/// fails with what to do when the test runs outside it.
+pub fn service_env(var: &str, what: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: this test needs {what}; run it through scripts/test, which starts it")
+    })
+}
+
+/// GET a URL over plain HTTP and return the body.
+pub fn http_get(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_else(|e| panic!("GET {url}: reading the body: {e}"))
+}
