@@ -32,20 +32,4 @@ pub fn tool_names() -> Vec<String> {
         .collect()
 }
 
-/// The value of an environment variable that `scripts/test` sets for a service;
-/// fails with what to do when the test runs outside it.
-pub fn service_env(var: &str, what: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: this test needs {what}; run it through scripts/test, which starts it")
-    })
-}
-
-/// GET a URL over plain HTTP and return the body.
-pub fn http_get(url: &str) -> String {
-    ureq::get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .body_mut()
-        .read_to_string()
-        .unwrap_or_else(|e| panic!("GET {url}: reading the body: {e}"))
-}
+pub use homelab_testkit::{http_get, service_env};

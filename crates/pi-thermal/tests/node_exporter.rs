@@ -10,21 +10,11 @@ use std::process::Stdio;
 use common::*;
 
 fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: this test needs the node_exporter that scripts/test starts; run scripts/test"
-        )
-    })
+    homelab_testkit::service_env(var, "the node_exporter that scripts/test starts")
 }
 
 fn scrape() -> String {
-    let url = env("HLT_NODE_EXPORTER_URL");
-    ureq::get(&url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .body_mut()
-        .read_to_string()
-        .unwrap()
+    homelab_testkit::http_get(&env("HLT_NODE_EXPORTER_URL"))
 }
 
 /// The value of the first series of `name` whose labels include all of `labels`

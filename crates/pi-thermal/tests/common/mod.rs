@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 
 use serde::Deserialize;
 
+#[allow(unused_imports)]
+pub use homelab_testkit::{promtool_check_metrics as promtool_check, series};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRec {
@@ -190,15 +193,7 @@ pub fn vcgencmd(name: &str) -> PathBuf {
 
 /// A copy of a fixture tree in a temporary directory, to break files in.
 pub fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", fixture(name).display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    dir
+    homelab_testkit::copy_tree(&fixture(name))
 }
 
 /// The binary with an empty PATH (so a real vcgencmd on the test machine is never
@@ -242,33 +237,6 @@ pub fn parse(output: Output) -> Run {
         samples,
         alerts,
     }
-}
-
-/// Runs `promtool check metrics` on a page; panics with its report when it fails.
-pub fn promtool_check(page: &str) {
-    use std::io::Write;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is needed (Debian package prometheus; scripts/test installs it)");
-    child.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- page ---\n{page}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A value from a Prometheus page by exact series text, e.g. `pi_load1` or
-/// `pi_temperature_celsius{sensor="nvme",input="temp1"}`.
-pub fn series(page: &str, name_and_labels: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// The Prometheus page of the Pi 5 fixture with its fake vcgencmd.
