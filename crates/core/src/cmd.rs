@@ -48,7 +48,10 @@ impl std::fmt::Display for CmdError {
 
 /// Runs `program args...` with stdin closed and waits at most `limit`.
 pub fn run(program: &Path, args: &[&str], limit: Duration) -> Result<CmdOutput, CmdError> {
-    let mut child = Command::new(program)
+    // Looked up first rather than inferred from spawn's error: under qemu-user (the
+    // aarch64 test run) spawning a missing program "succeeds" and the child exits 127.
+    let program = resolve(program).ok_or(CmdError::NotFound)?;
+    let mut child = Command::new(&program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -101,13 +104,17 @@ fn kill_group(pid: u32) {
 
 /// Finds `name` in `$PATH` (None when absent), like `command -v`.
 pub fn which(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return p.is_file().then_some(p);
+    resolve(Path::new(name))
+}
+
+/// A path with a slash as it is (when it is a file), a bare name through `$PATH`.
+fn resolve(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 || program.is_absolute() {
+        return program.is_file().then(|| program.to_path_buf());
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|d| d.join(name))
+        .map(|d| d.join(program))
         .find(|p| is_executable(p))
 }
 
