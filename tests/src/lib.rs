@@ -13,6 +13,14 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The workspace's top directory (scripts/, man/, crates/).
+pub fn workspace() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
 /// A tool's binary; fails with what to do when it was not built.
 pub fn tool(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
