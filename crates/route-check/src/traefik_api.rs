@@ -142,8 +142,10 @@ impl Client {
     pub fn routes(&self) -> Result<Vec<RouteSpec>, String> {
         let routers = self.list("/api/http/routers")?;
         let services = self.list("/api/http/services")?;
-        let routers = decode::<ApiRouter>(routers, "router")?;
-        let services = decode::<ApiService>(services, "service")?;
+        let routers = decode::<ApiRouter>(routers, "router")
+            .map_err(|e| format!("GET {}/api/http/routers: {e}", self.base))?;
+        let services = decode::<ApiService>(services, "service")
+            .map_err(|e| format!("GET {}/api/http/services: {e}", self.base))?;
         Ok(routes_from(&routers, &services))
     }
 }

@@ -142,13 +142,20 @@ impl Docker {
     /// `options` go before the image (e.g. `["--memory", "64m"]`), `cmd` after it. The
     /// container is removed when the returned guard is dropped.
     pub fn start(&self, prefix: &str, options: &[&str], cmd: &[&str]) -> Container {
+        self.start_on_network(prefix, "none", options, cmd)
+    }
+
+    /// Like [`Docker::start`] on another network mode: `host` is the only other one
+    /// this engine has (no bridge), for tests of host networking. Docker refuses a
+    /// second `--network`, so it cannot go in `options`.
+    pub fn start_on_network(&self, prefix: &str, network: &str, options: &[&str], cmd: &[&str]) -> Container {
         let name = self.unique_name(prefix);
         let label = format!("{TEST_LABEL}={name}");
         let mut args = vec![
             "run",
             "-d",
             "--network",
-            "none",
+            network,
             "--label",
             &label,
             "--name",
