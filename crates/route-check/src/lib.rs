@@ -65,7 +65,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "Days left on each certificate, with jq",
-        "route-check --docker | jq -r 'select(.kind == \"route\") | \"\\(.host) \\(.cert_days_left)\"'",
+        "route-check --docker | jq -r 'select(.kind == \"route\") | \"\\(.server_name) \\(.cert_days_left)\"'",
     ),
 ];
 
@@ -506,7 +506,7 @@ pub fn tables(round: &Round) -> Vec<Table> {
         "ROUTER", "HOST", "STATUS", "TLS", "DAYS", "REDIRECT", "SEVERITY", "PROBLEM",
     ]);
     for (r, problem) in round.routes.iter().zip(&round.route_problems) {
-        let host = match (&r.host, r.path.as_str()) {
+        let host = match (&r.server_name, r.path.as_str()) {
             (Some(h), "/") => h.clone(),
             (Some(h), p) => format!("{h}{p}"),
             (None, _) => "-".into(),

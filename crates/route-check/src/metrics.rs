@@ -9,7 +9,7 @@ use crate::report::{BypassRecord, RouteRecord, SummaryRecord};
 pub fn page(routes: &[RouteRecord], bypasses: &[BypassRecord], summary: &SummaryRecord, now: f64) -> Page {
     let mut p = Page::new();
     for r in routes {
-        let host = r.host.as_deref().unwrap_or("");
+        let host = r.server_name.as_deref().unwrap_or("");
         let labels = [("router", r.router.as_str()), ("host", host)];
         p.gauge(
             "route_up",
@@ -51,8 +51,13 @@ pub fn page(routes: &[RouteRecord], bypasses: &[BypassRecord], summary: &Summary
         )
         .maybe(&labels, r.redirect_ok.map(|ok| f64::from(u8::from(ok))));
     }
+    let mut seen = std::collections::HashSet::new();
     for b in bypasses.iter().filter(|b| !b.allowed) {
         let port = b.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into());
+        // The same port over TCP and UDP is one series: the labels have no protocol.
+        if !seen.insert((b.container.clone(), b.address.clone(), port.clone())) {
+            continue;
+        }
         p.gauge(
             "route_bypass",
             "1 for each way around the proxy: a container port published on a non-loopback address, or host networking (address=\"host\", port=\"*\").",

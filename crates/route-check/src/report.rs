@@ -30,7 +30,8 @@ pub struct RouteRecord {
     pub router: String,
     pub source: Source,
     pub rule: Option<String>,
-    pub host: Option<String>,
+    /// The route's host (SNI and Host header); `host` is the envelope's machine name.
+    pub server_name: Option<String>,
     pub path: String,
     pub url: Option<String>,
     pub entry_points: Vec<String>,
@@ -266,7 +267,7 @@ pub fn evaluate(spec: &RouteSpec, p: &Probe, policy: &Policy, now: f64) -> (Rout
         router: spec.router.clone(),
         source: spec.source,
         rule: spec.rule.clone(),
-        host: spec.host.clone(),
+        server_name: spec.host.clone(),
         path: spec.path.clone(),
         url: spec.url(),
         entry_points: spec.entry_points.clone(),

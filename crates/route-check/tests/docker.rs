@@ -112,7 +112,7 @@ fn routers_come_from_labels_with_traefiks_defaults() {
     assert_eq!(o.severity, "critical");
 
     let b = r.routes.iter().find(|x| x.router == "n8n@docker").unwrap();
-    assert!(b.host.is_none() && b.severity == "critical");
+    assert!(b.server_name.is_none() && b.severity == "critical");
     assert!(b.errors[0].starts_with("rule does not parse"), "{:?}", b.errors);
 
     let s = r.summary();

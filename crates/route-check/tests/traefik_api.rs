@@ -23,7 +23,7 @@ fn routers_from_every_page_are_probed_and_internal_ones_skipped() {
     let got: Vec<(&str, Option<&str>)> = r
         .routes
         .iter()
-        .map(|x| (x.router.as_str(), x.host.as_deref()))
+        .map(|x| (x.router.as_str(), x.server_name.as_deref()))
         .collect();
     assert_eq!(
         got,

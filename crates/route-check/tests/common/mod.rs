@@ -28,12 +28,13 @@ pub use homelab_testkit::{promtool_check_metrics as promtool_check, series, wait
 pub struct RouteRec {
     pub v: u32,
     pub ts: String,
-    pub host: Option<String>,
+    pub host: String,
     pub tool: String,
     pub kind: String,
     pub router: String,
     pub source: String,
     pub rule: Option<String>,
+    pub server_name: Option<String>,
     pub path: String,
     pub url: Option<String>,
     pub entry_points: Vec<String>,
@@ -160,7 +161,7 @@ impl Run {
         let found: Vec<&RouteRec> = self
             .routes
             .iter()
-            .filter(|r| r.host.as_deref() == Some(host))
+            .filter(|r| r.server_name.as_deref() == Some(host))
             .collect();
         assert_eq!(
             found.len(),
@@ -211,6 +212,11 @@ pub fn parse(output: Output) -> Run {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         let kind = v["kind"].as_str().map(str::to_string);
+        assert_eq!(
+            line.matches("\"host\":").count(),
+            1,
+            "one host key per object: {line}"
+        );
         fn strict<T: serde::de::DeserializeOwned>(v: serde_json::Value, line: &str) -> T {
             serde_json::from_value(v).unwrap_or_else(|e| panic!("schema: {e}: {line}"))
         }
