@@ -45,7 +45,8 @@ pub enum BypassReason {
     PublishAllPorts,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A back door, as the `kind: bypass` record shows it (with its severity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Bypass {
     pub container: String,
     pub container_id: String,

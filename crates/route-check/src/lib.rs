@@ -485,7 +485,7 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
         routes_up: routes.iter().filter(|r| r.up).count(),
         routes_warning: count(Severity::Warning),
         routes_critical: count(Severity::Critical),
-        bypasses: bypasses.iter().filter(|b| !b.allowed).count(),
+        bypasses: bypasses.iter().filter(|b| !b.bypass.allowed).count(),
         containers,
         sources,
         duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
@@ -531,7 +531,8 @@ pub fn tables(round: &Round) -> Vec<Table> {
     let mut out = vec![routes];
     if !round.bypasses.is_empty() {
         let mut b = Table::new(&["CONTAINER", "ADDRESS", "PORT", "TO", "REASON", "SEVERITY"]);
-        for x in &round.bypasses {
+        for rec in &round.bypasses {
+            let x = &rec.bypass;
             b.row([
                 x.container.clone(),
                 x.address.clone(),
@@ -546,7 +547,7 @@ pub fn tables(round: &Round) -> Vec<Table> {
                 if x.allowed {
                     "allowed".into()
                 } else {
-                    severity_word(x.severity).into()
+                    severity_word(rec.severity).into()
                 },
             ]);
         }

@@ -52,7 +52,7 @@ pub fn page(routes: &[RouteRecord], bypasses: &[BypassRecord], summary: &Summary
         .maybe(&labels, r.redirect_ok.map(|ok| f64::from(u8::from(ok))));
     }
     let mut seen = std::collections::HashSet::new();
-    for b in bypasses.iter().filter(|b| !b.allowed) {
+    for b in bypasses.iter().map(|r| &r.bypass).filter(|b| !b.allowed) {
         let port = b.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into());
         // The same port over TCP and UDP is one series: the labels have no protocol.
         if !seen.insert((b.container.clone(), b.address.clone(), port.clone())) {

@@ -71,15 +71,8 @@ pub struct RouteRecord {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct BypassRecord {
-    pub container: String,
-    pub container_id: String,
-    pub image: String,
-    pub reason: BypassReason,
-    pub address: String,
-    pub port: Option<u16>,
-    pub container_port: Option<u16>,
-    pub protocol: Option<String>,
-    pub allowed: bool,
+    #[serde(flatten)]
+    pub bypass: Bypass,
     pub severity: Severity,
 }
 
@@ -336,15 +329,7 @@ pub fn bypass(b: &Bypass) -> (BypassRecord, Option<Alert>) {
         alert(Severity::Critical, "bypass", &subject, message)
     });
     let rec = BypassRecord {
-        container: b.container.clone(),
-        container_id: b.container_id.clone(),
-        image: b.image.clone(),
-        reason: b.reason,
-        address: b.address.clone(),
-        port: b.port,
-        container_port: b.container_port,
-        protocol: b.protocol.clone(),
-        allowed: b.allowed,
+        bypass: b.clone(),
         severity,
     };
     (rec, alert)

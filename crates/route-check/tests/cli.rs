@@ -183,36 +183,13 @@ fn golden_page_from_the_api_fixtures() {
     promtool_check(&page);
     let actual = normalise(&page, n.tls_port);
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/api.prom");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-    assert!(
-        actual == expected,
-        "output differs from {} (UPDATE_GOLDEN=1 to accept):\n--- actual ---\n{actual}",
-        golden.display()
-    );
-}
-
-fn keys(v: &serde_json::Value, out: &mut BTreeSet<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                out.insert(k.clone());
-                keys(v, out);
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
-        _ => {}
-    }
+    homelab_testkit::assert_golden(&golden, &actual);
 }
 
 #[test]
 fn man_page_documents_every_field_and_metric() {
     let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/route-check.1"))
         .expect("man/route-check.1 exists (cargo run -p homelab-docs -- man)");
-    let documented = |name: &str| man.contains(&format!("\\fB{}\\fR", name.replace('-', "\\-")));
 
     // Every kind of record: routes and alerts from the API and nginx, back doors
     // from a container on the real engine.
@@ -252,13 +229,13 @@ fn man_page_documents_every_field_and_metric() {
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         kinds.insert(v["kind"].as_str().unwrap().to_string());
-        keys(&v, &mut fields);
+        homelab_testkit::json_keys(&v, &mut fields);
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         ["alert", "bypass", "route", "summary"]
     );
-    let missing: Vec<&String> = fields.iter().filter(|f| !documented(f)).collect();
+    let missing = homelab_testkit::undocumented(&man, fields.iter().map(String::as_str));
     assert!(
         missing.is_empty(),
         "JSON fields not in the man page's OUTPUT: {missing:?}"
@@ -270,6 +247,6 @@ fn man_page_documents_every_field_and_metric() {
         .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
         .collect();
     assert!(metrics.len() >= 9, "{metrics:?}");
-    let missing: Vec<&&str> = metrics.iter().filter(|m| !documented(m)).collect();
+    let missing = homelab_testkit::undocumented(&man, metrics.iter().copied());
     assert!(missing.is_empty(), "metrics not in the man page: {missing:?}");
 }
