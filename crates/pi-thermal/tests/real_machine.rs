@@ -64,25 +64,10 @@ fn real_machine_page_passes_promtool() {
     promtool_check(&String::from_utf8(out.stdout).unwrap());
 }
 
-/// Collects every key of a JSON value, nested objects and lists included.
-fn keys(v: &serde_json::Value, out: &mut BTreeSet<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                out.insert(k.clone());
-                keys(v, out);
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
-        _ => {}
-    }
-}
-
 #[test]
 fn man_page_documents_every_field_and_metric() {
     let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/pi-thermal.1"))
         .expect("man/pi-thermal.1 exists (cargo run -p homelab-docs -- man)");
-    let documented = |name: &str| man.contains(&format!("\\fB{}\\fR", name.replace('-', "\\-")));
 
     let mut fields = BTreeSet::new();
     for (root, vc) in [("pi5", Some("pi5")), ("pi4", None)] {
@@ -92,10 +77,10 @@ fn man_page_documents_every_field_and_metric() {
         }
         let out = pi_thermal().args(&args).output().unwrap();
         for line in String::from_utf8(out.stdout).unwrap().lines() {
-            keys(&serde_json::from_str(line).unwrap(), &mut fields);
+            homelab_testkit::json_keys(&serde_json::from_str(line).unwrap(), &mut fields);
         }
     }
-    let missing: Vec<&String> = fields.iter().filter(|f| !documented(f)).collect();
+    let missing = homelab_testkit::undocumented(&man, fields.iter().map(String::as_str));
     assert!(
         missing.is_empty(),
         "JSON fields not in the man page's OUTPUT: {missing:?}"
@@ -106,6 +91,6 @@ fn man_page_documents_every_field_and_metric() {
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
         .collect();
-    let missing: Vec<&&str> = metrics.iter().filter(|m| !documented(m)).collect();
+    let missing = homelab_testkit::undocumented(&man, metrics.iter().copied());
     assert!(missing.is_empty(), "metrics not in the man page: {missing:?}");
 }
