@@ -195,6 +195,15 @@ pub fn route_check() -> Command {
     c
 }
 
+/// How long starting and stopping the binary takes here (much longer under qemu-user,
+/// the aarch64 test run): time bounds in tests are this plus the work's own bound.
+pub fn startup_time() -> Duration {
+    let t = std::time::Instant::now();
+    let out = route_check().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    t.elapsed()
+}
+
 pub fn run(args: &[&str]) -> Run {
     parse(route_check().args(args).output().unwrap())
 }
