@@ -204,7 +204,8 @@ pub fn read(root: &Root, hierarchy: &Hierarchy, loc: &Location) -> Result<Usage,
         (Hierarchy::V1 { memory }, Location::V1 { .. }) => read_v1(root, loc, *memory, &mut u),
         _ => u.errors.push("the cgroup hierarchy changed while running".into()),
     }
-    if u.cpu_total_ns.is_none()
+    // Files missing because the whole directory went away: the container stopped.
+    if (u.cpu_total_ns.is_none() || !u.errors.is_empty())
         && let Some(d) = loc.main_dir()
         && !root.exists(d)
     {

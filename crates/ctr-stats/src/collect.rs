@@ -12,7 +12,7 @@ use crate::cgroup::{self, Hierarchy, Location};
 use crate::engine::{Engine, Meta, Stats};
 use crate::record::{ContainerRecord, From};
 use crate::usage::{CpuPoint, Usage};
-use crate::{api, usage};
+use crate::{api, netdev, usage};
 
 /// Where the figures of a running container come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -161,10 +161,10 @@ impl Collector {
         }
         let loc = match self.source {
             Source::Api => None,
-            Source::Auto | Source::Cgroup => {
-                cgroup::locate(&self.root, &self.hierarchy, meta.pid, &meta.full_id)
-                    .filter(|l| cgroup::read_cpu(&self.root, l).is_some())
-            }
+            Source::Cgroup => cgroup::locate(&self.root, &self.hierarchy, meta.pid, &meta.full_id),
+            // "Where readable": a cgroup whose CPU counter cannot be read goes to the API.
+            Source::Auto => cgroup::locate(&self.root, &self.hierarchy, meta.pid, &meta.full_id)
+                .filter(|l| cgroup::read_cpu(&self.root, l).is_some()),
         };
         let reader = match (loc, self.source) {
             (Some(l), _) => Reader::Cgroup(l),
@@ -211,6 +211,17 @@ impl Collector {
         points
     }
 
+    /// The network interfaces of a container's own network namespace; `None` on the
+    /// host's network, whose traffic is not the container's.
+    fn interfaces(&self, meta: &Meta, errors: &mut Vec<String>) -> Option<Vec<usage::Interface>> {
+        if meta.network_mode == "host" || meta.pid == 0 {
+            return None;
+        }
+        netdev::read(&self.root, meta.pid)
+            .map_err(|e| errors.push(e))
+            .ok()
+    }
+
     fn api_config<'a>(&'a self, meta: &'a Meta) -> api::Config<'a> {
         api::Config {
             memory_limit: meta.memory_limit,
@@ -231,55 +242,41 @@ impl Collector {
         let mut api_stats = self.engine.stats_all(&api_ids).into_iter();
         let mut out = Vec::with_capacity(targets.len());
         for t in targets {
-            let at = Instant::now();
-            let result = match &t.reader {
-                Reader::Nothing(why) if why.is_empty() => Ok(None),
-                Reader::Nothing(why) => Ok(Some((
-                    From::Cgroup,
-                    Usage {
-                        errors: vec![why.clone()],
-                        ..Usage::default()
-                    },
-                ))),
-                Reader::Cgroup(loc) => cgroup::read(&self.root, &self.hierarchy, loc)
-                    .map(|u| Some((From::Cgroup, u)))
-                    .map_err(|_| ()),
-                Reader::Api => match api_stats.next() {
-                    Some(Stats::Reading(r)) => match api::usage(&r, self.api_config(&t.meta)) {
-                        Some(u) => Ok(Some((From::Api, u))),
-                        None => Err(()),
-                    },
-                    Some(Stats::Failed(why)) => Ok(Some((
-                        From::Api,
-                        Usage {
-                            errors: vec![why],
-                            ..Usage::default()
-                        },
-                    ))),
-                    Some(Stats::Gone) | None => Err(()),
-                },
-            };
             let (src, at) = match t.reader {
                 Reader::Api => (From::Api, api_at),
-                _ => (From::Cgroup, at),
+                _ => (From::Cgroup, Instant::now()),
+            };
+            let with_error = |why: String| Usage {
+                errors: vec![why],
+                ..Usage::default()
+            };
+            // Ok(reading), or Err(why) when it failed in a way that may mean the
+            // container is gone (`None`: nothing worth saying if it is).
+            let result: std::result::Result<Option<Usage>, Option<String>> = match &t.reader {
+                Reader::Nothing(why) if why.is_empty() => Ok(None),
+                Reader::Nothing(why) => Ok(Some(with_error(why.clone()))),
+                Reader::Cgroup(loc) => cgroup::read(&self.root, &self.hierarchy, loc)
+                    .map(|mut u| {
+                        u.interfaces = self.interfaces(&t.meta, &mut u.errors);
+                        Some(u)
+                    })
+                    .map_err(|_| None),
+                Reader::Api => match api_stats.next() {
+                    Some(Stats::Reading(r)) => api::usage(&r, self.api_config(&t.meta)).map(Some).ok_or(None),
+                    Some(Stats::Failed(why)) => Err(Some(why)),
+                    Some(Stats::Gone) | None => Err(None),
+                },
             };
             match result {
-                Ok(reading) => out.push((t.meta, reading, at)),
-                // Gone while being read: report it as Docker sees it now, or not at all.
-                Err(()) => match self.engine.inspect(&t.meta) {
+                Ok(reading) => out.push((t.meta, reading.map(|u| (src, u)), at)),
+                Err(why) => match self.engine.inspect(&t.meta) {
+                    None => {} // removed: left out without a word
                     Some(m) if !m.live() => out.push((m, None, at)),
-                    Some(m) => out.push((
-                        m,
-                        Some((
-                            src,
-                            Usage {
-                                errors: vec!["the container's figures vanished while being read".into()],
-                                ..Usage::default()
-                            },
-                        )),
-                        at,
-                    )),
-                    None => {}
+                    Some(m) => {
+                        let why =
+                            why.unwrap_or_else(|| "the container's figures vanished while being read".into());
+                        out.push((m, Some((src, with_error(why))), at));
+                    }
                 },
             }
         }

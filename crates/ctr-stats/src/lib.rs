@@ -103,8 +103,9 @@ pub struct Cli {
     pub window: Option<Duration>,
 
     /// Only containers matching KEY=VALUE, as docker ps --filter (label=KEY,
-    /// label=KEY=VALUE, name=NAME, id=ID, status=STATUS, ...); repeatable: different
-    /// keys must all match, the same key repeated matches any of its values
+    /// label=KEY=VALUE, name=REGEX, id=PREFIX, status=STATUS, ...); repeatable, with
+    /// docker's rules: different keys must all match, repeated label filters too,
+    /// repeated name, id or status filters match any of their values
     #[arg(
         long,
         value_name = "KEY=VALUE",
