@@ -271,12 +271,12 @@ impl Collector {
                 Ok(reading) => out.push((t.meta, reading.map(|u| (src, u)), at)),
                 Err(why) => match self.engine.inspect(&t.meta) {
                     None => {} // removed: left out without a word
-                    Some(m) if !m.live() => out.push((m, None, at)),
-                    Some(m) => {
-                        let why =
-                            why.unwrap_or_else(|| "the container's figures vanished while being read".into());
-                        out.push((m, Some((src, with_error(why))), at));
-                    }
+                    Some(m) => match why {
+                        // A real failure for a container that is still up: say so.
+                        Some(why) if m.live() => out.push((m, Some((src, with_error(why))), at)),
+                        // Stopped meanwhile (Docker may not have noticed yet): as Docker sees it.
+                        _ => out.push((m, None, at)),
+                    },
                 },
             }
         }
