@@ -18,6 +18,19 @@ use homelab_core::{Error, Exit, Result};
 /// Where the engine listens when DOCKER_HOST is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
+/// Requests in flight at once against a current daemon, whose one-shot stats answer
+/// at once: a few, so that a Pi's dockerd is never flooded.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Requests in flight at once against a daemon older than Docker 25 (API 1.44), whose
+/// one-shot stats wait for its next 1 s collection tick (moby#46448 changed that).
+/// Requests in flight together wait for the same tick and cost the daemon one
+/// collection pass, so with a few at a time 20 containers would take 5 s.
+pub const OLD_DAEMON_CONCURRENCY: usize = 32;
+
+/// The first API version whose one-shot stats answer at once (Docker 25.0).
+const ONE_SHOT_AT_ONCE: (usize, usize) = (1, 44);
+
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 
@@ -147,8 +160,10 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Connects to `host` and negotiates the API version.
-    pub fn connect(host: &str, timeout: Duration, concurrency: usize) -> Result<Engine> {
+    /// Connects to `host` and negotiates the API version. `concurrency` is how many
+    /// requests may be in flight; `None` chooses by the daemon (see
+    /// [`DEFAULT_CONCURRENCY`] and [`OLD_DAEMON_CONCURRENCY`]).
+    pub fn connect(host: &str, timeout: Duration, concurrency: Option<usize>) -> Result<Engine> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -162,6 +177,13 @@ impl Engine {
         let docker = rt
             .block_on(with_timeout(timeout, docker.negotiate_version()))
             .map_err(|e| engine_error(host, timeout, "asking for its API version", &e))?;
+        let v = docker.client_version();
+        let waits_for_tick = (v.major_version, v.minor_version) < ONE_SHOT_AT_ONCE;
+        let concurrency = concurrency.unwrap_or(if waits_for_tick {
+            OLD_DAEMON_CONCURRENCY
+        } else {
+            DEFAULT_CONCURRENCY
+        });
         Ok(Engine {
             rt,
             docker,
@@ -174,6 +196,11 @@ impl Engine {
     /// The API version in use after negotiation, e.g. `1.41`.
     pub fn api_version(&self) -> String {
         self.docker.client_version().to_string()
+    }
+
+    /// How many requests may be in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Lists containers (`all`: stopped ones too) matching docker's `filters`.

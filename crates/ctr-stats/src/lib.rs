@@ -140,15 +140,15 @@ pub struct Cli {
     )]
     pub timeout: Duration,
 
-    /// Docker API requests in flight at once
+    /// Docker API requests in flight at once [default: 4; 32 for a daemon older than
+    /// Docker 25, whose one-shot stats wait for its next 1 s collection tick]
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 4,
         value_parser = clap::value_parser!(u16).range(1..=64),
         help_heading = "Docker options"
     )]
-    pub concurrency: u16,
+    pub concurrency: Option<u16>,
 }
 
 pub fn command() -> clap::Command {
@@ -188,7 +188,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         } else {
             Duration::ZERO
         });
-    let engine = engine::Engine::connect(&cli.docker_host, cli.timeout, usize::from(cli.concurrency))?;
+    let engine = engine::Engine::connect(&cli.docker_host, cli.timeout, cli.concurrency.map(usize::from))?;
     let mut collector = Collector::new(engine, root, cli.source, cli.selection());
     if cli.source == Source::Cgroup && *collector.hierarchy() == cgroup::Hierarchy::Missing {
         return Err(Error::new(
