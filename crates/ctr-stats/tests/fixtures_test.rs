@@ -44,17 +44,7 @@ fn page(tree: &str, source: &str) -> String {
 
 fn check_golden(name: &str, page: &str) {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.prom"));
-    let actual = normalise(page);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        fs::write(&golden, &actual).unwrap();
-    }
-    let expected = fs::read_to_string(&golden).unwrap_or_default();
-    assert!(
-        actual == expected,
-        "{name}: output differs from {} (UPDATE_GOLDEN=1 to accept):\n--- actual ---\n{actual}",
-        golden.display()
-    );
+    homelab_testkit::assert_golden(&golden, &normalise(page));
 }
 
 #[test]

@@ -70,6 +70,36 @@ pub fn series(page: &str, name_and_labels: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// A Prometheus page with the value of every series that starts with one of
+/// `prefixes` replaced by `<varies>`: values that depend on the machine or the time
+/// of the run, not on the fixture, before comparing with a golden file.
+pub fn mask_values(page: &str, prefixes: &[&str]) -> String {
+    page.lines()
+        .map(|l| match l.rsplit_once(' ') {
+            Some((series, _)) if prefixes.iter().any(|p| l.starts_with(p)) => {
+                format!("{series} <varies>\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// Asserts that `actual` is the content of the golden file `golden`
+/// (node_exporter's textfile_test.go pattern); `UPDATE_GOLDEN=1` rewrites it instead.
+pub fn assert_golden(golden: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden.parent().expect("a golden file in a directory"))
+            .expect("creating the golden directory");
+        std::fs::write(golden, actual).expect("writing the golden file");
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "output differs from {} (UPDATE_GOLDEN=1 to accept):\n--- actual ---\n{actual}",
+        golden.display()
+    );
+}
+
 /// A copy of a directory tree in a new temporary directory (fixtures to break).
 pub fn copy_tree(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -198,5 +228,29 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = self.docker.output(&["rm", "-f", &self.id]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_only_the_named_series() {
+        let page = "# TYPE a gauge\na{x=\"1 2\"} 5\nb 7\nab 3\n";
+        assert_eq!(
+            mask_values(page, &["a{", "ab "]),
+            "# TYPE a gauge\na{x=\"1 2\"} <varies>\nb 7\nab <varies>\n"
+        );
+    }
+
+    #[test]
+    fn golden_files_match_or_fail() {
+        let d = tempfile::tempdir().unwrap();
+        let g = d.path().join("x.prom");
+        std::fs::write(&g, "a 1\n").unwrap();
+        assert_golden(&g, "a 1\n");
+        let differs = std::panic::catch_unwind(|| assert_golden(&g, "a 2\n"));
+        assert!(differs.is_err() || std::env::var_os("UPDATE_GOLDEN").is_some());
     }
 }

@@ -214,15 +214,8 @@ pub fn run_fixture(tree: &Path, engine: &FakeEngine, args: &[&str]) -> Run {
 
 /// Values that depend on the time of the run, not on the fixture.
 pub fn normalise(page: &str) -> String {
-    page.lines()
-        .map(|l| {
-            let varies = ["container_last_seen{", "container_last_run_timestamp_seconds "];
-            if varies.iter().any(|p| l.starts_with(p)) {
-                let (series, _) = l.rsplit_once(' ').unwrap();
-                format!("{series} <varies>\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect()
+    homelab_testkit::mask_values(
+        page,
+        &["container_last_seen{", "container_last_run_timestamp_seconds "],
+    )
 }
