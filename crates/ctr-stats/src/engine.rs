@@ -150,7 +150,10 @@ pub struct Engine {
     docker: Docker,
     host: String,
     timeout: Duration,
+    /// Requests in flight for list and inspect.
     concurrency: usize,
+    /// Requests in flight for stats (more against a daemon that answers on a tick).
+    stats_concurrency: usize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -179,7 +182,7 @@ impl Engine {
             .map_err(|e| engine_error(host, timeout, "asking for its API version", &e))?;
         let v = docker.client_version();
         let waits_for_tick = (v.major_version, v.minor_version) < ONE_SHOT_AT_ONCE;
-        let concurrency = concurrency.unwrap_or(if waits_for_tick {
+        let stats_concurrency = concurrency.unwrap_or(if waits_for_tick {
             OLD_DAEMON_CONCURRENCY
         } else {
             DEFAULT_CONCURRENCY
@@ -189,7 +192,8 @@ impl Engine {
             docker,
             host: host.to_string(),
             timeout,
-            concurrency: concurrency.max(1),
+            concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
+            stats_concurrency: stats_concurrency.max(1),
         })
     }
 
@@ -198,9 +202,9 @@ impl Engine {
         self.docker.client_version().to_string()
     }
 
-    /// How many requests may be in flight at once.
-    pub fn concurrency(&self) -> usize {
-        self.concurrency
+    /// How many inspect and stats requests may be in flight at once.
+    pub fn concurrency(&self) -> (usize, usize) {
+        (self.concurrency, self.stats_concurrency)
     }
 
     /// Lists containers (`all`: stopped ones too) matching docker's `filters`.
@@ -301,7 +305,7 @@ impl Engine {
                     Ok(Some(Err(e))) => Stats::Failed(format!("stats: {e}")),
                 }
             }))
-            .buffered(self.concurrency)
+            .buffered(self.stats_concurrency)
             .collect(),
         )
     }

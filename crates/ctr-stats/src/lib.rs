@@ -140,8 +140,9 @@ pub struct Cli {
     )]
     pub timeout: Duration,
 
-    /// Docker API requests in flight at once [default: 4; 32 for a daemon older than
-    /// Docker 25, whose one-shot stats wait for its next 1 s collection tick]
+    /// Docker API requests in flight at once [default: 4; 32 stats requests against a
+    /// daemon older than Docker 25, whose one-shot stats wait for its next 1 s
+    /// collection tick]
     #[arg(
         long,
         value_name = "N",
