@@ -650,3 +650,15 @@ fn pinned_metric_names_on_the_real_engine() {
     let got = series(&p, &format!("container_start_time_seconds{{{l}}}")).unwrap();
     assert!((got - unix).abs() < 0.002, "{got} vs docker's {started}");
 }
+
+#[test]
+fn filter_by_name() {
+    let g = Group::new("ctrs-names");
+    let a = g.start("ctrs-alpha", &[], &["sleep", "600"]);
+    let _b = g.start("ctrs-beta", &[], &["sleep", "600"]);
+    let by_name = format!("name={}", a.name);
+    let r = g.run(&["--window", "0", "--filter", &by_name]);
+    let names: Vec<&str> = r.records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, [a.name.as_str()]);
+    assert_eq!(g.run(&["--window", "0"]).records.len(), 2);
+}

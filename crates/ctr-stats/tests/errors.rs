@@ -148,3 +148,24 @@ fn help_teaches_and_the_command_is_sound() {
         assert!(help.contains(needle), "{needle} not in --help");
     }
 }
+
+#[test]
+fn an_engine_that_never_answers_times_out_69() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let host = format!("unix://{}", sock.display());
+    let t = std::time::Instant::now();
+    assert_fails(
+        &["--docker-host", &host, "--timeout", "500ms"],
+        &[],
+        69,
+        "did not answer within 500ms",
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}
