@@ -42,9 +42,19 @@ fn page(tree: &str, source: &str) -> String {
     page
 }
 
+/// Compares with `tests/golden/<name>.prom`; `UPDATE_GOLDEN=1` rewrites it.
 fn check_golden(name: &str, page: &str) {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.prom"));
-    homelab_testkit::assert_golden(&golden, &normalise(page));
+    let actual = normalise(page);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&golden, &actual).unwrap();
+    }
+    let expected = fs::read_to_string(&golden).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "{name}: output differs from {} (UPDATE_GOLDEN=1 to accept):\n--- actual ---\n{actual}",
+        golden.display()
+    );
 }
 
 #[test]
