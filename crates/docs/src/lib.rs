@@ -19,19 +19,23 @@ pub struct ToolDoc {
     pub sections: &'static str,
 }
 
+/// A tool's [`ToolDoc`], from the items every tool crate exports.
+macro_rules! tool_doc {
+    ($krate:ident) => {
+        ToolDoc {
+            command: $krate::command(),
+            examples: $krate::EXAMPLES,
+            sections: $krate::MAN_SECTIONS,
+        }
+    };
+}
+
 /// Every tool, in the order of the README.
 pub fn tools() -> Vec<ToolDoc> {
     vec![
-        ToolDoc {
-            command: pi_thermal::command(),
-            examples: pi_thermal::EXAMPLES,
-            sections: pi_thermal::MAN_SECTIONS,
-        },
-        ToolDoc {
-            command: route_check::command(),
-            examples: route_check::EXAMPLES,
-            sections: route_check::MAN_SECTIONS,
-        },
+        tool_doc!(pi_thermal),
+        tool_doc!(ctr_stats),
+        tool_doc!(route_check),
     ]
 }
 

@@ -70,6 +70,32 @@ pub fn series(page: &str, name_and_labels: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// A Prometheus page with the value of every series that starts with one of
+/// `prefixes` replaced by `<varies>`: values that depend on the machine or the time
+/// of the run, not on the fixture, before comparing with a golden file.
+pub fn mask_values(page: &str, prefixes: &[&str]) -> String {
+    page.lines()
+        .map(|l| match l.rsplit_once(' ') {
+            Some((series, _)) if prefixes.iter().any(|p| l.starts_with(p)) => {
+                format!("{series} <varies>\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod mask_values_tests {
+    #[test]
+    fn masks_only_the_named_series() {
+        let page = "# TYPE a gauge\na{x=\"1 2\"} 5\nb 7\nab 3\n";
+        assert_eq!(
+            super::mask_values(page, &["a{", "ab "]),
+            "# TYPE a gauge\na{x=\"1 2\"} <varies>\nb 7\nab <varies>\n"
+        );
+    }
+}
+
 /// A copy of a directory tree in a new temporary directory (fixtures to break).
 pub fn copy_tree(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
