@@ -16,6 +16,7 @@ use nix::sched::sched_getaffinity;
 use nix::unistd::Pid;
 use serde::Deserialize;
 
+#[allow(unused_imports)]
 pub use homelab_testkit::{promtool_check_metrics, series, wait_until};
 
 #[derive(Debug, Deserialize)]
