@@ -178,7 +178,7 @@ pub struct SetArgs {
     pub cpus: CpuList,
 
     /// Also set the nice value of every thread (-20 to 19)
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = plan::parse_nice)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = plan::parse_nice, conflicts_with = "cgroup")]
     pub nice: Option<i32>,
 
     /// Also pin PID 1 and kernel threads (refused otherwise)
@@ -186,15 +186,11 @@ pub struct SetArgs {
     pub force: bool,
 
     #[command(flatten)]
-    pub target: TargetArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub root: RootArgs,
-    #[command(flatten)]
-    pub docker: DockerArgs,
+    pub on: ShowArgs,
 }
 
+/// The target and where to read and write: `show`'s flags, and `set`'s besides
+/// --cpus, --nice and --force.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     #[command(flatten)]
@@ -265,17 +261,17 @@ fn records_only(output: &OutputArgs, what: &str) -> Result<()> {
 }
 
 fn set(a: SetArgs) -> Result<Exit> {
-    records_only(&a.output, "set")?;
-    let target = a.target.target().ok_or_else(|| {
+    records_only(&a.on.output, "set")?;
+    let target = a.on.target.target().ok_or_else(|| {
         Error::usage("set needs a target: --pid, --comm, --match, --container, --label or --cgroup")
     })?;
-    let root = Root::open(&a.root.root)?;
+    let root = Root::open(&a.on.root.root)?;
     let online = online(&root)?;
     cpulist::check_wanted(&a.cpus, &online).map_err(|e| Error::usage(format!("--cpus {}: {e}", a.cpus)))?;
     let want = Want::new(a.cpus, a.nice);
-    let mut engine = Engine::new(&root, Mode::Apply, a.force, a.docker.docker_host);
+    let mut engine = Engine::new(&root, Mode::Apply, a.force, a.on.docker.docker_host);
     let outcome = engine.run(&target, Some(&want), None, &mut HashSet::new(), true);
-    let mut out = Output::stdout(TOOL, &a.output, &root);
+    let mut out = Output::stdout(TOOL, &a.on.output, &root);
     write_records(&mut out, &outcome.records, Mode::Apply)?;
     finish(&outcome.codes, false)
 }
@@ -531,7 +527,7 @@ mod tests {
         .unwrap();
         let Command::Set(s) = c.command else { panic!() };
         assert_eq!(s.nice, Some(-5));
-        assert_eq!(s.target.target().unwrap().to_string(), "pid=3 children");
+        assert_eq!(s.on.target.target().unwrap().to_string(), "pid=3 children");
         let c = p(&["cpu-pin", "show", "--comm", "a|b"]).unwrap();
         let Command::Show(s) = c.command else { panic!() };
         assert_eq!(s.target.target().unwrap().to_string(), "comm=a|b");

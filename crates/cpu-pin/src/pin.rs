@@ -42,6 +42,16 @@ impl Outcome {
     }
 }
 
+/// One selector's work: what to find, what it should look like, under which rule,
+/// and whether finding nothing is an error (for `set` and `show`).
+#[derive(Debug, Clone, Copy)]
+struct Job<'j> {
+    target: &'j Target,
+    want: Option<&'j Want>,
+    rule: Option<&'j str>,
+    strict: bool,
+}
+
 /// The state one run shares across selectors: the root, the mode, the lazily
 /// opened Docker connection.
 #[derive(Debug)]
@@ -86,12 +96,16 @@ impl<'a> Engine<'a> {
         strict: bool,
     ) -> Outcome {
         let mut out = Outcome::default();
+        let job = Job {
+            target,
+            want,
+            rule,
+            strict,
+        };
         match &target.selector {
-            Selector::Container(_) | Selector::Label { .. } => {
-                self.containers(target, want, rule, claimed, strict, &mut out)
-            }
-            Selector::Cgroup(path) => self.cgroup(target, path, want, rule, &mut out),
-            _ => self.processes(target, want, rule, claimed, strict, &mut out),
+            Selector::Container(_) | Selector::Label { .. } => self.containers(job, claimed, &mut out),
+            Selector::Cgroup(path) => self.cgroup(job, path, &mut out),
+            _ => self.processes(job, claimed, &mut out),
         }
         out
     }
@@ -120,15 +134,13 @@ impl<'a> Engine<'a> {
         out
     }
 
-    fn processes(
-        &mut self,
-        target: &Target,
-        want: Option<&Want>,
-        rule: Option<&str>,
-        claimed: &mut HashSet<u32>,
-        strict: bool,
-        out: &mut Outcome,
-    ) {
+    fn processes(&mut self, job: Job, claimed: &mut HashSet<u32>, out: &mut Outcome) {
+        let Job {
+            target,
+            want,
+            rule,
+            strict,
+        } = job;
         let root = self.root;
         let protect = self.mode != Mode::Show && !self.force;
         let mut excluded = 0usize;
@@ -250,15 +262,13 @@ impl<'a> Engine<'a> {
         infos
     }
 
-    fn containers(
-        &mut self,
-        target: &Target,
-        want: Option<&Want>,
-        rule: Option<&str>,
-        claimed: &mut HashSet<u32>,
-        strict: bool,
-        out: &mut Outcome,
-    ) {
+    fn containers(&mut self, job: Job, claimed: &mut HashSet<u32>, out: &mut Outcome) {
+        let Job {
+            target,
+            want,
+            rule,
+            strict,
+        } = job;
         let infos = match &target.selector {
             Selector::Container(name) => match self.docker().and_then(|d| d.inspect(name)) {
                 Ok(Some(info)) => vec![info],
@@ -403,14 +413,10 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn cgroup(
-        &mut self,
-        target: &Target,
-        path: &str,
-        want: Option<&Want>,
-        rule: Option<&str>,
-        out: &mut Outcome,
-    ) {
+    fn cgroup(&mut self, job: Job, path: &str, out: &mut Outcome) {
+        let Job {
+            target, want, rule, ..
+        } = job;
         let root = self.root;
         let cg = match Cgroup::open(root, path) {
             Ok(cg) => cg,

@@ -222,8 +222,8 @@ root, or give it CAP_SYS_NICE (setcap cap_sys_nice+ep)"
             }),
             Err(Errno::EINVAL) => problems.add("invalid", Exit::Config, || {
                 format!(
-                    "setting the CPUs of thread {tid} of process {pid} to {}: its cpuset cgroup allows none of \
-them (pin its container or cgroup instead)",
+                    "setting the CPUs of thread {tid} of process {pid} to {}: the kernel refused: its cpuset \
+cgroup allows none of them (pin its container or cgroup instead), or it is a per-CPU kernel thread",
                     want.cpus
                 )
             }),

@@ -170,25 +170,7 @@ fn a_plan_keeps_containers_pinned_through_outside_changes_and_recreation() {
     // compose recreates it: a new container under the same name has no cpuset.
     let name = by_name.name.clone();
     drop(by_name);
-    let label = format!("hlt.test={name}");
-    let id = d.run(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--label",
-        &label,
-        "--name",
-        &name,
-        &d.image,
-        "sleep",
-        "600",
-    ]);
-    let again = Container {
-        docker: d.clone(),
-        id,
-        name,
-    };
+    let again = d.start_named(&name, &[], &["sleep", "600"]);
     assert_eq!(cpuset(&again), "");
     run(&["check", &plan, "--docker-host", host]).expect(1);
     let r = run(&["apply", &plan, "--docker-host", host]).expect(0);

@@ -225,6 +225,7 @@ fn misused_flags_are_usage_errors() {
         vec!["set", "--cpus", "0", "--comm", "prometheus-node-exporter"],
         vec!["set", "--cpus", "0", "--match", "(", "--pid", &pid],
         vec!["set", "--cpus", "0", "--nice", "20", "--pid", &pid],
+        vec!["set", "--cpus", "0", "--nice", "3", "--cgroup", "x"],
         vec!["show", "--format", "prom"],
         vec!["apply"],
         vec!["frobnicate"],

@@ -6,27 +6,11 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
+use homelab_testkit::{json_keys, man_documents as documented};
 
 fn man() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/cpu-pin.1"))
         .expect("man/cpu-pin.1 exists (cargo run -p homelab-docs -- man)")
-}
-
-fn documented(man: &str, name: &str) -> bool {
-    man.contains(&format!("\\fB{}\\fR", name.replace('-', "\\-")))
-}
-
-fn keys(v: &serde_json::Value, out: &mut BTreeSet<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                out.insert(k.clone());
-                keys(v, out);
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
-        _ => {}
-    }
 }
 
 #[test]
@@ -47,7 +31,7 @@ fn every_field_metric_and_flag_is_in_the_man_page() {
         let (_, out, err) = run_raw(&args);
         assert!(!out.is_empty(), "{args:?}: {err}");
         for line in out.lines() {
-            keys(&serde_json::from_str(line).unwrap(), &mut fields);
+            json_keys(&serde_json::from_str(line).unwrap(), &mut fields);
         }
     }
     let missing: Vec<&String> = fields.iter().filter(|f| !documented(&man, f)).collect();

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use common::*;
+use homelab_testkit::{json_keys, man_documents};
 
 #[test]
 fn real_machine_numbers_match_the_kernel() {
@@ -64,25 +65,11 @@ fn real_machine_page_passes_promtool() {
     promtool_check(&String::from_utf8(out.stdout).unwrap());
 }
 
-/// Collects every key of a JSON value, nested objects and lists included.
-fn keys(v: &serde_json::Value, out: &mut BTreeSet<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                out.insert(k.clone());
-                keys(v, out);
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
-        _ => {}
-    }
-}
-
 #[test]
 fn man_page_documents_every_field_and_metric() {
     let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/pi-thermal.1"))
         .expect("man/pi-thermal.1 exists (cargo run -p homelab-docs -- man)");
-    let documented = |name: &str| man.contains(&format!("\\fB{}\\fR", name.replace('-', "\\-")));
+    let documented = |name: &str| man_documents(&man, name);
 
     let mut fields = BTreeSet::new();
     for (root, vc) in [("pi5", Some("pi5")), ("pi4", None)] {
@@ -92,7 +79,7 @@ fn man_page_documents_every_field_and_metric() {
         }
         let out = pi_thermal().args(&args).output().unwrap();
         for line in String::from_utf8(out.stdout).unwrap().lines() {
-            keys(&serde_json::from_str(line).unwrap(), &mut fields);
+            json_keys(&serde_json::from_str(line).unwrap(), &mut fields);
         }
     }
     let missing: Vec<&String> = fields.iter().filter(|f| !documented(f)).collect();

@@ -70,6 +70,27 @@ pub fn series(page: &str, name_and_labels: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// Every key of a JSON value, nested objects and lists included: the fields a man
+/// page must document.
+pub fn json_keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.insert(k.clone());
+                json_keys(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_keys(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether a rendered man page names `name` in bold, as its OUTPUT and METRICS
+/// sections do (`\fBname\fR`, hyphens written as roff minus signs).
+pub fn man_documents(man: &str, name: &str) -> bool {
+    man.contains(&format!("\\fB{}\\fR", name.replace('-', "\\-")))
+}
+
 /// A copy of a directory tree in a new temporary directory (fixtures to break).
 pub fn copy_tree(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -142,7 +163,13 @@ impl Docker {
     /// `options` go before the image (e.g. `["--memory", "64m"]`), `cmd` after it. The
     /// container is removed when the returned guard is dropped.
     pub fn start(&self, prefix: &str, options: &[&str], cmd: &[&str]) -> Container {
-        let name = self.unique_name(prefix);
+        self.start_named(&self.unique_name(prefix), options, cmd)
+    }
+
+    /// [`Docker::start`] under a given name, e.g. to recreate a removed container
+    /// under its old name as `docker compose` does. The label is `hlt.test=<name>`.
+    pub fn start_named(&self, name: &str, options: &[&str], cmd: &[&str]) -> Container {
+        let name = name.to_string();
         let label = format!("{TEST_LABEL}={name}");
         let mut args = vec![
             "run",
@@ -198,5 +225,26 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = self.docker.output(&["rm", "-f", &self.id]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keys_reach_nested_objects_and_lists() {
+        let v = serde_json::json!({"a": 1, "b": [{"c": null}, {"d": {"e": true}}]});
+        let mut keys = std::collections::BTreeSet::new();
+        json_keys(&v, &mut keys);
+        assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn man_documents_bold_names_with_roff_hyphens() {
+        let man = ".TP\n\\fBcpus_before\\fR\n\\fB\\-\\-docker\\-host\\fR\n";
+        assert!(man_documents(man, "cpus_before"));
+        assert!(man_documents(man, "--docker-host"));
+        assert!(!man_documents(man, "cpus"));
     }
 }
