@@ -102,6 +102,12 @@ impl<'a> Engine<'a> {
             rule,
             strict,
         };
+        if !matches!(target.selector, Selector::Cgroup(_))
+            && let Err(e) = procs::check_namespace(self.root)
+        {
+            out.problem(Problem::new(Exit::Config, e));
+            return out;
+        }
         match &target.selector {
             Selector::Container(_) | Selector::Label { .. } => self.containers(job, claimed, &mut out),
             Selector::Cgroup(path) => self.cgroup(job, path, &mut out),
@@ -114,6 +120,10 @@ impl<'a> Engine<'a> {
     /// engine answers, every running container. An unreachable engine is a note.
     pub fn show_all(&mut self, note: &mut Vec<String>) -> Outcome {
         let mut out = Outcome::default();
+        if let Err(e) = procs::check_namespace(self.root) {
+            out.problem(Problem::new(Exit::Config, e));
+            return out;
+        }
         for pid in procs::pids(self.root) {
             if procs::stat(self.root, pid).is_none_or(|s| s.is_kernel_thread()) {
                 continue;

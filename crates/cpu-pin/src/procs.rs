@@ -47,6 +47,25 @@ pub fn pids(root: &Root) -> Vec<u32> {
     pids
 }
 
+/// Masks are set by thread id, so the processes read under the root must be the
+/// ones cpu-pin's own PID namespace sees: `<root>/proc/self` must name this very
+/// process. An error says what to do otherwise; a root without /proc (a fixture
+/// tree) holds no process to mistake.
+pub fn check_namespace(root: &Root) -> Result<(), String> {
+    if root.is_host() || !root.exists("/proc") {
+        return Ok(());
+    }
+    let me = std::process::id().to_string();
+    match std::fs::read_link(root.path("/proc/self")) {
+        Ok(p) if p.as_os_str() == me.as_str() => Ok(()),
+        _ => Err(format!(
+            "{} is not the /proc of cpu-pin's PID namespace, so its process ids are not the ones cpu-pin \
+would pin: run cpu-pin's container with --pid host (or leave --root out)",
+            root.path("/proc").display()
+        )),
+    }
+}
+
 pub fn exists(root: &Root, pid: u32) -> bool {
     root.exists(format!("/proc/{pid}/task"))
 }
@@ -149,6 +168,23 @@ mod tests {
         assert_eq!(join_cmdline(b"python3\0-u\0bot.py\0"), "python3 -u bot.py");
         assert_eq!(join_cmdline(b""), "");
         assert_eq!(join_cmdline(b"sh -c x"), "sh -c x");
+    }
+
+    #[test]
+    fn another_namespaces_proc_is_refused() {
+        assert!(check_namespace(&Root::default()).is_ok());
+        let d = tempfile::tempdir().unwrap();
+        assert!(
+            check_namespace(&Root::new(d.path())).is_ok(),
+            "no /proc: nothing to mistake"
+        );
+        std::fs::create_dir(d.path().join("proc")).unwrap();
+        std::os::unix::fs::symlink("1", d.path().join("proc/self")).unwrap();
+        let e = check_namespace(&Root::new(d.path())).unwrap_err();
+        assert!(e.contains("--pid host"), "{e}");
+        std::fs::remove_file(d.path().join("proc/self")).unwrap();
+        std::os::unix::fs::symlink(std::process::id().to_string(), d.path().join("proc/self")).unwrap();
+        assert!(check_namespace(&Root::new(d.path())).is_ok());
     }
 
     #[test]

@@ -239,3 +239,34 @@ fn misused_flags_are_usage_errors() {
     let r = run(&["show", "--pid", &pid, "--root", "/nonexistent-root"]).expect(66);
     assert!(r.stderr().contains("--root /nonexistent-root"), "{}", r.stderr());
 }
+
+#[test]
+fn another_pid_namespaces_proc_is_refused() {
+    // A root whose /proc is not this PID namespace's (as a container's /host/proc
+    // without --pid host): its process ids would name other processes here.
+    let p = Threaded::start(0, 0, &[]);
+    let before = affinity(p.pid());
+    let root = tempfile::tempdir().unwrap();
+    let cpu = root.path().join("sys/devices/system/cpu");
+    std::fs::create_dir_all(&cpu).unwrap();
+    std::fs::write(cpu.join("online"), all_cpus()).unwrap();
+    let task = root.path().join(format!("proc/{}/task/{}", p.pid(), p.pid()));
+    std::fs::create_dir_all(&task).unwrap();
+    std::os::unix::fs::symlink("1", root.path().join("proc/self")).unwrap();
+    let r = run(&[
+        "set",
+        "--cpus",
+        &first_cpu(),
+        "--pid",
+        &p.pid().to_string(),
+        "--root",
+        root.path().to_str().unwrap(),
+    ])
+    .expect(78);
+    assert!(
+        r.stderr().contains("run cpu-pin's container with --pid host"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(affinity(p.pid()), before);
+}
