@@ -182,10 +182,11 @@ pub fn pin(root: &Root, pid: u32, want: Option<&Want>, mode: Mode) -> Option<Thr
             break;
         }
     }
-    Some(Threads {
-        tasks,
-        problems: problems.into_vec(),
-    })
+    let problems = problems.into_vec();
+    if tasks.is_empty() && problems.is_empty() {
+        return None; // every thread exited while it was read: the process is gone
+    }
+    Some(Threads { tasks, problems })
 }
 
 /// Sets one thread's mask and nice value where they differ, then reads them back.
