@@ -13,7 +13,7 @@
 #    to the last one by `cpu-pin apply`: the 50th and 99th percentiles of how late
 #    it woke.
 #
-#   scripts/bench/cpu-pin.sh [RUNS] [PROBE_WAKEUPS]      (defaults 11 and 5000)
+#   scripts/bench/cpu-pin.sh [RUNS] [PROBE_WAKEUPS]      (defaults 11 and 5000; RUNS=0 skips part 1)
 #
 # Every process it pins is one it started (named cpupinbench, cpupinhog,
 # cpupinprobe), and all are killed at the end.
@@ -96,40 +96,44 @@ def timed(cmd, shell=False):
     return ms
 
 # ---- 1. 200 processes x 4 threads ------------------------------------------------
-procs = fork_tree(200, "cpupinbench", idle_threads)
-try:
-    deadline = time.monotonic() + 60
-    while not all(threads_of(p) == 4 for p in procs):
-        if time.monotonic() > deadline:
-            sys.exit("the 200 test processes did not start their threads")
-        time.sleep(0.05)
-    plans = {c: plan(f"{work}/bench-{c}.conf", f"bench comm=cpupinbench cpus={c}\n") for c in (first, last)}
-    pidlist = " ".join(map(str, procs))
-    loop = f"for p in {pidlist}; do taskset -a -p -c {{}} $p >/dev/null || exit 1; done"
-    cp, ts = [], []
-    for i in range(runs):
-        a, b = (first, last) if i % 2 == 0 else (last, first)
-        cp.append(timed([bin, "apply", plans[a], "--quiet"]))
-        ts.append(timed(["bash", "-c", loop.format(b)]))
-    # Every thread of every process is where the last run put it.
-    final = int(first if (runs - 1) % 2 else last)
-    bad = [t for p in procs for t in map(int, os.listdir(f"/proc/{p}/task")) if os.sched_getaffinity(t) != {final}]
-    if bad:
-        sys.exit(f"{len(bad)} threads are not on CPU {final}")
-    noop = json.loads(subprocess.check_output(
-        [sys.executable, measure, "run", str(runs), "--", bin, "apply", plans[str(final)], "--quiet"]))
-    check = json.loads(subprocess.check_output(
-        [sys.executable, measure, "run", str(runs), "--", bin, "check", plans[str(final)], "--quiet"]))
-finally:
-    kill(procs)
+def bench_pinning():
+    procs = fork_tree(200, "cpupinbench", idle_threads)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(threads_of(p) == 4 for p in procs):
+            if time.monotonic() > deadline:
+                sys.exit("the 200 test processes did not start their threads")
+            time.sleep(0.05)
+        plans = {c: plan(f"{work}/bench-{c}.conf", f"bench comm=cpupinbench cpus={c}\n") for c in (first, last)}
+        pidlist = " ".join(map(str, procs))
+        loop = f"for p in {pidlist}; do taskset -a -p -c {{}} $p >/dev/null || exit 1; done"
+        cp, ts = [], []
+        for i in range(runs):
+            a, b = (first, last) if i % 2 == 0 else (last, first)
+            cp.append(timed([bin, "apply", plans[a], "--quiet"]))
+            ts.append(timed(["bash", "-c", loop.format(b)]))
+        # Every thread of every process is where the last run put it.
+        final = int(first if (runs - 1) % 2 else last)
+        bad = [t for p in procs for t in map(int, os.listdir(f"/proc/{p}/task")) if os.sched_getaffinity(t) != {final}]
+        if bad:
+            sys.exit(f"{len(bad)} threads are not on CPU {final}")
+        noop = json.loads(subprocess.check_output(
+            [sys.executable, measure, "run", str(runs), "--", bin, "apply", plans[str(final)], "--quiet"]))
+        check = json.loads(subprocess.check_output(
+            [sys.executable, measure, "run", str(runs), "--", bin, "check", plans[str(final)], "--quiet"]))
+    finally:
+        kill(procs)
 
-cpm, tsm = statistics.median(cp), statistics.median(ts)
-print(f"pin 200 processes x 4 threads ({runs} runs, each moving all 800 threads)")
-print(f"  cpu-pin apply (one plan rule)        median {cpm:8.1f} ms")
-print(f"  shell loop of taskset -a -p          median {tsm:8.1f} ms")
-print(f"  ratio (taskset / cpu-pin)            {tsm / cpm:8.1f} x faster")
-print(f"  cpu-pin apply, nothing to change     median {noop['wall_ms_median']:8.1f} ms   peak RSS {noop['rss_kib_median'] / 1024:.1f} MiB")
-print(f"  cpu-pin check                        median {check['wall_ms_median']:8.1f} ms")
+    cpm, tsm = statistics.median(cp), statistics.median(ts)
+    print(f"pin 200 processes x 4 threads ({runs} runs, each moving all 800 threads)")
+    print(f"  cpu-pin apply (one plan rule)        median {cpm:8.1f} ms")
+    print(f"  shell loop of taskset -a -p          median {tsm:8.1f} ms")
+    print(f"  ratio (taskset / cpu-pin)            {tsm / cpm:8.1f} x faster")
+    print(f"  cpu-pin apply, nothing to change     median {noop['wall_ms_median']:8.1f} ms   peak RSS {noop['rss_kib_median'] / 1024:.1f} MiB")
+    print(f"  cpu-pin check                        median {check['wall_ms_median']:8.1f} ms")
+
+if runs > 0:
+    bench_pinning()
 
 # ---- 2. wake-up latency of a periodic task next to a CPU hog ---------------------
 PROBE = r"""
