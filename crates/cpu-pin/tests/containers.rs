@@ -170,7 +170,24 @@ fn a_plan_keeps_containers_pinned_through_outside_changes_and_recreation() {
     // compose recreates it: a new container under the same name has no cpuset.
     let name = by_name.name.clone();
     drop(by_name);
-    let again = d.start_named(&name, &[], &["sleep", "600"]);
+    // (Docker::start would give it a new name: this is docker compose's way.)
+    let label = format!("hlt.test={name}");
+    let args = [
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--label",
+        &label,
+        "--name",
+        &name,
+    ];
+    let id = d.run(&[&args[..], &[d.image.as_str(), "sleep", "600"]].concat());
+    let again = Container {
+        docker: d.clone(),
+        id,
+        name,
+    };
     assert_eq!(cpuset(&again), "");
     run(&["check", &plan, "--docker-host", host]).expect(1);
     let r = run(&["apply", &plan, "--docker-host", host]).expect(0);

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use homelab_testkit::{json_keys, man_documents as documented};
+use homelab_testkit::{json_keys, undocumented};
 
 fn man() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/cpu-pin.1"))
@@ -34,7 +34,7 @@ fn every_field_metric_and_flag_is_in_the_man_page() {
             json_keys(&serde_json::from_str(line).unwrap(), &mut fields);
         }
     }
-    let missing: Vec<&String> = fields.iter().filter(|f| !documented(&man, f)).collect();
+    let missing = undocumented(&man, fields.iter().map(String::as_str));
     assert!(
         missing.is_empty(),
         "JSON fields not in the man page's OUTPUT: {missing:?}"
@@ -46,20 +46,19 @@ fn every_field_metric_and_flag_is_in_the_man_page() {
         .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
         .collect();
     assert!(metrics.len() >= 7, "{page}");
-    let missing: Vec<&&str> = metrics.iter().filter(|m| !documented(&man, m)).collect();
+    let missing = undocumented(&man, metrics.iter().copied());
     assert!(missing.is_empty(), "metrics not in the man page: {missing:?}");
 
+    let mut flags = Vec::new();
     for sub in cpu_pin::command().get_subcommands() {
-        for arg in sub.get_arguments() {
-            if let Some(long) = arg.get_long() {
-                assert!(
-                    documented(&man, &format!("--{long}")),
-                    "{} --{long} is not in the man page",
-                    sub.get_name()
-                );
-            }
-        }
+        flags.extend(
+            sub.get_arguments()
+                .filter_map(|a| Some(format!("--{}", a.get_long()?))),
+        );
     }
+    assert!(flags.len() >= 15, "{flags:?}");
+    let missing = undocumented(&man, flags.iter().map(String::as_str));
+    assert!(missing.is_empty(), "flags not in the man page: {missing:?}");
     for word in ["num_thread", "PLAN FILE", "OLLAMA", "kind: pin", "kind: rule"] {
         assert!(man.contains(word), "the man page lacks {word}");
     }

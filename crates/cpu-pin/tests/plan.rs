@@ -142,17 +142,7 @@ fn golden(name: &str, page: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
-    let got = normalise(page);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        fs::write(&path, &got).unwrap();
-    }
-    let want = fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        got,
-        want,
-        "{} differs (UPDATE_GOLDEN=1 rewrites it)",
-        path.display()
-    );
+    homelab_testkit::assert_golden(&path, &normalise(page));
     promtool_check_metrics(page);
 }
 

@@ -43,17 +43,7 @@ fn check_golden(name: &str, args: &[&str]) {
     promtool_check(&page);
     assert!(page.ends_with('\n'));
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.prom"));
-    let actual = normalise(&page);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
-    assert!(
-        actual == expected,
-        "{name}: output differs from {} (UPDATE_GOLDEN=1 to accept):\n--- actual ---\n{actual}",
-        golden.display()
-    );
+    homelab_testkit::assert_golden(&golden, &normalise(&page));
 }
 
 #[test]

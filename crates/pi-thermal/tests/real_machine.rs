@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use common::*;
-use homelab_testkit::{json_keys, man_documents};
 
 #[test]
 fn real_machine_numbers_match_the_kernel() {
@@ -69,7 +68,6 @@ fn real_machine_page_passes_promtool() {
 fn man_page_documents_every_field_and_metric() {
     let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/pi-thermal.1"))
         .expect("man/pi-thermal.1 exists (cargo run -p homelab-docs -- man)");
-    let documented = |name: &str| man_documents(&man, name);
 
     let mut fields = BTreeSet::new();
     for (root, vc) in [("pi5", Some("pi5")), ("pi4", None)] {
@@ -79,10 +77,10 @@ fn man_page_documents_every_field_and_metric() {
         }
         let out = pi_thermal().args(&args).output().unwrap();
         for line in String::from_utf8(out.stdout).unwrap().lines() {
-            json_keys(&serde_json::from_str(line).unwrap(), &mut fields);
+            homelab_testkit::json_keys(&serde_json::from_str(line).unwrap(), &mut fields);
         }
     }
-    let missing: Vec<&String> = fields.iter().filter(|f| !documented(f)).collect();
+    let missing = homelab_testkit::undocumented(&man, fields.iter().map(String::as_str));
     assert!(
         missing.is_empty(),
         "JSON fields not in the man page's OUTPUT: {missing:?}"
@@ -93,6 +91,6 @@ fn man_page_documents_every_field_and_metric() {
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
         .collect();
-    let missing: Vec<&&str> = metrics.iter().filter(|m| !documented(m)).collect();
+    let missing = homelab_testkit::undocumented(&man, metrics.iter().copied());
     assert!(missing.is_empty(), "metrics not in the man page: {missing:?}");
 }

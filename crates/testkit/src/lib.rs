@@ -70,27 +70,6 @@ pub fn series(page: &str, name_and_labels: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// Every key of a JSON value, nested objects and lists included: the fields a man
-/// page must document.
-pub fn json_keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, v) in m {
-                out.insert(k.clone());
-                json_keys(v, out);
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|v| json_keys(v, out)),
-        _ => {}
-    }
-}
-
-/// Whether a rendered man page names `name` in bold, as its OUTPUT and METRICS
-/// sections do (`\fBname\fR`, hyphens written as roff minus signs).
-pub fn man_documents(man: &str, name: &str) -> bool {
-    man.contains(&format!("\\fB{}\\fR", name.replace('-', "\\-")))
-}
-
 /// A copy of a directory tree in a new temporary directory (fixtures to break).
 pub fn copy_tree(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -163,19 +142,20 @@ impl Docker {
     /// `options` go before the image (e.g. `["--memory", "64m"]`), `cmd` after it. The
     /// container is removed when the returned guard is dropped.
     pub fn start(&self, prefix: &str, options: &[&str], cmd: &[&str]) -> Container {
-        self.start_named(&self.unique_name(prefix), options, cmd)
+        self.start_on_network(prefix, "none", options, cmd)
     }
 
-    /// [`Docker::start`] under a given name, e.g. to recreate a removed container
-    /// under its old name as `docker compose` does. The label is `hlt.test=<name>`.
-    pub fn start_named(&self, name: &str, options: &[&str], cmd: &[&str]) -> Container {
-        let name = name.to_string();
+    /// Like [`Docker::start`] on another network mode: `host` is the only other one
+    /// this engine has (no bridge), for tests of host networking. Docker refuses a
+    /// second `--network`, so it cannot go in `options`.
+    pub fn start_on_network(&self, prefix: &str, network: &str, options: &[&str], cmd: &[&str]) -> Container {
+        let name = self.unique_name(prefix);
         let label = format!("{TEST_LABEL}={name}");
         let mut args = vec![
             "run",
             "-d",
             "--network",
-            "none",
+            network,
             "--label",
             &label,
             "--name",
@@ -228,23 +208,58 @@ impl Drop for Container {
     }
 }
 
+/// Every key of a JSON value, nested objects and lists included (to check that a man
+/// page documents every field a tool writes).
+pub fn json_keys(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.insert(k.clone());
+                json_keys(v, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_keys(v, out)),
+        _ => {}
+    }
+}
+
+/// The names a man page (roff) does not document in bold (`\fBname\fR`).
+pub fn undocumented<'a>(man: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| !man.contains(&format!("\\fB{}\\fR", n.replace('-', "\\-"))))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Compares `actual` with the golden file `path`; `UPDATE_GOLDEN=1` rewrites it.
+pub fn assert_golden(path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("a golden file has a directory"))
+            .expect("creating golden/");
+        std::fs::write(path, actual).expect("writing the golden file");
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "output differs from {} (UPDATE_GOLDEN=1 to accept):\n--- actual ---\n{actual}",
+        path.display()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn json_keys_reach_nested_objects_and_lists() {
-        let v = serde_json::json!({"a": 1, "b": [{"c": null}, {"d": {"e": true}}]});
+    fn keys_and_documentation() {
         let mut keys = std::collections::BTreeSet::new();
-        json_keys(&v, &mut keys);
-        assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
-    }
-
-    #[test]
-    fn man_documents_bold_names_with_roff_hyphens() {
-        let man = ".TP\n\\fBcpus_before\\fR\n\\fB\\-\\-docker\\-host\\fR\n";
-        assert!(man_documents(man, "cpus_before"));
-        assert!(man_documents(man, "--docker-host"));
-        assert!(!man_documents(man, "cpus"));
+        json_keys(
+            &serde_json::json!({"a": 1, "b": [{"c": null}], "d": {"e-f": 2}}),
+            &mut keys,
+        );
+        assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["a", "b", "c", "d", "e-f"]);
+        let man = ".TP\n\\fBa\\fR\n\\fBe\\-f\\fR and c";
+        assert_eq!(undocumented(man, ["a", "c", "e-f"]), ["c"]);
     }
 }
