@@ -35,6 +35,7 @@ pub fn tools() -> Vec<ToolDoc> {
     vec![
         tool_doc!(pi_thermal),
         tool_doc!(ctr_stats),
+        tool_doc!(cpu_pin),
         tool_doc!(route_check),
     ]
 }
@@ -68,7 +69,7 @@ pub fn render_man(doc: &ToolDoc) -> std::io::Result<Vec<u8>> {
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
     if cmd.has_subcommands() {
-        man.render_subcommands_section(&mut out)?;
+        render_commands(&mut out, &cmd)?;
     }
     out.extend_from_slice(doc.sections.as_bytes());
     if !doc.sections.ends_with('\n') {
@@ -85,21 +86,26 @@ pub fn render_man(doc: &ToolDoc) -> std::io::Result<Vec<u8>> {
         roff_escape(&name)
     )?;
 
-    let envs: Vec<(String, String)> = cmd
+    let mut envs: Vec<(String, String)> = Vec::new();
+    for a in cmd
         .get_arguments()
-        .filter_map(|a| {
-            let env = a.get_env()?.to_string_lossy().into_owned();
-            Some((env, a.get_long()?.to_string()))
-        })
-        .collect();
+        .chain(cmd.get_subcommands().flat_map(|s| s.get_arguments()))
+    {
+        let Some(env) = a.get_env().map(|e| e.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let flag = match a.get_long() {
+            Some(l) => format!("\\fB\\-\\-{}\\fR", roff_escape(l)),
+            None => format!("\\fI{}\\fR", roff_escape(a.get_id().as_str()).to_uppercase()),
+        };
+        if !envs.iter().any(|(e, _)| *e == env) {
+            envs.push((env, flag));
+        }
+    }
     if !envs.is_empty() {
         writeln!(out, ".SH ENVIRONMENT")?;
-        for (env, long) in envs {
-            writeln!(
-                out,
-                ".TP\n.B {env}\nThe default of \\fB\\-\\-{}\\fR.",
-                roff_escape(&long)
-            )?;
+        for (env, flag) in envs {
+            writeln!(out, ".TP\n.B {env}\nThe default of {flag}.")?;
         }
     }
 
@@ -130,6 +136,39 @@ pub fn render_man(doc: &ToolDoc) -> std::io::Result<Vec<u8>> {
         "{para}The README of homelab\\-tools: how the tools feed node_exporter, Prometheus and Loki."
     )?;
     Ok(tidy(out))
+}
+
+/// A tool with subcommands: each one's synopsis, what it does and its options, as
+/// subsections of COMMANDS (clap_mangen alone would point at a page per subcommand
+/// that does not exist).
+fn render_commands(out: &mut Vec<u8>, cmd: &clap::Command) -> std::io::Result<()> {
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let full = format!("{} {}", cmd.get_name(), sub.get_name());
+        let mut sub = sub.clone().bin_name(&full).disable_help_subcommand(true);
+        sub.build();
+        let man = clap_mangen::Man::new(sub.clone());
+        let mut buf = Vec::new();
+        man.render_synopsis_section(&mut buf)?;
+        man.render_options_section(&mut buf)?;
+        writeln!(out, ".SS \"{}\"", roff_escape(&full))?;
+        if let Some(about) = sub.get_about() {
+            writeln!(out, "{}.", roff_escape(about.to_string().trim_end_matches('.')))?;
+        }
+        for line in String::from_utf8_lossy(&buf).lines() {
+            match line.strip_prefix(".SH ") {
+                Some("SYNOPSIS") => writeln!(out, ".PP")?,
+                Some(heading) => {
+                    let heading = heading.trim_matches('"');
+                    let mut h = heading.to_lowercase();
+                    h[..1].make_ascii_uppercase();
+                    writeln!(out, ".PP\n\\fI{}\\fR:", roff_escape(&h))?;
+                }
+                None => writeln!(out, "{line}")?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Cleans what clap_mangen leaves for mandoc to warn about: the string definition it
