@@ -254,7 +254,8 @@ impl Collector {
             // container is gone (`None`: nothing worth saying if it is).
             let result: std::result::Result<Option<Usage>, Option<String>> = match &t.reader {
                 Reader::Nothing(why) if why.is_empty() => Ok(None),
-                Reader::Nothing(why) => Ok(Some(with_error(why.clone()))),
+                // No cgroup: the container may have exited since it was listed.
+                Reader::Nothing(why) => Err(Some(why.clone())),
                 Reader::Cgroup(loc) => cgroup::read(&self.root, &self.hierarchy, loc)
                     .map(|mut u| {
                         u.interfaces = self.interfaces(&t.meta, &mut u.errors);

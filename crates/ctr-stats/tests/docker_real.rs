@@ -513,7 +513,8 @@ fn containers_vanishing_mid_round_are_skipped_quietly() {
                 &name,
                 &d.image,
                 "sleep",
-                "0.2",
+                // Some vanish within a round, some outlive one (so runs do see them).
+                ["0.1", "0.5", "1.5"][n % 3],
             ]);
             n += 1;
         }
