@@ -141,12 +141,13 @@ impl Agent {
                 cli.batch_wait,
             ))),
             None => Sink::Stdout {
-                out: Output::new(
+                stamps: Default::default(),
+                out: Box::new(Output::new(
                     TOOL,
                     &cli.output,
                     host.clone(),
                     BufWriter::with_capacity(64 * 1024, io::stdout()),
-                ),
+                )),
                 pending: 0,
                 line_bytes: 0,
                 bytes: 0,
@@ -688,6 +689,8 @@ impl Agent {
             self.write_positions()?;
         }
         let max = self.pipe.max_line;
+        // Read time, once per pass: every line read now was there now.
+        let pass_ns = now_ns();
         loop {
             if self.pipe.sink.full() {
                 if !self.flush()? {
@@ -712,7 +715,7 @@ impl Agent {
                     let ts = if self.positions.is_some() {
                         positions::stamp(&t.anchors, l.start).unwrap_or_else(now_ns)
                     } else {
-                        now_ns().max(t.last_ns + 1)
+                        pass_ns.max(t.last_ns + 1)
                     };
                     t.last_ns = ts;
                     self.pipe.line(t.streams[0], t.source, ts, bytes, l.cut)?;
@@ -750,9 +753,8 @@ impl Agent {
     /// line is shipped; it is closed by `reap` once acknowledged.
     fn close_if_gone(&mut self, i: usize) -> Result<bool> {
         let t = &mut self.files.tails[i];
-        if !t
-            .gone_since
-            .is_some_and(|g| g.elapsed() >= crate::files::CLOSE_GRACE)
+        if t.gone_since
+            .is_none_or(|g| g.elapsed() < crate::files::CLOSE_GRACE)
             || !t.at_end()
         {
             return Ok(true);

@@ -213,14 +213,16 @@ impl Loki {
     /// One attempt to push the current batch.
     pub fn push(&mut self, streams: &Streams) -> Outcome {
         if self.body.is_none() {
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(self.batch.bytes / 4),
-                flate2::Compression::fast(),
-            );
-            if let Err(e) = self.batch.to_json(streams, &mut gz) {
+            // JSON first, then one gzip pass: small writes into the encoder are slow.
+            let mut json = Vec::with_capacity(self.batch.bytes + 64);
+            if let Err(e) = self.batch.to_json(streams, &mut json) {
                 return Outcome::Retry(format!("building the push body: {e}"));
             }
-            match gz.finish() {
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(json.len() / 4),
+                flate2::Compression::fast(),
+            );
+            match gz.write_all(&json).and_then(|_| gz.finish()) {
                 Ok(b) => self.body = Some(b),
                 Err(e) => return Outcome::Retry(format!("compressing the push body: {e}")),
             }
@@ -273,6 +275,27 @@ pub fn rfc3339_nanos(ns: u64) -> String {
     humantime::format_rfc3339_nanos(t).to_string()
 }
 
+/// [`rfc3339_nanos`] for a stream of close timestamps: the date and time of day are
+/// formatted once per second.
+#[derive(Debug, Default)]
+pub struct StampCache {
+    secs: u64,
+    prefix: String,
+}
+
+impl StampCache {
+    pub fn format(&mut self, ns: u64) -> String {
+        let secs = ns / 1_000_000_000;
+        if self.prefix.is_empty() || secs != self.secs {
+            let full = rfc3339_nanos(secs * 1_000_000_000);
+            // "2026-11-26T06:00:00.000000000Z" → "2026-11-26T06:00:00"
+            self.prefix = full.get(..19).unwrap_or(&full).to_string();
+            self.secs = secs;
+        }
+        format!("{}.{:09}Z", self.prefix, ns % 1_000_000_000)
+    }
+}
+
 pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -284,7 +307,8 @@ pub fn now_ns() -> u64 {
 pub enum Sink {
     Loki(Box<Loki>),
     Stdout {
-        out: Output<BufWriter<io::Stdout>>,
+        out: Box<Output<BufWriter<io::Stdout>>>,
+        stamps: StampCache,
         pending: u64,
         /// Bytes of the pending lines, and a rough size of their records.
         line_bytes: u64,
@@ -310,10 +334,15 @@ impl Sink {
             }
             Sink::Stdout {
                 out,
+                stamps,
                 pending,
                 line_bytes,
                 bytes,
             } => {
+                if *pending == 0 {
+                    // One envelope time per batch: the records are written together.
+                    out.set_time(Some(SystemTime::now()));
+                }
                 *pending += 1;
                 *line_bytes += line.len() as u64;
                 *bytes += line.len() + 100;
@@ -321,7 +350,7 @@ impl Sink {
                     "line",
                     &LineRecord {
                         labels: LabelMap(streams.labels(stream)),
-                        timestamp: rfc3339_nanos(ts_ns),
+                        timestamp: stamps.format(ts_ns),
                         line: &line,
                     },
                 )

@@ -142,7 +142,7 @@ pub fn run(args: &[&str]) -> Run {
 /// One entry as the receiver stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
-    pub labels: BTreeMap<String, String>,
+    pub labels: Arc<BTreeMap<String, String>>,
     pub ts: i64,
     pub line: String,
 }
@@ -257,11 +257,13 @@ fn respond(s: &mut TcpStream, status: u16, body: &str) {
         429 => "Too Many Requests",
         _ => "Error",
     };
-    let _ = write!(
-        s,
+    // One write, no Nagle: a response in pieces waits for delayed ACKs.
+    let _ = s.set_nodelay(true);
+    let msg = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
         body.len()
     );
+    let _ = s.write_all(msg.as_bytes());
     let _ = s.flush();
 }
 
@@ -348,7 +350,8 @@ fn push(state: &Mutex<State>, headers: &BTreeMap<String, String>, body: &[u8]) -
     };
     let mut refused = Vec::new();
     for s in parsed.streams {
-        if s.stream.is_empty() {
+        let labels = Arc::new(s.stream);
+        if labels.is_empty() {
             return (
                 400,
                 "error at least one label pair is required per stream\n".into(),
@@ -372,7 +375,7 @@ fn push(state: &Mutex<State>, headers: &BTreeMap<String, String>, body: &[u8]) -
                 continue;
             }
             st.entries.push(Received {
-                labels: s.stream.clone(),
+                labels: Arc::clone(&labels),
                 ts,
                 line: line.to_string(),
             });
