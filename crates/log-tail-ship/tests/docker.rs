@@ -55,7 +55,11 @@ fn ships_our_containers_json_logs_with_their_labels() {
         rx.lines().iter().any(|l| l == "after-long")
     });
     // A container that starts later, prints and exits.
-    let b = dk.start("logship-b", &["--label", &ours], &["sh", "-c", "echo from-b; echo bye-b"]);
+    let b = dk.start(
+        "logship-b",
+        &["--label", &ours],
+        &["sh", "-c", "echo from-b; echo bye-b"],
+    );
     wait_until(Duration::from_secs(30), "container b's lines", || {
         rx.lines().iter().any(|l| l == "bye-b")
     });
@@ -72,7 +76,12 @@ fn ships_our_containers_json_logs_with_their_labels() {
     };
     let ea = of(&a.name);
     let texts: Vec<&str> = ea.iter().map(|e| e.line.as_str()).collect();
-    assert_eq!(texts.len(), 4, "{:?}", texts.iter().map(|t| t.len()).collect::<Vec<_>>());
+    assert_eq!(
+        texts.len(),
+        4,
+        "{:?}",
+        texts.iter().map(|t| t.len()).collect::<Vec<_>>()
+    );
     assert!(texts.contains(&"hello-out") && texts.contains(&"hello-err") && texts.contains(&"after-long"));
     let joined = texts.iter().find(|t| t.len() > 100).expect("the long line");
     assert_eq!(joined.len(), 20000, "split at 16 KiB by Docker, joined again");
@@ -95,10 +104,16 @@ fn ships_our_containers_json_logs_with_their_labels() {
     assert_eq!(out_line.ts, expected);
 
     let eb: Vec<&str> = of(&b.name).iter().map(|e| e.line.as_str()).collect();
-    assert_eq!(eb, ["from-b", "bye-b"], "a container started later, read from its start");
+    assert_eq!(
+        eb,
+        ["from-b", "bye-b"],
+        "a container started later, read from its start"
+    );
     assert!(of(&other.name).is_empty(), "another test's container was shipped");
     assert!(!entries.iter().any(|e| e.line == "not-for-us"));
     assert!(of(&local.name).is_empty());
-    let said = stderr.matches(&format!("container {} uses the local log driver", local.name)).count();
+    let said = stderr
+        .matches(&format!("container {} uses the local log driver", local.name))
+        .count();
     assert_eq!(said, 1, "the local driver is reported once: {stderr}");
 }
