@@ -193,3 +193,40 @@ fn follows_a_file_and_keeps_metrics_fresh() {
         Some(src)
     );
 }
+
+#[test]
+fn delete_and_recreate_drains_the_old_handle_first() {
+    use std::io::Write;
+    let rx = Receiver::start();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("c-json.log");
+    std::fs::write(&log, "").unwrap();
+    let child = ship()
+        .args([
+            "--file",
+            log.to_str().unwrap(),
+            "--from-beginning",
+            "--loki",
+            &rx.url(),
+            "--batch-wait",
+            "50ms",
+            "--positions",
+            d.path().join("pos.json").to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut old = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    old.write_all(b"old 1\n").unwrap();
+    wait_until(Duration::from_secs(10), "old 1", || rx.lines().len() == 1);
+    // Docker with max-file=1: unlink, keep writing the old handle a moment, recreate.
+    std::fs::remove_file(&log).unwrap();
+    old.write_all(b"old 2\nold 3\n").unwrap();
+    drop(old);
+    std::fs::write(&log, "new 1\n").unwrap();
+    wait_until(Duration::from_secs(10), "four lines", || rx.lines().len() == 4);
+    let out = terminate(child);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(rx.lines(), ["old 1", "old 2", "old 3", "new 1"]);
+}
