@@ -46,6 +46,10 @@ fn ships_our_containers_json_logs_with_their_labels() {
             "100ms",
             "--positions",
             d.path().join("pos.json").to_str().unwrap(),
+            "--textfile-dir",
+            d.path().to_str().unwrap(),
+            "--sync-interval",
+            "200ms",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -54,6 +58,29 @@ fn ships_our_containers_json_logs_with_their_labels() {
     wait_until(Duration::from_secs(30), "container a's lines", || {
         rx.lines().iter().any(|l| l == "after-long")
     });
+    // Broken entries in a container's log (root may write there): shipped as they
+    // are and counted, and what follows still flows.
+    {
+        use std::io::Write;
+        let path = a.inspect("{{.LogPath}}");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"log\":\"broken\n\xff\xfe\0\n").unwrap();
+        f.write_all(
+            b"{\"log\":\"appended-ok\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-26T06:00:00.5Z\"}\n",
+        )
+        .unwrap();
+    }
+    wait_until(Duration::from_secs(30), "the line after the broken ones", || {
+        rx.lines().iter().any(|l| l == "appended-ok")
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "logship_docker_invalid_lines_total 2",
+        || {
+            let page = std::fs::read_to_string(d.path().join("log-tail-ship.prom")).unwrap_or_default();
+            homelab_testkit::series(&page, "logship_docker_invalid_lines_total") == Some(2.0)
+        },
+    );
     // A container that starts later, prints and exits.
     let b = dk.start(
         "logship-b",
@@ -78,10 +105,13 @@ fn ships_our_containers_json_logs_with_their_labels() {
     let texts: Vec<&str> = ea.iter().map(|e| e.line.as_str()).collect();
     assert_eq!(
         texts.len(),
-        4,
+        7,
         "{:?}",
         texts.iter().map(|t| t.len()).collect::<Vec<_>>()
     );
+    assert!(texts.contains(&"{\"log\":\"broken") && texts.contains(&"\u{fffd}\u{fffd}\0"));
+    let ok = ea.iter().find(|e| e.line == "appended-ok").unwrap();
+    assert_eq!(ok.ts, 1_795_672_800_500_000_000);
     assert!(texts.contains(&"hello-out") && texts.contains(&"hello-err") && texts.contains(&"after-long"));
     let joined = texts.iter().find(|t| t.len() > 100).expect("the long line");
     assert_eq!(joined.len(), 20000, "split at 16 KiB by Docker, joined again");
