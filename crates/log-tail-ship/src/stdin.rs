@@ -18,23 +18,7 @@ pub type Line<'a> = (&'a [u8], bool);
 impl StdinLines {
     /// Reads what is available (one read(2); the caller polled stdin first).
     pub fn fill(&mut self, r: &mut impl Read) -> io::Result<()> {
-        if self.head > 0 {
-            self.buf.drain(..self.head);
-            self.head = 0;
-        }
-        let have = self.buf.len();
-        self.buf.resize(have + 64 * 1024, 0);
-        let n = loop {
-            match r.read(&mut self.buf[have..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(have);
-                    return Err(e);
-                }
-            }
-        };
-        self.buf.truncate(have + n);
+        let n = crate::tail::append_chunk(&mut self.buf, &mut self.head, |b| r.read(b))?;
         if n == 0 {
             self.eof = true;
         }

@@ -277,29 +277,42 @@ impl Tail {
 
     /// Reads one more chunk; false at the end of the file.
     fn fill(&mut self) -> io::Result<bool> {
-        if self.head > 0 {
-            self.buf.drain(..self.head);
-            self.head = 0;
-        }
-        let have = self.buf.len();
-        self.buf.resize(have + CHUNK, 0);
-        let n = loop {
-            match self.file.read_at(&mut self.buf[have..], self.read_pos) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(have);
-                    return Err(e);
-                }
-            }
-        };
-        self.buf.truncate(have + n);
+        let pos = self.read_pos;
+        let file = &self.file;
+        let n = append_chunk(&mut self.buf, &mut self.head, |b| file.read_at(b, pos))?;
         self.read_pos += n as u64;
         if self.read_pos > self.size {
             self.size = self.read_pos;
         }
         Ok(n > 0)
     }
+}
+
+/// Drops the consumed head of `buf` and appends one read of up to 64 KiB (retried on
+/// EINTR); returns how many bytes came (0 at the end). Shared with stdin.
+pub(crate) fn append_chunk(
+    buf: &mut Vec<u8>,
+    head: &mut usize,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    if *head > 0 {
+        buf.drain(..*head);
+        *head = 0;
+    }
+    let have = buf.len();
+    buf.resize(have + CHUNK, 0);
+    let n = loop {
+        match read(&mut buf[have..]) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(have);
+                return Err(e);
+            }
+        }
+    };
+    buf.truncate(have + n);
+    Ok(n)
 }
 
 fn memchr(b: &[u8]) -> Option<usize> {
