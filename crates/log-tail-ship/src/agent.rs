@@ -5,7 +5,6 @@
 //! opened so a rotation during an outage loses nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsString;
 use std::io::{self, BufWriter, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
@@ -100,7 +99,6 @@ pub struct Agent {
     shutdown: Shutdown,
     inotify: Option<Inotify>,
     watches: HashMap<PathBuf, WatchDescriptor>,
-    names: HashSet<OsString>,
     rescan_needed: bool,
     next_rescan: Instant,
     // Stdin.
@@ -200,7 +198,6 @@ impl Agent {
             shutdown: Shutdown::install()?,
             inotify,
             watches: HashMap::new(),
-            names: HashSet::new(),
             rescan_needed: true,
             next_rescan: Instant::now(),
             stdin: cli.stdin.then(StdinLines::default),
@@ -332,7 +329,6 @@ impl Agent {
     }
 
     fn update_watches(&mut self) {
-        self.names = self.files.names();
         let Some(ino) = &mut self.inotify else { return };
         let mask = WatchMask::MODIFY
             | WatchMask::CREATE
@@ -389,7 +385,6 @@ impl Agent {
                         if ev.mask.contains(EventMask::IGNORED) {
                             self.watches.retain(|_, wd| *wd != ev.wd);
                         }
-                        let _ = ev.name.map(|n| self.names.contains(n));
                     }
                     if !any {
                         return;

@@ -123,14 +123,6 @@ impl Files {
         d
     }
 
-    /// Base names of everything watched, so unrelated writes in a directory are ignored.
-    pub fn names(&self) -> HashSet<std::ffi::OsString> {
-        self.tails
-            .iter()
-            .filter_map(|t| t.path.file_name().map(|n| n.to_os_string()))
-            .collect()
-    }
-
     fn live_paths(&self) -> Vec<(PathBuf, Format)> {
         let mut out = Vec::new();
         for g in &self.globs {
