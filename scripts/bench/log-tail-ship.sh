@@ -47,6 +47,8 @@ for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 url="http://127.0.0.1:$(cat "$work/port")"
 to_loki=$(python3 $m run "$runs" -- "$bin" --file "$work/access.log" --from-beginning --once --quiet --loki "$url" --drop "$regex")
 received=$(curl -fsS "$url/count")
+# The tool's own CPU for one Loki run (its wall time includes waiting for the stand-in).
+loki_cpu=$( { /usr/bin/time -f "%U %S" "$bin" --file "$work/access.log" --from-beginning --once --quiet --loki "$url" --drop "$regex" ; } 2>&1 | tail -1)
 
 # A follower with nothing to do: CPU over the idle seconds, and its peak RSS after
 # shipping the whole file first (the back-pressure buffers are bounded by one batch).
@@ -56,18 +58,20 @@ for _ in $(seq 600); do [ -s "$work/pos.json" ] && grep -q "\"offset\":$size" "$
 idle_cpu=$(python3 $m cpu "$follower" "$idle")
 follower_rss=$(python3 $m hwm "$follower")
 
-python3 - "$lines" "$peer" "$to_stdout" "$stdout_rss" "$to_loki" "$received" "$idle_cpu" "$follower_rss" "$runs" <<'PY'
+python3 - "$lines" "$peer" "$to_stdout" "$stdout_rss" "$to_loki" "$received" "$idle_cpu" "$follower_rss" "$runs" "$loki_cpu" <<'PY'
 import json, sys
 n = int(sys.argv[1])
 peer, out, out_rss, loki = (json.loads(a) for a in sys.argv[2:6])
 received = int(sys.argv[6])
 idle, frss = json.loads(sys.argv[7]), json.loads(sys.argv[8])
 runs = sys.argv[9]
+user, system = (float(x) for x in sys.argv[10].split())
 rate = lambda r: n / (r["wall_ms_median"] / 1000)
 print(f"file of {n} lines, drop regex 'GET /health' (10 % of lines), {runs} runs, medians")
 print(f"tail -n +1 FILE | grep -v REGEX          {rate(peer):12,.0f} lines/s   {peer['wall_ms_median']:8.1f} ms")
 print(f"log-tail-ship --once --stdout --drop     {rate(out):12,.0f} lines/s   {out['wall_ms_median']:8.1f} ms   peak RSS {out_rss['rss_kib_max']/1024:.1f} MiB")
 print(f"log-tail-ship --once --loki --drop       {rate(loki):12,.0f} lines/s   {loki['wall_ms_median']:8.1f} ms   peak RSS {loki['rss_kib_max']/1024:.1f} MiB   (stand-in received {received} entries over {2*int(runs)} runs)")
+print(f"log-tail-ship --once --loki CPU         {user + system:.2f} s user+sys for {n} lines = {n / (user + system):,.0f} lines per CPU second (the rest of the wall time is the Python stand-in)")
 print(f"ratio stdout / pipe (lines/s)            {rate(out)/rate(peer):.3f}")
 print(f"ratio loki / pipe (lines/s)              {rate(loki)/rate(peer):.3f}")
 print(f"follower after shipping the file         peak RSS {frss['rss_kib_peak']/1024:.1f} MiB")
