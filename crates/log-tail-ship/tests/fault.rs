@@ -271,7 +271,9 @@ fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
         .take(5)
         .collect();
     let st = rx.state.lock().unwrap();
-    println!(
+    // Straight to stderr (not captured by the test harness), so CI logs show it.
+    let _ = writeln!(
+        std::io::stderr(),
         "fault test: {LINES} lines, {rotations} rotations (rename and copytruncate), {KILLS} SIGKILLs, \
          {} pushes ({} answered 429/500), {} entries received, {} missing, {duplicates} duplicates \
          (all with identical timestamp and text: {}), {:.1} s",
