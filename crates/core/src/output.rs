@@ -115,6 +115,17 @@ impl<W: Write> Output<W> {
     /// Writes one record as a JSON line whatever the format (unless quiet): for tools
     /// whose only output is records, such as a log line stream.
     pub fn write_record<T: Serialize>(&mut self, kind: &str, body: &T) -> Result<()> {
+        self.write_record_unflushed(kind, body)?;
+        if self.quiet {
+            return Ok(());
+        }
+        self.out.flush().map_err(Error::stdout)
+    }
+
+    /// Writes one record as a JSON line, like [`Output::write_record`], without flushing:
+    /// for a high-rate stream (log lines) that calls [`Output::flush`] once it has
+    /// caught up with its input. `W` should then be buffered.
+    pub fn write_record_unflushed<T: Serialize>(&mut self, kind: &str, body: &T) -> Result<()> {
         if self.quiet {
             return Ok(());
         }
@@ -138,7 +149,11 @@ impl<W: Write> Output<W> {
         serde_json::to_writer(&mut self.buf, &env)
             .map_err(|e| Error::bug(format!("serialising a {kind} record: {e}")))?;
         self.buf.push(b'\n');
-        self.out.write_all(&self.buf).map_err(Error::stdout)?;
+        self.out.write_all(&self.buf).map_err(Error::stdout)
+    }
+
+    /// Flushes what [`Output::write_record_unflushed`] wrote.
+    pub fn flush(&mut self) -> Result<()> {
         self.out.flush().map_err(Error::stdout)
     }
 
@@ -254,6 +269,27 @@ mod tests {
         .unwrap();
         o.page(&p).unwrap();
         assert!(o.into_inner().is_empty());
+    }
+
+    #[test]
+    fn unflushed_records_reach_the_writer_on_flush() {
+        let args = OutputArgs::default();
+        let mut o = Output::new("t", &args, "pi".into(), io::BufWriter::new(Vec::new()));
+        o.set_time(Some(SystemTime::UNIX_EPOCH));
+        o.write_record_unflushed(
+            "line",
+            &Rec {
+                temp_celsius: None,
+                errors: vec![],
+            },
+        )
+        .unwrap();
+        o.flush().unwrap();
+        let s = String::from_utf8(o.into_inner().into_inner().unwrap()).unwrap();
+        assert!(
+            s.ends_with("\"kind\":\"line\",\"temp_celsius\":null,\"errors\":[]}\n"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -40,6 +40,14 @@ impl Shutdown {
         self.flag.load(Ordering::SeqCst)
     }
 
+    /// The read end of the signal pipe, readable when SIGINT/SIGTERM arrived: for a tool
+    /// that waits on several descriptors with poll(2) (a log follower). Call
+    /// [`Shutdown::requested`] after it wakes.
+    pub fn wake_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.wake.as_fd()
+    }
+
     /// A handle to the flag, for threads that poll it.
     pub fn flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.flag)

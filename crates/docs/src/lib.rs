@@ -35,6 +35,7 @@ pub fn tools() -> Vec<ToolDoc> {
     vec![
         tool_doc!(pi_thermal),
         tool_doc!(ctr_stats),
+        tool_doc!(log_tail_ship),
         tool_doc!(cpu_pin),
         tool_doc!(route_check),
     ]

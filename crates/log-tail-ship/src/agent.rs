@@ -1,0 +1,932 @@
+//! The loop: wait (inotify, stdin, the Docker thread, signals) → read every source →
+//! lines through the pipeline into the sink → push when a batch is full or due →
+//! acknowledge → save positions and metrics. Pushing is synchronous: while a push is
+//! retried, no line is read (back-pressure, bounded memory), but new files are still
+//! opened so a rotation during an outage loses nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{self, BufWriter, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use homelab_core::output::host_name;
+use homelab_core::prom::write_textfile;
+use homelab_core::run::Shutdown;
+use homelab_core::{Error, Exit, Format, Output, Result, Root};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::docker::{self, ContainerInfo, Joiner, Stream, Update};
+use crate::files::Files;
+use crate::pipeline::{Filter, RateLimit, SourceId, Stats, StreamId, Streams, merge_labels, truncate};
+use crate::positions::{self, PositionsFile};
+use crate::sink::{Loki, Outcome, Sink, now_ns};
+use crate::stdin::StdinLines;
+use crate::tail::{Change, Format as TailFormat};
+use crate::{Cli, TOOL, metrics};
+
+/// Safety net: look for new files this often even without an inotify event.
+const RESCAN: Duration = Duration::from_secs(10);
+/// Without inotify: look at the files this often.
+const POLL_FALLBACK: Duration = Duration::from_millis(250);
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// How often a repeated warning (Loki down, Docker away) is printed again.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Lines from the sources to the sink.
+struct Pipe {
+    streams: Streams,
+    stats: Stats,
+    filter: Filter,
+    rate: Option<RateLimit>,
+    max_line: usize,
+    sink: Sink,
+}
+
+impl Pipe {
+    /// One line: filter, rate limit, cut, into the sink.
+    fn line(&mut self, stream: StreamId, source: SourceId, ts: u64, bytes: &[u8], cut: bool) -> Result<()> {
+        self.stats.sources[source].read += 1;
+        if !self.filter.pass(bytes) {
+            self.stats.dropped_filter += 1;
+            return Ok(());
+        }
+        if let Some(r) = &mut self.rate
+            && !r.allow(stream, Instant::now())
+        {
+            self.stats.dropped_rate_limit += 1;
+            return Ok(());
+        }
+        let (bytes, was_cut) = truncate(bytes, self.max_line);
+        let bytes: std::borrow::Cow<[u8]> = if cut && !was_cut {
+            // The head of an over-long line: mark it like any cut line.
+            let (b, _) = truncate(&bytes, bytes.len().saturating_sub(1).max(1));
+            std::borrow::Cow::Owned(b.into_owned())
+        } else {
+            bytes
+        };
+        if cut || was_cut {
+            self.stats.truncated += 1;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        self.sink.add(&self.streams, stream, ts, text)
+    }
+}
+
+pub struct Agent {
+    root: Root,
+    host: String,
+    static_labels: Vec<(String, String)>,
+    files: Files,
+    pipe: Pipe,
+    positions: Option<PathBuf>,
+    sync_interval: Duration,
+    once: bool,
+    max_backoff: Duration,
+    textfile_dir: Option<PathBuf>,
+    format: Format,
+    quiet: bool,
+    // Docker.
+    docker_rx: Option<Receiver<Update>>,
+    docker_wake: Option<UnixStream>,
+    containers: HashMap<String, ContainerInfo>,
+    joiners: HashMap<String, Joiner>,
+    warned: HashSet<String>,
+    // Waking up.
+    shutdown: Shutdown,
+    inotify: Option<Inotify>,
+    watches: HashMap<PathBuf, WatchDescriptor>,
+    rescan_needed: bool,
+    next_rescan: Instant,
+    // Stdin.
+    stdin: Option<StdinLines>,
+    stdin_source: Option<(StreamId, SourceId)>,
+    stdin_last_ns: u64,
+    /// Only stdin: the run ends with its input.
+    stdin_only: bool,
+    // Bookkeeping.
+    last_write: Option<Instant>,
+    dirty: bool,
+    last_warn: HashMap<&'static str, Instant>,
+    errors: Vec<String>,
+}
+
+fn warn(msg: &str) {
+    eprintln!("{TOOL}: {msg}");
+}
+
+impl Agent {
+    pub fn new(cli: &Cli) -> Result<Agent> {
+        let root = Root::open(&cli.root.root)?;
+        let host = host_name(&root);
+        let mut static_labels: Vec<(String, String)> = vec![("host".into(), host.clone())];
+        for (k, v) in &cli.label {
+            static_labels.retain(|(sk, _)| sk != k);
+            static_labels.push((k.clone(), v.clone()));
+        }
+        let filter = Filter::new(&cli.keep, &cli.drop).map_err(Error::usage)?;
+        let rate = cli.rate.map(|r| RateLimit::new(r, cli.burst.unwrap_or(r)));
+        let sink = match &cli.loki {
+            Some(url) => Sink::Loki(Box::new(Loki::new(
+                url,
+                cli.tenant.clone(),
+                &crate::auth(cli)?,
+                cli.timeout,
+                cli.batch_bytes as usize,
+                cli.batch_wait,
+            ))),
+            None => Sink::Stdout {
+                stamps: Default::default(),
+                out: Box::new(Output::new(
+                    TOOL,
+                    &cli.output,
+                    host.clone(),
+                    BufWriter::with_capacity(64 * 1024, io::stdout()),
+                )),
+                pending: 0,
+                line_bytes: 0,
+                bytes: 0,
+            },
+        };
+        let restored = match &cli.positions {
+            Some(p) => positions::load(p)?.map(|f| {
+                let saved = UNIX_EPOCH + Duration::from_secs_f64(f.saved_unix_seconds.max(0.0));
+                (f.files, saved)
+            }),
+            None => None,
+        };
+        let files = Files::new(root.clone(), cli.files.clone(), restored, cli.from_beginning);
+        let inotify = match Inotify::init() {
+            Ok(i) => Some(i),
+            Err(e) => {
+                warn(&format!(
+                    "inotify is unavailable ({}): looking at the files every {} ms instead",
+                    homelab_core::exit::describe_io(&e),
+                    POLL_FALLBACK.as_millis()
+                ));
+                None
+            }
+        };
+        let mut agent = Agent {
+            root,
+            host,
+            static_labels,
+            files,
+            pipe: Pipe {
+                streams: Streams::default(),
+                stats: Stats::default(),
+                filter,
+                rate,
+                max_line: cli.max_line_bytes as usize,
+                sink,
+            },
+            positions: cli.positions.clone(),
+            sync_interval: cli.sync_interval,
+            once: cli.once,
+            max_backoff: cli.max_backoff.max(MIN_BACKOFF),
+            textfile_dir: cli.output.textfile_dir.clone(),
+            format: cli.output.format,
+            quiet: cli.output.quiet,
+            docker_rx: None,
+            docker_wake: None,
+            containers: HashMap::new(),
+            joiners: HashMap::new(),
+            warned: HashSet::new(),
+            shutdown: Shutdown::install()?,
+            inotify,
+            watches: HashMap::new(),
+            rescan_needed: true,
+            next_rescan: Instant::now(),
+            stdin: cli.stdin.then(StdinLines::default),
+            stdin_source: None,
+            stdin_last_ns: 0,
+            stdin_only: cli.stdin && cli.files.is_empty() && !cli.docker,
+            last_write: None,
+            dirty: false,
+            last_warn: HashMap::new(),
+            errors: Vec::new(),
+        };
+        if cli.stdin {
+            let labels = merge_labels(&agent.static_labels, &[]);
+            let stream = agent.pipe.streams.id(&labels);
+            let source = agent.pipe.stats.source("stdin");
+            agent.stdin_source = Some((stream, source));
+        }
+        if cli.docker {
+            agent.start_docker(cli)?;
+        }
+        Ok(agent)
+    }
+
+    /// Starts the discovery thread and waits for its first answer: an engine that
+    /// cannot be reached at start is an error (69); later it is retried.
+    fn start_docker(&mut self, cli: &Cli) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (wake_r, wake_w) = UnixStream::pair().map_err(|e| Error::io("creating a pipe", e))?;
+        wake_r
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("creating a pipe", e))?;
+        docker::spawn(cli.docker_host.clone(), cli.docker_filter.clone(), tx, wake_w);
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Update::Containers(list)) => self.apply_containers(list),
+            Ok(Update::Unavailable(e)) => {
+                return Err(Error::new(Exit::Unavailable, format!("the Docker engine: {e}"))
+                    .hint("start dockerd, or point --docker-host (DOCKER_HOST) at its socket"));
+            }
+            Err(_) => {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "no answer from the Docker engine at {} within 60 s",
+                        cli.docker_host
+                    ),
+                ));
+            }
+        }
+        self.docker_rx = Some(rx);
+        self.docker_wake = Some(wake_r);
+        Ok(())
+    }
+
+    fn apply_containers(&mut self, list: Vec<ContainerInfo>) {
+        let mut paths = HashMap::new();
+        for c in &list {
+            match (&c.log_path, c.driver.as_str()) {
+                (Some(p), "json-file" | "") => {
+                    paths.insert(self.root.path(p), c.id.clone());
+                }
+                (_, driver) => {
+                    if self.warned.insert(c.id.clone()) {
+                        let why = if driver == "local" {
+                            "the local log driver, whose files are private to dockerd and unreadable by design".to_string()
+                        } else {
+                            format!("the {driver} log driver, which leaves no json-file to read")
+                        };
+                        let msg = format!(
+                            "container {} uses {why}: its logs are not shipped; run it with --log-driver json-file \
+                             --log-opt max-size=10m --log-opt max-file=3",
+                            c.name
+                        );
+                        warn(&msg);
+                        self.errors.push(msg);
+                    }
+                }
+            }
+        }
+        self.containers = list.into_iter().map(|c| (c.id.clone(), c)).collect();
+        self.files.set_docker(paths);
+        self.rescan_needed = true;
+    }
+
+    /// Labels and counters for tails the last scan opened.
+    fn setup_tails(&mut self, new: &[usize]) {
+        for &i in new {
+            let t = &mut self.files.tails[i];
+            match &t.format {
+                TailFormat::Plain => {
+                    let labels = merge_labels(&self.static_labels, &[("filename", t.display.as_str())]);
+                    t.streams = vec![self.pipe.streams.id(&labels)];
+                    t.source = self.pipe.stats.source(&t.display);
+                }
+                TailFormat::Docker { container } => {
+                    let (name, service) = match self.containers.get(container) {
+                        Some(c) => (c.name.clone(), c.compose_service.clone().unwrap_or_default()),
+                        None => (container.chars().take(12).collect(), String::new()),
+                    };
+                    t.streams = [Stream::Stdout, Stream::Stderr, Stream::Other]
+                        .iter()
+                        .map(|s| {
+                            let own = [
+                                ("container", name.as_str()),
+                                ("compose_service", service.as_str()),
+                                ("stream", s.label()),
+                            ];
+                            self.pipe.streams.id(&merge_labels(&self.static_labels, &own))
+                        })
+                        .collect();
+                    t.source = self.pipe.stats.source(&name);
+                }
+            }
+        }
+        if !new.is_empty() {
+            self.dirty = true;
+        }
+    }
+
+    fn rescan(&mut self) {
+        let new = self.files.scan();
+        self.setup_tails(&new);
+        for n in self.files.notes.drain(..) {
+            warn(&n);
+            self.errors.push(n);
+        }
+        self.update_watches();
+        self.rescan_needed = false;
+        self.next_rescan = Instant::now() + RESCAN;
+    }
+
+    fn update_watches(&mut self) {
+        let Some(ino) = &mut self.inotify else { return };
+        let mask = WatchMask::MODIFY
+            | WatchMask::CREATE
+            | WatchMask::MOVED_FROM
+            | WatchMask::MOVED_TO
+            | WatchMask::DELETE
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::ATTRIB
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF;
+        for d in self.files.dirs() {
+            if self.watches.contains_key(&d) {
+                continue;
+            }
+            match ino.watches().add(&d, mask) {
+                Ok(wd) => {
+                    self.watches.insert(d, wd);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    if self.last_warn.insert("watch", Instant::now()).is_none() {
+                        warn(&format!(
+                            "cannot watch {} ({}): looking at the files every {} ms (raise fs.inotify.max_user_watches)",
+                            d.display(),
+                            homelab_core::exit::describe_io(&e),
+                            POLL_FALLBACK.as_millis()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether files must be looked at on a timer (no inotify, or a watch failed).
+    fn polling(&self) -> bool {
+        self.inotify.is_none() || self.last_warn.contains_key("watch")
+    }
+
+    /// Handles inotify events: any change to a watched name or to the set of files.
+    fn drain_inotify(&mut self) {
+        let Some(ino) = &mut self.inotify else { return };
+        let mut buf = [0u8; 8192];
+        loop {
+            match ino.read_events(&mut buf) {
+                Ok(events) => {
+                    let mut any = false;
+                    for ev in events {
+                        any = true;
+                        if ev.mask.contains(EventMask::Q_OVERFLOW)
+                            || !(ev.mask - EventMask::MODIFY - EventMask::CLOSE_WRITE).is_empty()
+                        {
+                            self.rescan_needed = true;
+                        }
+                        if ev.mask.contains(EventMask::IGNORED) {
+                            self.watches.retain(|_, wd| *wd != ev.wd);
+                        }
+                    }
+                    if !any {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn drain_docker(&mut self) {
+        if let Some(w) = &mut self.docker_wake {
+            let mut b = [0u8; 64];
+            while matches!(io::Read::read(w, &mut b), Ok(n) if n > 0) {}
+        }
+        let mut latest = None;
+        let mut failure = None;
+        if let Some(rx) = &self.docker_rx {
+            loop {
+                match rx.try_recv() {
+                    Ok(Update::Containers(l)) => latest = Some(l),
+                    Ok(Update::Unavailable(e)) => failure = Some(e),
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                }
+            }
+        }
+        if let Some(e) = failure
+            && self.warn_due("docker")
+        {
+            warn(&format!(
+                "the Docker engine: {e}; retrying (files already known are still followed)"
+            ));
+        }
+        if let Some(l) = latest {
+            self.apply_containers(l);
+        }
+    }
+
+    fn warn_due(&mut self, what: &'static str) -> bool {
+        let now = Instant::now();
+        match self.last_warn.get(what) {
+            Some(t) if now.duration_since(*t) < WARN_EVERY => false,
+            _ => {
+                self.last_warn.insert(what, now);
+                true
+            }
+        }
+    }
+
+    /// Sleeps until something happens or `timeout` passes; reads stdin only when asked
+    /// (not while a push is retried). Returns true when a stop was asked for.
+    fn wait(&mut self, timeout: Duration, with_stdin: bool) -> Result<bool> {
+        let timeout = if self.polling() {
+            timeout.min(POLL_FALLBACK)
+        } else {
+            timeout
+        };
+        let stdin = io::stdin();
+        let stdin_fd = stdin.as_fd();
+        let mut which: Vec<u8> = Vec::new();
+        let ready = {
+            let mut fds: Vec<PollFd> = Vec::new();
+            fds.push(PollFd::new(self.shutdown.wake_fd(), PollFlags::POLLIN));
+            which.push(b's');
+            if let Some(i) = &self.inotify {
+                // SAFETY-free: the descriptor lives as long as `self.inotify`.
+                fds.push(PollFd::new(borrow(i), PollFlags::POLLIN));
+                which.push(b'i');
+            }
+            if let Some(w) = &self.docker_wake {
+                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+                which.push(b'd');
+            }
+            if with_stdin && self.stdin.as_ref().is_some_and(|s| !s.eof) {
+                fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
+                which.push(b'0');
+            }
+            let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+            match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+                Ok(_) => fds
+                    .iter()
+                    .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                    .collect::<Vec<bool>>(),
+                Err(nix::errno::Errno::EINTR) => vec![false; which.len()],
+                Err(e) => return Err(Error::io("waiting for events", io::Error::from(e))),
+            }
+        };
+        for (w, r) in which.iter().zip(ready) {
+            if !r {
+                continue;
+            }
+            match w {
+                b'i' => self.drain_inotify(),
+                b'd' => self.drain_docker(),
+                b'0' => self.read_stdin()?,
+                _ => {}
+            }
+        }
+        Ok(self.shutdown.requested())
+    }
+
+    fn read_stdin(&mut self) -> Result<()> {
+        let (Some(s), Some((stream, source))) = (&mut self.stdin, self.stdin_source) else {
+            return Ok(());
+        };
+        s.fill(&mut io::stdin().lock())
+            .map_err(|e| Error::io("reading standard input", e))?;
+        while let Some((line, cut)) = s.next_line(self.pipe.max_line) {
+            let ts = now_ns().max(self.stdin_last_ns + 1);
+            self.stdin_last_ns = ts;
+            self.pipe.line(stream, source, ts, line, cut)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the positions file (when asked for): acknowledged offsets, and fresh
+    /// timestamp anchors for files that moved on.
+    fn write_positions(&mut self) -> Result<()> {
+        let Some(path) = self.positions.clone() else {
+            return Ok(());
+        };
+        let now = now_ns();
+        let stale = self.sync_interval.as_nanos() as u64;
+        for t in &mut self.files.tails {
+            if t.format != TailFormat::Plain {
+                continue;
+            }
+            match t.anchors.last().copied() {
+                None => t.anchors.push((t.processed, now)),
+                Some((o, ns)) if t.processed >= t.safe && now.saturating_sub(ns) >= stale => {
+                    if o == t.processed {
+                        t.anchors.pop();
+                    }
+                    t.anchors.push((t.processed, now));
+                }
+                Some((o, _)) if t.processed >= t.safe && o < t.processed => {
+                    t.anchors.push((t.processed, now));
+                }
+                _ => {}
+            }
+            positions::prune(&mut t.anchors, t.acked);
+        }
+        let file = PositionsFile {
+            version: positions::VERSION,
+            saved_unix_seconds: homelab_core::unix_now(),
+            files: self.files.entries(),
+        };
+        positions::save(&path, &file)?;
+        for t in &mut self.files.tails {
+            t.anchors_saved = true;
+        }
+        self.last_write = Some(Instant::now());
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Every line read so far is accepted (or dropped): move the acknowledged offsets.
+    fn ack_all(&mut self) {
+        for t in &mut self.files.tails {
+            if t.acked != t.processed {
+                t.acked = t.processed;
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Pushes what the sink holds until it is accepted or rejected (retrying with
+    /// backoff and jitter meanwhile), then acknowledges. Returns false when a stop was
+    /// asked for before the push succeeded (nothing is acknowledged then).
+    fn flush(&mut self) -> Result<bool> {
+        if self.pipe.sink.pending() == 0 {
+            self.ack_all();
+            return Ok(true);
+        }
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let (outcome, bytes) = self.pipe.sink.push(&self.pipe.streams)?;
+            let pending = self.pipe.sink.pending();
+            match outcome {
+                Outcome::Accepted => {
+                    self.pipe.stats.shipped += pending;
+                    self.pipe.stats.bytes_shipped += bytes;
+                    self.pipe.stats.last_push_unix = Some(homelab_core::unix_now());
+                    self.pipe.sink.done();
+                    self.ack_all();
+                    if self.last_warn.remove("push").is_some() {
+                        warn("pushing works again");
+                    }
+                    return Ok(true);
+                }
+                Outcome::Rejected(reason) => {
+                    warn(&format!(
+                        "Loki refused a batch of {pending} lines for good ({reason}); not sending it again \
+                         (Loki kept its valid lines)"
+                    ));
+                    self.pipe.stats.batches_rejected += 1;
+                    self.pipe.stats.dropped_rejected += pending;
+                    self.pipe.sink.done();
+                    self.ack_all();
+                    return Ok(true);
+                }
+                Outcome::Retry(reason) => {
+                    self.pipe.stats.push_retries += 1;
+                    let jitter = 0.75 + 0.5 * pseudo_random();
+                    let pause = backoff.mul_f64(jitter);
+                    if self.warn_due("push") {
+                        warn(&format!(
+                            "pushing {pending} lines failed ({reason}); retrying in {:.1} s and until it works, \
+                             reading paused, nothing dropped",
+                            pause.as_secs_f64()
+                        ));
+                    }
+                    let until = Instant::now() + pause;
+                    loop {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        if self.wait(left, false)? {
+                            return Ok(false);
+                        }
+                        // New files are opened now, so a rotation during the outage
+                        // keeps their content reachable.
+                        if self.rescan_needed {
+                            self.rescan();
+                        }
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Reads every file until all are at their end (pushing full batches on the way).
+    /// Returns false when a stop was asked for.
+    fn read_files(&mut self) -> Result<bool> {
+        loop {
+            let mut again = false;
+            for i in self.files.read_order() {
+                if self.shutdown.requested() {
+                    return Ok(false);
+                }
+                match self.files.tails[i].check() {
+                    Ok(Change::Same) => {}
+                    Ok(Change::Truncated) => {
+                        if !self.flush()? {
+                            return Ok(false);
+                        }
+                        // copytruncate: the copy (if any) is read from where this was.
+                        if let Err(e) = self.files.truncated(i) {
+                            warn(&format!("{}: {e}", self.files.tails[i].display));
+                        }
+                        self.dirty = true;
+                        again = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        if self.warn_due("read") {
+                            warn(&format!("{}: {}", self.files.tails[i].display, e));
+                        }
+                        continue;
+                    }
+                }
+                if !self.read_tail(i)? {
+                    return Ok(false);
+                }
+            }
+            if !again {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Whether a line of plain file `i` needs a new timestamp anchor on disk first.
+    fn needs_anchor(&self, i: usize) -> bool {
+        let t = &self.files.tails[i];
+        if self.positions.is_none() || t.format != TailFormat::Plain {
+            return false;
+        }
+        if !t.anchors_saved || t.anchors.is_empty() {
+            return true;
+        }
+        let stale = self.sync_interval.as_nanos() as u64;
+        t.processed >= t.safe
+            && t.anchors
+                .last()
+                .is_some_and(|(_, ns)| now_ns().saturating_sub(*ns) >= stale)
+    }
+
+    /// Reads tail `i` to its end. Returns false when a stop was asked for.
+    fn read_tail(&mut self, i: usize) -> Result<bool> {
+        let t = &self.files.tails[i];
+        if t.at_end() && t.drained() {
+            return self.close_if_gone(i);
+        }
+        if self.needs_anchor(i) {
+            self.write_positions()?;
+        }
+        let max = self.pipe.max_line;
+        // Read time, once per pass: every line read now was there now.
+        let pass_ns = now_ns();
+        loop {
+            if self.pipe.sink.full() {
+                if !self.flush()? {
+                    return Ok(false);
+                }
+                if self.needs_anchor(i) {
+                    self.write_positions()?;
+                }
+            }
+            let t = &mut self.files.tails[i];
+            let l = match t.next_line(max) {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => {
+                    warn(&format!("reading {}: {e}", t.display));
+                    break;
+                }
+            };
+            let bytes = &t.buf[l.range.clone()];
+            match &t.format {
+                TailFormat::Plain => {
+                    let ts = if self.positions.is_some() {
+                        positions::stamp(&t.anchors, l.start).unwrap_or_else(now_ns)
+                    } else {
+                        pass_ns.max(t.last_ns + 1)
+                    };
+                    t.last_ns = ts;
+                    self.pipe.line(t.streams[0], t.source, ts, bytes, l.cut)?;
+                    if let Some(end) = l.end {
+                        t.processed = end;
+                    }
+                }
+                TailFormat::Docker { container } => {
+                    let joiner = self.joiners.entry(container.clone()).or_default();
+                    match docker::parse(bytes) {
+                        Some(e) => {
+                            if let Some(j) = joiner.feed(&e, max) {
+                                let ts = e.time_ns.unwrap_or_else(now_ns);
+                                let stream = t.streams[e.stream as usize];
+                                self.pipe.line(stream, t.source, ts, &j.line, j.cut || l.cut)?;
+                            }
+                        }
+                        None => {
+                            self.pipe.stats.docker_invalid += 1;
+                            self.pipe.line(t.streams[2], t.source, now_ns(), bytes, l.cut)?;
+                        }
+                    }
+                    if let Some(end) = l.end
+                        && joiner.idle()
+                    {
+                        t.processed = end;
+                    }
+                }
+            }
+        }
+        self.close_if_gone(i)
+    }
+
+    /// A file gone from the watched set (or deleted) and drained: its unterminated last
+    /// line is shipped; it is closed by `reap` once acknowledged.
+    fn close_if_gone(&mut self, i: usize) -> Result<bool> {
+        let t = &mut self.files.tails[i];
+        if t.gone_since
+            .is_none_or(|g| g.elapsed() < crate::files::CLOSE_GRACE)
+            || !t.at_end()
+        {
+            return Ok(true);
+        }
+        if t.format == TailFormat::Plain
+            && let Some(l) = t.remainder()
+        {
+            let ts = positions::stamp(&t.anchors, l.start).unwrap_or_else(now_ns);
+            let bytes = t.buf[l.range.clone()].to_vec();
+            let (stream, source) = (t.streams[0], t.source);
+            t.processed = l.end.unwrap_or(t.processed);
+            self.pipe.line(stream, source, ts, &bytes, false)?;
+        }
+        Ok(true)
+    }
+
+    fn file_metrics(&self) -> metrics::Files {
+        let mut lag: BTreeMap<String, u64> = BTreeMap::new();
+        for t in &self.files.tails {
+            let name = self
+                .pipe
+                .stats
+                .sources
+                .get(t.source)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            *lag.entry(name).or_default() += t.lag();
+        }
+        metrics::Files {
+            lag,
+            open: self.files.tails.len(),
+        }
+    }
+
+    fn write_textfile(&self) -> Result<()> {
+        if let Some(dir) = &self.textfile_dir {
+            let page = metrics::page(&self.pipe.stats, &self.file_metrics(), homelab_core::unix_now());
+            write_textfile(dir, TOOL, &page.render())?;
+        }
+        Ok(())
+    }
+
+    fn stdin_only(&self) -> bool {
+        self.stdin_only
+    }
+
+    pub fn run(&mut self) -> Result<()> {
+        self.rescan();
+        let mut last_textfile = Instant::now();
+        self.write_textfile()?;
+        loop {
+            if self.rescan_needed || Instant::now() >= self.next_rescan {
+                self.rescan();
+            }
+            if !self.read_files()? {
+                break;
+            }
+            let stdin_done = self.stdin.as_ref().is_none_or(|s| s.eof);
+            let caught_up = true;
+            // Push when full, due, or when there is nothing more to wait for.
+            let finishing = (self.once && caught_up && stdin_done) || (self.stdin_only() && stdin_done);
+            let due = self.pipe.sink.deadline().is_some_and(|d| d <= Instant::now());
+            if self.pipe.sink.full() || due || finishing || self.pipe.sink.pending() == 0 {
+                if !self.flush()? {
+                    break;
+                }
+                let closed = self.files.reap();
+                if closed > 0 {
+                    self.dirty = true;
+                }
+            }
+            let sync_due = self.last_write.is_none_or(|t| t.elapsed() >= self.sync_interval);
+            if self.dirty && sync_due {
+                self.write_positions()?;
+            }
+            if last_textfile.elapsed() >= self.sync_interval {
+                self.write_textfile()?;
+                last_textfile = Instant::now();
+            }
+            if finishing {
+                break;
+            }
+            let mut timeout = RESCAN.min(self.next_rescan.saturating_duration_since(Instant::now()));
+            if let Some(d) = self.pipe.sink.deadline() {
+                timeout = timeout.min(d.saturating_duration_since(Instant::now()));
+            }
+            if self.dirty {
+                let next = self
+                    .last_write
+                    .map_or(Duration::ZERO, |t| self.sync_interval.saturating_sub(t.elapsed()));
+                timeout = timeout.min(next);
+            }
+            timeout = timeout.min(self.sync_interval.saturating_sub(last_textfile.elapsed()));
+            // Gone files are closed after a grace period: come back for them.
+            if self.files.tails.iter().any(|t| t.gone_since.is_some()) {
+                timeout = timeout.min(Duration::from_millis(500));
+            }
+            if self.wait(timeout, true)? {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    /// On the way out: one last push attempt of what is held, positions, metrics, summary.
+    fn finish(&mut self) -> Result<()> {
+        if self.pipe.sink.pending() > 0 {
+            let (outcome, bytes) = self.pipe.sink.push(&self.pipe.streams)?;
+            if outcome == Outcome::Accepted {
+                self.pipe.stats.shipped += self.pipe.sink.pending();
+                self.pipe.stats.bytes_shipped += bytes;
+                self.pipe.stats.last_push_unix = Some(homelab_core::unix_now());
+                self.pipe.sink.done();
+                self.ack_all();
+            }
+        } else {
+            self.ack_all();
+        }
+        self.write_positions()?;
+        self.write_textfile()?;
+        let pending = self.pipe.sink.pending();
+        let summary = metrics::Summary::new(
+            &self.pipe.stats,
+            &self.file_metrics(),
+            pending,
+            self.errors.clone(),
+        );
+        if self.quiet {
+            return Ok(());
+        }
+        match &mut self.pipe.sink {
+            Sink::Stdout { out, .. } => {
+                out.write_record("summary", &summary)?;
+            }
+            Sink::Loki(_) => {
+                let args = homelab_core::OutputArgs {
+                    format: self.format,
+                    textfile_dir: None,
+                    quiet: false,
+                };
+                let mut out = Output::new(TOOL, &args, self.host.clone(), io::stdout());
+                match self.format {
+                    Format::Jsonl => out.record("summary", &summary)?,
+                    Format::Prom => {
+                        let page =
+                            metrics::page(&self.pipe.stats, &self.file_metrics(), homelab_core::unix_now());
+                        out.page(&page)?;
+                    }
+                    Format::Text => {
+                        let page =
+                            metrics::page(&self.pipe.stats, &self.file_metrics(), homelab_core::unix_now());
+                        out.table(&homelab_core::text::Table::from_page(&page))?;
+                    }
+                }
+            }
+        }
+        let _ = io::stdout().flush();
+        if pending > 0 {
+            warn(&format!(
+                "{pending} lines were not acknowledged before the stop; they are sent again at the next start"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn borrow(i: &Inotify) -> BorrowedFd<'_> {
+    i.as_fd()
+}
+
+/// A number in [0, 1) for jitter (no need for a cryptographic generator).
+fn pseudo_random() -> f64 {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().rotate_left(16);
+    let x = n.wrapping_mul(2_654_435_761);
+    f64::from(x) / f64::from(u32::MAX)
+}

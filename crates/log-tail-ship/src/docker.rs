@@ -1,0 +1,303 @@
+//! The Docker source: containers discovered through the Docker API (a thread with a
+//! current-thread tokio runtime, since bollard is async), their json-file logs read
+//! directly from `LogPath`, and the parser for json-file entries, which rejoins lines
+//! Docker split at 16 KiB.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+/// What the discovery thread knows about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub compose_service: Option<String>,
+    /// `LogPath` as the engine reports it (empty for drivers other than json-file).
+    pub log_path: Option<String>,
+    pub driver: String,
+}
+
+/// From the discovery thread to the main loop.
+#[derive(Debug)]
+pub enum Update {
+    /// Every matching container, running or stopped, after each change.
+    Containers(Vec<ContainerInfo>),
+    /// The engine cannot be reached (the thread keeps trying).
+    Unavailable(String),
+}
+
+/// One json-file entry: `{"log":"...","stream":"stdout","time":"2026-...Z"}`.
+#[derive(Debug, Deserialize)]
+struct RawEntry<'a> {
+    #[serde(borrow, default)]
+    log: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    time: Option<Cow<'a, str>>,
+}
+
+/// A parsed json-file entry.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub log: Cow<'a, str>,
+    pub stream: Stream,
+    /// Docker's `time` in Unix nanoseconds.
+    pub time_ns: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout = 0,
+    Stderr = 1,
+    Other = 2,
+}
+
+impl Stream {
+    pub fn label(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::Other => "",
+        }
+    }
+}
+
+/// Parses one line of a json-file log; None when it is not such an entry.
+pub fn parse(line: &[u8]) -> Option<Entry<'_>> {
+    let raw: RawEntry = serde_json::from_slice(line).ok()?;
+    let stream = match raw.stream.as_deref() {
+        Some("stdout") => Stream::Stdout,
+        Some("stderr") => Stream::Stderr,
+        _ => Stream::Other,
+    };
+    Some(Entry {
+        log: raw.log.unwrap_or(Cow::Borrowed("")),
+        stream,
+        time_ns: raw.time.as_deref().and_then(parse_time),
+    })
+}
+
+/// RFC 3339 with up to nine fraction digits, as Docker writes it, to Unix ns.
+pub fn parse_time(s: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()?;
+    u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_nanos()).ok()
+}
+
+/// Rejoins split entries per stream: a `log` without a trailing newline continues in
+/// the next entry of the same stream. Keeps at most `max` bytes of a joined line.
+#[derive(Debug, Default)]
+pub struct Joiner {
+    parts: [Vec<u8>; 3],
+    cut: [bool; 3],
+}
+
+/// A complete line out of the joiner.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Joined<'a> {
+    pub line: Cow<'a, [u8]>,
+    /// Longer than `max`: the rest was dropped.
+    pub cut: bool,
+}
+
+impl Joiner {
+    /// Feeds one entry; returns the line it completes, if any.
+    pub fn feed<'a>(&mut self, e: &'a Entry<'a>, max: usize) -> Option<Joined<'a>> {
+        let s = e.stream as usize;
+        let text = e.log.as_bytes();
+        let (body, complete) = match text.strip_suffix(b"\n") {
+            Some(b) => (b, true),
+            None => (text, false),
+        };
+        if complete && self.parts[s].is_empty() && !self.cut[s] {
+            return Some(Joined {
+                line: Cow::Borrowed(body),
+                cut: false,
+            });
+        }
+        let room = max.saturating_sub(self.parts[s].len());
+        if body.len() > room {
+            self.cut[s] = true;
+        }
+        self.parts[s].extend_from_slice(&body[..body.len().min(room)]);
+        if !complete {
+            return None;
+        }
+        let line = std::mem::take(&mut self.parts[s]);
+        let cut = std::mem::take(&mut self.cut[s]);
+        Some(Joined {
+            line: Cow::Owned(line),
+            cut,
+        })
+    }
+
+    /// Whether no stream has a line in progress.
+    pub fn idle(&self) -> bool {
+        self.parts.iter().all(Vec::is_empty) && !self.cut.iter().any(|c| *c)
+    }
+}
+
+/// `--docker-filter KEY=VALUE` pairs as the API wants them.
+pub fn filters(pairs: &[(String, String)]) -> HashMap<String, Vec<String>> {
+    let mut m: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in pairs {
+        m.entry(k.clone()).or_default().push(v.clone());
+    }
+    m
+}
+
+/// Starts the discovery thread: lists the containers (all, with the filters), then
+/// lists again after each container event; reconnects with a pause when the engine
+/// goes away. Each result goes to `tx`, and a byte to `wake` wakes the main loop.
+pub fn spawn(host: String, pairs: Vec<(String, String)>, tx: Sender<Update>, mut wake: UnixStream) {
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = tx.send(Update::Unavailable(format!("starting the Docker client: {e}")));
+                let _ = wake.write_all(b"d");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let mut pause = Duration::from_millis(500);
+            loop {
+                match follow(&host, &pairs, &tx, &mut wake).await {
+                    Ok(()) => pause = Duration::from_millis(500),
+                    Err(e) => {
+                        if tx.send(Update::Unavailable(e)).is_err() {
+                            return;
+                        }
+                        let _ = wake.write_all(b"d");
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                    }
+                }
+                tokio::time::sleep(pause).await;
+            }
+        });
+    });
+}
+
+async fn follow(
+    host: &str,
+    pairs: &[(String, String)],
+    tx: &Sender<Update>,
+    wake: &mut UnixStream,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let docker = bollard::Docker::connect_with_host(host)
+        .map_err(|e| format!("connecting to {host}: {e}"))?
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("connecting to {host}: {e}"))?;
+    let mut event_filters = HashMap::new();
+    event_filters.insert("type".to_string(), vec!["container".to_string()]);
+    for (k, v) in pairs.iter().filter(|(k, _)| k == "label") {
+        event_filters
+            .entry(k.clone())
+            .or_insert_with(Vec::new)
+            .push(v.clone());
+    }
+    let mut events = docker.events(Some(bollard::query_parameters::EventsOptions {
+        filters: Some(event_filters),
+        ..Default::default()
+    }));
+    let send = |list: Vec<ContainerInfo>, wake: &mut UnixStream| -> Result<(), String> {
+        tx.send(Update::Containers(list))
+            .map_err(|_| "main loop gone".to_string())?;
+        let _ = wake.write_all(b"d");
+        Ok(())
+    };
+    send(list(&docker, pairs).await?, wake)?;
+    while let Some(ev) = events.next().await {
+        ev.map_err(|e| format!("following Docker events: {e}"))?;
+        send(list(&docker, pairs).await?, wake)?;
+    }
+    Ok(())
+}
+
+async fn list(docker: &bollard::Docker, pairs: &[(String, String)]) -> Result<Vec<ContainerInfo>, String> {
+    let summaries = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters(pairs)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| format!("listing containers: {e}"))?;
+    let mut out = Vec::new();
+    for s in summaries {
+        let Some(id) = s.id else { continue };
+        // A container removed between the list and the inspect is simply skipped.
+        let Ok(c) = docker.inspect_container(&id, None).await else {
+            continue;
+        };
+        let labels = c
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        out.push(ContainerInfo {
+            name: c
+                .name
+                .as_deref()
+                .unwrap_or(&id)
+                .trim_start_matches('/')
+                .to_string(),
+            compose_service: labels.get("com.docker.compose.service").cloned(),
+            log_path: c.log_path.filter(|p| !p.is_empty()),
+            driver: c
+                .host_config
+                .and_then(|h| h.log_config)
+                .and_then(|l| l.typ)
+                .unwrap_or_default(),
+            id,
+        });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_entries_and_times() {
+        let e = parse(br#"{"log":"hello \u003cworld\u003e\n","stream":"stderr","time":"2019-01-01T11:11:11.111111111Z"}"#)
+            .unwrap();
+        assert_eq!(e.log, "hello <world>\n");
+        assert_eq!(e.stream, Stream::Stderr);
+        assert_eq!(e.time_ns, Some(1_546_341_071_111_111_111));
+        let e = parse(br#"{"log":"x\n","stream":"stdout","time":"2026-11-26T06:00:00.8443515Z"}"#).unwrap();
+        assert_eq!(e.time_ns, Some(1_795_672_800_844_351_500));
+        let e = parse(br#"{"stream":"stdout","attrs":{"tag":"a"},"time":"garbage"}"#).unwrap();
+        assert_eq!((e.log.as_ref(), e.time_ns), ("", None));
+        assert!(parse(b"not json").is_none());
+        assert!(parse(br#"{"log":"unterminated"#).is_none());
+        assert!(parse(b"\xff\xfe").is_none());
+    }
+
+    #[test]
+    fn joins_split_lines_per_stream_and_caps_them() {
+        let mut j = Joiner::default();
+        let a = parse(br#"{"log":"aaaa","stream":"stdout"}"#).unwrap();
+        let e = parse(br#"{"log":"err\n","stream":"stderr"}"#).unwrap();
+        let b = parse(br#"{"log":"bb\n","stream":"stdout"}"#).unwrap();
+        assert_eq!(j.feed(&a, 100), None);
+        assert!(!j.idle());
+        assert_eq!(j.feed(&e, 100).unwrap().line.as_ref(), b"err");
+        let got = j.feed(&b, 100).unwrap();
+        assert_eq!((got.line.as_ref(), got.cut), (&b"aaaabb"[..], false));
+        assert!(j.idle());
+        assert_eq!(j.feed(&a, 3), None);
+        let got = j.feed(&b, 3).unwrap();
+        assert_eq!((got.line.as_ref(), got.cut), (&b"aaa"[..], true));
+    }
+}

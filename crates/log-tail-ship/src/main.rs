@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    homelab_core::exit::main(log_tail_ship::run)
+}

@@ -1,0 +1,127 @@
+//! The `logship_*` Prometheus page and the `kind: summary` record. Names are pinned:
+//! dashboards and alert rules depend on them.
+
+use std::collections::BTreeMap;
+
+use homelab_core::Page;
+use serde::Serialize;
+
+use crate::pipeline::Stats;
+
+/// Lag per source (bytes in files after the acknowledged offset) and open files.
+#[derive(Debug, Default)]
+pub struct Files {
+    pub lag: BTreeMap<String, u64>,
+    pub open: usize,
+}
+
+pub fn page(s: &Stats, f: &Files, now: f64) -> Page {
+    let mut p = Page::new();
+    {
+        let read = p.counter(
+            "logship_lines_read_total",
+            "Lines read, by source (file path, container name, or stdin).",
+        );
+        for src in &s.sources {
+            read.sample(&[("source", &src.name)], src.read as f64);
+        }
+    }
+    p.counter(
+        "logship_lines_shipped_total",
+        "Lines accepted by the sink (Loki answered 2xx, or written and flushed to stdout).",
+    )
+    .sample(&[], s.shipped as f64);
+    {
+        let d = p.counter(
+            "logship_lines_dropped_total",
+            "Lines not shipped, by reason: filter (--keep/--drop), rate_limit (--rate), rejected (in a batch Loki refused with 400/413); too_long counts lines shipped cut at --max-line-bytes.",
+        );
+        d.sample(&[("reason", "filter")], s.dropped_filter as f64);
+        d.sample(&[("reason", "rate_limit")], s.dropped_rate_limit as f64);
+        d.sample(&[("reason", "too_long")], s.truncated as f64);
+        d.sample(&[("reason", "rejected")], s.dropped_rejected as f64);
+    }
+    p.counter(
+        "logship_batches_rejected_total",
+        "Batches Loki refused for good (400, 413); not sent again.",
+    )
+    .sample(&[], s.batches_rejected as f64);
+    p.counter(
+        "logship_push_retries_total",
+        "Push attempts that failed and were retried (connection errors, 429, 5xx).",
+    )
+    .sample(&[], s.push_retries as f64);
+    p.counter(
+        "logship_bytes_shipped_total",
+        "Bytes of log lines accepted by the sink (before compression).",
+    )
+    .sample(&[], s.bytes_shipped as f64);
+    p.counter(
+        "logship_docker_invalid_lines_total",
+        "Lines of Docker json-file logs that were not valid entries (shipped as they were).",
+    )
+    .sample(&[], s.docker_invalid as f64);
+    {
+        let lag = p.gauge(
+            "logship_lag_bytes",
+            "Bytes in the followed files after the acknowledged offset, by source.",
+        );
+        for (src, bytes) in &f.lag {
+            lag.sample(&[("source", src)], *bytes as f64);
+        }
+    }
+    p.gauge(
+        "logship_files_open",
+        "Files being followed (including rotated ones being drained).",
+    )
+    .sample(&[], f.open as f64);
+    p.gauge(
+        "logship_last_push_timestamp_seconds",
+        "Unix time of the last batch the sink accepted.",
+    )
+    .maybe(&[], s.last_push_unix);
+    p.gauge(
+        "logship_last_run_timestamp_seconds",
+        "Unix time this page was written; alert when it is older than a few --sync-interval.",
+    )
+    .sample(&[], now);
+    p
+}
+
+/// The `kind: summary` record written on exit.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub lines_read_total: u64,
+    pub lines_shipped_total: u64,
+    pub lines_dropped_filter_total: u64,
+    pub lines_dropped_rate_limit_total: u64,
+    pub lines_dropped_rejected_total: u64,
+    pub lines_truncated_total: u64,
+    pub batches_rejected_total: u64,
+    pub push_retries_total: u64,
+    pub bytes_shipped_total: u64,
+    pub lines_pending: u64,
+    pub files_open: usize,
+    pub lag_bytes: u64,
+    pub errors: Vec<String>,
+}
+
+impl Summary {
+    pub fn new(s: &Stats, f: &Files, pending: u64, errors: Vec<String>) -> Summary {
+        Summary {
+            lines_read_total: s.sources.iter().map(|x| x.read).sum(),
+            lines_shipped_total: s.shipped,
+            lines_dropped_filter_total: s.dropped_filter,
+            lines_dropped_rate_limit_total: s.dropped_rate_limit,
+            lines_dropped_rejected_total: s.dropped_rejected,
+            lines_truncated_total: s.truncated,
+            batches_rejected_total: s.batches_rejected,
+            push_retries_total: s.push_retries,
+            bytes_shipped_total: s.bytes_shipped,
+            lines_pending: pending,
+            files_open: f.open,
+            lag_bytes: f.lag.values().sum(),
+            errors,
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! What happens to a line between its source and the sink: keep/drop filters, the
+//! per-stream rate limit, truncation of over-long lines, and the counters behind the
+//! `logship_*` metrics. Pure functions of bytes, tested on literals.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use regex::bytes::Regex;
+
+/// Appended to a line cut at `--max-line-bytes`.
+pub const TRUNCATION_MARKER: &str = "…[truncated]";
+
+/// A set of labels, sorted by name: one Loki stream.
+pub type Labels = Vec<(String, String)>;
+
+/// Index of a label set in [`Streams`].
+pub type StreamId = usize;
+
+/// The label sets in use, each stored once; sources refer to them by id.
+#[derive(Debug, Default)]
+pub struct Streams {
+    sets: Vec<Labels>,
+    index: HashMap<Labels, StreamId>,
+}
+
+impl Streams {
+    /// The id of a label set (created on first use). Labels with an empty value are
+    /// left out, as Loki does.
+    pub fn id(&mut self, labels: &[(&str, &str)]) -> StreamId {
+        let mut set: Labels = labels
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        set.sort();
+        set.dedup_by(|a, b| a.0 == b.0);
+        if let Some(&id) = self.index.get(&set) {
+            return id;
+        }
+        self.sets.push(set.clone());
+        self.index.insert(set, self.sets.len() - 1);
+        self.sets.len() - 1
+    }
+
+    pub fn labels(&self, id: StreamId) -> &Labels {
+        &self.sets[id]
+    }
+}
+
+/// Static labels (`--label`) merged with a source's own; a static label wins over
+/// `host` but a source's labels (filename, container, stream) win over static ones.
+pub fn merge_labels<'a>(
+    static_labels: &'a [(String, String)],
+    own: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for (k, v) in static_labels {
+        if !own.iter().any(|(o, _)| o == k) {
+            out.push((k, v));
+        }
+    }
+    out.extend_from_slice(own);
+    out
+}
+
+/// `--keep` and `--drop`: a line must match a keep (if any) and no drop.
+#[derive(Debug, Default)]
+pub struct Filter {
+    keep: Vec<Regex>,
+    drop: Vec<Regex>,
+}
+
+impl Filter {
+    pub fn new(keep: &[String], drop: &[String]) -> Result<Filter, String> {
+        let compile = |flag: &str, rs: &[String]| {
+            rs.iter()
+                .map(|r| Regex::new(r).map_err(|e| format!("{flag} {r:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Filter {
+            keep: compile("--keep", keep)?,
+            drop: compile("--drop", drop)?,
+        })
+    }
+
+    pub fn pass(&self, line: &[u8]) -> bool {
+        (self.keep.is_empty() || self.keep.iter().any(|r| r.is_match(line)))
+            && !self.drop.iter().any(|r| r.is_match(line))
+    }
+}
+
+/// A token bucket per stream: `rate` lines per second, up to `burst` at once.
+#[derive(Debug)]
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    buckets: HashMap<StreamId, (f64, Instant)>,
+}
+
+impl RateLimit {
+    pub fn new(rate: f64, burst: f64) -> Self {
+        RateLimit {
+            rate,
+            burst: burst.max(1.0),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Whether one more line of `stream` may pass at `now`.
+    pub fn allow(&mut self, stream: StreamId, now: Instant) -> bool {
+        let (tokens, last) = self.buckets.entry(stream).or_insert((self.burst, now));
+        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
+        *tokens = (*tokens + elapsed * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Cuts `line` to at most `max` bytes (the marker included), on a UTF-8 character
+/// boundary where the line is UTF-8. Returns the line and whether it was cut.
+pub fn truncate(line: &[u8], max: usize) -> (Cow<'_, [u8]>, bool) {
+    if line.len() <= max {
+        return (Cow::Borrowed(line), false);
+    }
+    let marker = TRUNCATION_MARKER.as_bytes();
+    let mut cut = max.saturating_sub(marker.len());
+    // Step back over UTF-8 continuation bytes (at most 3) so no character is split.
+    let mut back = 0;
+    while cut > 0 && back < 3 && (line[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+        back += 1;
+    }
+    let mut out = Vec::with_capacity(cut + marker.len());
+    out.extend_from_slice(&line[..cut]);
+    out.extend_from_slice(marker);
+    (Cow::Owned(out), true)
+}
+
+/// One source's counters (a file path, a container name, or stdin).
+#[derive(Debug, Clone, Default)]
+pub struct SourceStats {
+    pub name: String,
+    pub read: u64,
+}
+
+/// Index of a source in [`Stats::sources`].
+pub type SourceId = usize;
+
+/// Everything the metrics page and the summary record report.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub sources: Vec<SourceStats>,
+    source_index: HashMap<String, SourceId>,
+    pub shipped: u64,
+    pub dropped_filter: u64,
+    pub dropped_rate_limit: u64,
+    pub dropped_rejected: u64,
+    pub truncated: u64,
+    pub batches_rejected: u64,
+    pub push_retries: u64,
+    pub bytes_shipped: u64,
+    pub docker_invalid: u64,
+    pub last_push_unix: Option<f64>,
+}
+
+impl Stats {
+    pub fn source(&mut self, name: &str) -> SourceId {
+        if let Some(&i) = self.source_index.get(name) {
+            return i;
+        }
+        self.sources.push(SourceStats {
+            name: name.to_string(),
+            read: 0,
+        });
+        self.source_index.insert(name.to_string(), self.sources.len() - 1);
+        self.sources.len() - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn keep_and_drop() {
+        let f = Filter::new(&["error|warn".into()], &["healthcheck".into()]).unwrap();
+        assert!(f.pass(b"an error happened"));
+        assert!(!f.pass(b"info: fine"));
+        assert!(!f.pass(b"error in healthcheck"));
+        assert!(f.pass(b"warn \xff\xfe invalid utf-8"));
+        let none = Filter::new(&[], &[]).unwrap();
+        assert!(none.pass(b""));
+        let e = Filter::new(&[], &["(".into()]).unwrap_err();
+        assert!(e.starts_with("--drop \"(\""), "{e}");
+    }
+
+    #[test]
+    fn truncation_keeps_characters_whole_and_adds_the_marker() {
+        let (l, cut) = truncate(b"short", 100);
+        assert!(!cut);
+        assert_eq!(&*l, b"short");
+        let long = "é".repeat(100); // 200 bytes
+        let (l, cut) = truncate(long.as_bytes(), 50);
+        assert!(cut);
+        assert!(l.len() <= 50);
+        let s = std::str::from_utf8(&l).unwrap();
+        assert!(s.ends_with(TRUNCATION_MARKER));
+        let (l, _) = truncate(&[0xff; 40], 20);
+        assert_eq!(l.len(), 20);
+    }
+
+    #[test]
+    fn rate_limit_allows_burst_then_rate() {
+        let mut r = RateLimit::new(10.0, 3.0);
+        let t = Instant::now();
+        assert!((0..3).all(|_| r.allow(0, t)));
+        assert!(!r.allow(0, t));
+        assert!(r.allow(1, t), "streams have their own bucket");
+        assert!(r.allow(0, t + Duration::from_millis(100)));
+        assert!(!r.allow(0, t + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn streams_are_interned_sorted_and_skip_empty_values() {
+        let mut s = Streams::default();
+        let a = s.id(&[("job", "x"), ("host", "pi")]);
+        let b = s.id(&[("host", "pi"), ("job", "x"), ("empty", "")]);
+        assert_eq!(a, b);
+        assert_eq!(s.labels(a)[0].0, "host");
+        let statics = vec![
+            ("host".to_string(), "pi".to_string()),
+            ("filename".to_string(), "no".to_string()),
+        ];
+        let m = merge_labels(&statics, &[("filename", "/var/log/syslog")]);
+        assert_eq!(m, [("host", "pi"), ("filename", "/var/log/syslog")]);
+    }
+}

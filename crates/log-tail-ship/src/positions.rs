@@ -1,0 +1,180 @@
+//! The positions file: per file, the offset the sink has acknowledged, the file's
+//! identity (device, inode, fingerprint of its first bytes) and its timestamp anchors.
+//!
+//! Anchors make timestamps of plain-file lines reproducible: a line starting at byte
+//! `x` is stamped `ns + (x - offset)` with the last anchor `(offset, ns)` at or before
+//! `x`. Anchors are only used once written here, so a line sent again after a crash
+//! gets the very timestamp it had the first time, and Loki drops the copy.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use homelab_core::exit::describe_io;
+use homelab_core::{Error, Exit};
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PositionsFile {
+    pub version: u32,
+    /// When it was written (Unix seconds): files changed since are new to us.
+    pub saved_unix_seconds: f64,
+    pub files: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Where the file was last seen (as the system sees it, without --root).
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    /// How many of the first bytes the fingerprint covers (at most 256).
+    pub fingerprint_bytes: u32,
+    pub fingerprint_crc32: u32,
+    /// Acknowledged offset: every line before it has been accepted by the sink.
+    pub offset: u64,
+    /// Timestamp anchors `[offset, unix_ns]`, ascending.
+    #[serde(default)]
+    pub anchors: Vec<(u64, u64)>,
+}
+
+/// Reads the positions file; `None` when there is none yet (the first run).
+pub fn load(path: &Path) -> Result<Option<PositionsFile>, Error> {
+    let text = match fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading --positions {}", path.display()), e)),
+    };
+    let parsed: PositionsFile = serde_json::from_slice(&text).map_err(|e| {
+        Error::data(format!(
+            "--positions {} is not a log-tail-ship positions file ({e})",
+            path.display()
+        ))
+        .hint("move it away to start over (files are then read from their end, or from the beginning with --from-beginning)")
+    })?;
+    if parsed.version != VERSION {
+        return Err(Error::data(format!(
+            "--positions {} has version {}, this log-tail-ship writes version {VERSION}",
+            path.display(),
+            parsed.version
+        )));
+    }
+    Ok(Some(parsed))
+}
+
+/// Writes the positions file atomically: a temporary file beside it, fsync, rename,
+/// fsync of the directory.
+pub fn save(path: &Path, file: &PositionsFile) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let fail = |doing: &str, e: io::Error| {
+        let _ = fs::remove_file(&tmp);
+        let code = match e.kind() {
+            io::ErrorKind::PermissionDenied => Exit::NoPerm,
+            io::ErrorKind::NotFound => Exit::CantCreate,
+            _ => Exit::IoErr,
+        };
+        Error::new(code, format!("{doing} {}: {}", tmp.display(), describe_io(&e)))
+            .hint("check that the directory of --positions exists, is writable and has free space")
+    };
+    let body = serde_json::to_vec(file).map_err(|e| Error::bug(format!("serialising positions: {e}")))?;
+    let mut f = fs::File::create(&tmp).map_err(|e| fail("creating", e))?;
+    f.write_all(&body)
+        .and_then(|_| f.write_all(b"\n"))
+        .and_then(|_| f.sync_all())
+        .map_err(|e| fail("writing", e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| fail("renaming", e))?;
+    if let Ok(d) = fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The timestamp (Unix ns) of a line starting at `offset`, from the anchors.
+pub fn stamp(anchors: &[(u64, u64)], offset: u64) -> Option<u64> {
+    let i = anchors.partition_point(|(o, _)| *o <= offset);
+    let (o, ns) = anchors.get(i.checked_sub(1)?)?;
+    Some(ns + (offset - o))
+}
+
+/// Drops anchors no line at or after `acked` needs (keeps the last one before it).
+pub fn prune(anchors: &mut Vec<(u64, u64)>, acked: u64) {
+    let i = anchors.partition_point(|(o, _)| *o <= acked);
+    if i > 1 {
+        anchors.drain(..i - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_follow_the_last_anchor() {
+        let a = vec![(0, 1_000), (100, 50_000)];
+        assert_eq!(stamp(&a, 0), Some(1_000));
+        assert_eq!(stamp(&a, 99), Some(1_099));
+        assert_eq!(stamp(&a, 100), Some(50_000));
+        assert_eq!(stamp(&a, 150), Some(50_050));
+        assert_eq!(stamp(&[(10, 5)], 3), None);
+        assert_eq!(stamp(&[], 3), None);
+        let mut a = vec![(0, 1), (10, 2), (20, 3), (30, 4)];
+        prune(&mut a, 25);
+        assert_eq!(a, [(20, 3), (30, 4)]);
+        prune(&mut a, 5);
+        assert_eq!(a, [(20, 3), (30, 4)]);
+    }
+
+    #[test]
+    fn save_is_atomic_and_load_reads_it_back() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("positions.json");
+        assert_eq!(load(&p).unwrap(), None);
+        let f = PositionsFile {
+            version: VERSION,
+            saved_unix_seconds: 1.5,
+            files: vec![Entry {
+                path: "/var/log/syslog".into(),
+                dev: 1,
+                ino: 2,
+                fingerprint_bytes: 256,
+                fingerprint_crc32: 7,
+                offset: 42,
+                anchors: vec![(0, 9)],
+            }],
+        };
+        save(&p, &f).unwrap();
+        assert_eq!(load(&p).unwrap(), Some(f));
+        assert_eq!(
+            fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        fs::write(&p, b"positions:\n  /var/log/syslog: \"12\"\n").unwrap();
+        let e = load(&p).unwrap_err();
+        assert_eq!(e.code(), Exit::DataErr);
+        assert!(e.to_string().contains("move it away"), "{e}");
+        let e = save(&d.path().join("nope/positions.json"), &load_default()).unwrap_err();
+        assert_eq!(e.code(), Exit::CantCreate);
+    }
+
+    fn load_default() -> PositionsFile {
+        PositionsFile {
+            version: VERSION,
+            saved_unix_seconds: 0.0,
+            files: vec![],
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! One open file being followed: its identity (device, inode, fingerprint of the first
+//! bytes), a read buffer, and the offsets that matter (read, processed, acknowledged).
+//! Reading only; deciding which files to follow is in [`crate::files`].
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How many of a file's first bytes identify it, with its device and inode.
+pub const FINGERPRINT_MAX: u32 = 256;
+
+/// One read() asks for this much.
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// CRC-32 of the first `len` bytes of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub len: u32,
+    pub crc: u32,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `file` over its first `len` bytes (fewer if it is shorter).
+    pub fn of(file: &File, len: u32) -> io::Result<Fingerprint> {
+        let mut buf = vec![0u8; len as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Fingerprint {
+            len: got as u32,
+            crc: crc32fast::hash(&buf[..got]),
+        })
+    }
+
+    /// Whether `file` still starts with the bytes this fingerprint was taken of.
+    pub fn matches(&self, file: &File) -> io::Result<bool> {
+        Ok(Fingerprint::of(file, self.len)? == *self)
+    }
+}
+
+/// What the file holds: plain lines, or Docker's json-file entries of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    Plain,
+    Docker { container: String },
+}
+
+/// A line found in the buffer.
+#[derive(Debug, Clone)]
+pub struct LineRef {
+    /// Offset of its first byte in the file.
+    pub start: u64,
+    /// Offset after its newline, or None for the head of an over-long line whose
+    /// end has not been read yet (the rest is skipped up to the newline).
+    pub end: Option<u64>,
+    /// Where its bytes are in [`Tail::buf`], without the newline.
+    pub range: Range<usize>,
+    /// Cut at the line limit.
+    pub cut: bool,
+}
+
+/// What [`Tail::check`] found out about the file since the last look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing new or more data: read on.
+    Same,
+    /// Shorter than what was read, or its first bytes changed: copytruncate or a
+    /// rewrite. The caller restarts it at 0 (after looking for the copy).
+    Truncated,
+}
+
+#[derive(Debug)]
+pub struct Tail {
+    /// The real path (under --root) where it was last seen.
+    pub path: PathBuf,
+    /// The path as the system sees it: the `filename` label.
+    pub display: String,
+    pub file: File,
+    pub id: Identity,
+    pub fp: Fingerprint,
+    pub format: Format,
+    /// Every byte before it has been read into the buffer.
+    read_pos: u64,
+    pub(crate) buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[head..]`; they start at file offset `read_pos - (len - head)`.
+    head: usize,
+    /// Skipping the rest of an over-long line up to its newline.
+    skipping: bool,
+    /// Every line before it has been handed to the pipeline (or dropped there).
+    pub processed: u64,
+    /// Every line before it has been acknowledged by the sink.
+    pub acked: u64,
+    /// Timestamp anchors (see positions.rs) and whether the newest is on disk.
+    pub anchors: Vec<(u64, u64)>,
+    pub anchors_saved: bool,
+    /// Lines before this offset may have been sent before a restart: their anchors
+    /// must not change (the file size when it was found again at start).
+    pub safe: u64,
+    /// Last timestamp given (without a positions file: read time, kept increasing).
+    pub last_ns: u64,
+    /// At a path the user asked for (or a container's LogPath), not a rotated name.
+    pub live: bool,
+    /// No longer in the watched set, or deleted: drained to its end, then closed.
+    pub gone_since: Option<Instant>,
+    /// Stream ids (plain: one; Docker: stdout, stderr, and unknown) and source id.
+    pub streams: Vec<usize>,
+    pub source: usize,
+    /// Size at the last check.
+    pub size: u64,
+}
+
+impl Tail {
+    /// Opens `path` positioned at `offset`.
+    pub fn open(path: PathBuf, display: String, format: Format, offset: u64) -> io::Result<Tail> {
+        let file = File::open(&path)?;
+        let md = file.metadata()?;
+        if !md.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let fp = Fingerprint::of(&file, FINGERPRINT_MAX)?;
+        Ok(Tail {
+            path,
+            display,
+            id: Identity {
+                dev: md.dev(),
+                ino: md.ino(),
+            },
+            fp,
+            file,
+            format,
+            read_pos: offset,
+            buf: Vec::new(),
+            head: 0,
+            skipping: false,
+            processed: offset,
+            acked: offset,
+            anchors: Vec::new(),
+            anchors_saved: false,
+            safe: 0,
+            last_ns: 0,
+            live: true,
+            gone_since: None,
+            streams: Vec::new(),
+            source: 0,
+            size: md.len(),
+        })
+    }
+
+    /// Looks at the open file: truncated or rewritten (copytruncate), or deleted.
+    /// Extends a short fingerprint as the file grows.
+    pub fn check(&mut self) -> io::Result<Change> {
+        let md = self.file.metadata()?;
+        self.size = md.len();
+        if md.nlink() == 0 && self.gone_since.is_none() {
+            self.gone_since = Some(Instant::now());
+        }
+        if self.size < self.read_pos {
+            return Ok(Change::Truncated);
+        }
+        if self.size > self.read_pos || self.fp.len < FINGERPRINT_MAX {
+            if !self.fp.matches(&self.file)? {
+                return Ok(Change::Truncated);
+            }
+            if self.fp.len < FINGERPRINT_MAX && self.size > u64::from(self.fp.len) {
+                self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
+            }
+        }
+        Ok(Change::Same)
+    }
+
+    /// Starts over at offset 0 (after a truncation); the caller sets new anchors.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.read_pos = 0;
+        self.processed = 0;
+        self.acked = 0;
+        self.buf.clear();
+        self.head = 0;
+        self.skipping = false;
+        self.safe = 0;
+        self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
+        self.size = self.file.metadata()?.len();
+        Ok(())
+    }
+
+    /// Whether everything in the file has been read (an unterminated last line may
+    /// still wait in the buffer: see [`Tail::remainder`]).
+    pub fn at_end(&self) -> bool {
+        self.read_pos >= self.size
+    }
+
+    /// Whether nothing read is left unprocessed in the buffer.
+    pub fn drained(&self) -> bool {
+        self.head >= self.buf.len() || self.skipping
+    }
+
+    /// Bytes in the file after the acknowledged offset.
+    pub fn lag(&self) -> u64 {
+        self.size.saturating_sub(self.acked)
+    }
+
+    pub fn bytes(&self, r: &Range<usize>) -> &[u8] {
+        &self.buf[r.clone()]
+    }
+
+    /// An unterminated last line, handed over when the file is closed for good.
+    pub fn remainder(&mut self) -> Option<LineRef> {
+        if self.skipping || self.head >= self.buf.len() {
+            return None;
+        }
+        let start = self.read_pos - (self.buf.len() - self.head) as u64;
+        let r = LineRef {
+            start,
+            end: Some(self.read_pos),
+            range: self.head..self.buf.len(),
+            cut: false,
+        };
+        self.head = self.buf.len();
+        Some(r)
+    }
+
+    /// The next complete line (at most `max` bytes: longer ones come as their head,
+    /// `cut`, and the rest is skipped), or None when the file has nothing more now.
+    pub fn next_line(&mut self, max: usize) -> io::Result<Option<LineRef>> {
+        loop {
+            let pending = &self.buf[self.head..];
+            let start = self.read_pos - pending.len() as u64;
+            if let Some(nl) = memchr(pending) {
+                let range = self.head..self.head + nl;
+                self.head += nl + 1;
+                let end = start + nl as u64 + 1;
+                if self.skipping {
+                    // The tail of a line already shipped cut: it ends here.
+                    self.skipping = false;
+                    self.processed = end;
+                    continue;
+                }
+                return Ok(Some(LineRef {
+                    start,
+                    end: Some(end),
+                    cut: false,
+                    range,
+                }));
+            }
+            if self.skipping {
+                self.head = self.buf.len();
+            } else if pending.len() >= max {
+                self.skipping = true;
+                let range = self.head..self.head + max;
+                self.head = self.buf.len();
+                return Ok(Some(LineRef {
+                    start,
+                    end: None,
+                    cut: true,
+                    range,
+                }));
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads one more chunk; false at the end of the file.
+    fn fill(&mut self) -> io::Result<bool> {
+        let pos = self.read_pos;
+        let file = &self.file;
+        let n = append_chunk(&mut self.buf, &mut self.head, |b| file.read_at(b, pos))?;
+        self.read_pos += n as u64;
+        if self.read_pos > self.size {
+            self.size = self.read_pos;
+        }
+        Ok(n > 0)
+    }
+}
+
+/// Drops the consumed head of `buf` and appends one read of up to 64 KiB (retried on
+/// EINTR); returns how many bytes came (0 at the end). Shared with stdin.
+pub(crate) fn append_chunk(
+    buf: &mut Vec<u8>,
+    head: &mut usize,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> io::Result<usize> {
+    if *head > 0 {
+        buf.drain(..*head);
+        *head = 0;
+    }
+    let have = buf.len();
+    buf.resize(have + CHUNK, 0);
+    let n = loop {
+        match read(&mut buf[have..]) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(have);
+                return Err(e);
+            }
+        }
+    };
+    buf.truncate(have + n);
+    Ok(n)
+}
+
+fn memchr(b: &[u8]) -> Option<usize> {
+    memchr::memchr(b'\n', b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines(t: &mut Tail, max: usize) -> Vec<(String, Option<u64>, bool)> {
+        let mut out = Vec::new();
+        while let Some(l) = t.next_line(max).unwrap() {
+            out.push((
+                String::from_utf8_lossy(t.bytes(&l.range)).into_owned(),
+                l.end,
+                l.cut,
+            ));
+            if let Some(e) = l.end {
+                t.processed = e;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_lines_waits_for_the_newline_and_cuts_long_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(b"one\ntwo\nthr").unwrap();
+        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        assert_eq!(t.check().unwrap(), Change::Same);
+        assert_eq!(
+            lines(&mut t, 100),
+            [("one".into(), Some(4), false), ("two".into(), Some(8), false)]
+        );
+        f.write_all(b"ee\n").unwrap();
+        t.check().unwrap();
+        assert_eq!(lines(&mut t, 100), [("three".into(), Some(14), false)]);
+        f.write_all(&[b'x'; 300]).unwrap();
+        t.check().unwrap();
+        let mut got = lines(&mut t, 100);
+        f.write_all(b"\nafter\n").unwrap();
+        t.check().unwrap();
+        got.extend(lines(&mut t, 100));
+        assert_eq!(got[0].0.len(), 100);
+        assert_eq!(got[0].1, None);
+        assert!(got[0].2);
+        assert_eq!(got[1], ("after".into(), Some(321), false));
+        assert_eq!(t.processed, 321);
+        assert!(t.at_end());
+    }
+
+    #[test]
+    fn truncation_and_rewrite_are_seen() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        std::fs::write(&p, b"first line\nsecond\n").unwrap();
+        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        lines(&mut t, 100);
+        // copytruncate then new content, longer than before: only the fingerprint tells.
+        std::fs::write(&p, b"other line\nsecond\nthird line\n").unwrap();
+        assert_eq!(t.check().unwrap(), Change::Truncated);
+        t.restart().unwrap();
+        assert_eq!(lines(&mut t, 100).len(), 3);
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(t.check().unwrap(), Change::Truncated);
+    }
+}

@@ -1,0 +1,149 @@
+//! The Docker source against the real engine `scripts/test` runs: containers found
+//! through the API (only ours, by label), json-file logs read directly, lines Docker
+//! split at 16 KiB joined again, the `local` driver reported, containers that start
+//! later picked up, and the lines of a container that exited still shipped.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use homelab_testkit::{docker, wait_until};
+
+#[test]
+fn ships_our_containers_json_logs_with_their_labels() {
+    let dk = docker();
+    let tag = dk.unique_name("logship");
+    let ours = format!("hlt.logship={tag}");
+    // A 20,000-byte line: Docker writes it as two json-file entries (16 KiB + rest).
+    let script = "echo hello-out; echo hello-err >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; echo after-long; sleep 600";
+    let a = dk.start("logship-a", &["--label", &ours], &["sh", "-c", script]);
+    // Not ours: another label value; must never be shipped.
+    let other = dk.start(
+        "logship-other",
+        &["--label", &format!("hlt.logship={tag}-other")],
+        &["sh", "-c", "echo not-for-us; sleep 600"],
+    );
+    let local = dk.start(
+        "logship-local",
+        &["--label", &ours, "--log-driver", "local"],
+        &["sh", "-c", "echo in-local; sleep 600"],
+    );
+    let rx = Receiver::start();
+    let d = tempfile::tempdir().unwrap();
+    let child = ship()
+        .args([
+            "--docker",
+            "--docker-filter",
+            &format!("label={ours}"),
+            "--docker-host",
+            &dk.host,
+            "--from-beginning",
+            "--loki",
+            &rx.url(),
+            "--batch-wait",
+            "100ms",
+            "--positions",
+            d.path().join("pos.json").to_str().unwrap(),
+            "--textfile-dir",
+            d.path().to_str().unwrap(),
+            "--sync-interval",
+            "200ms",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "container a's lines", || {
+        rx.lines().iter().any(|l| l == "after-long")
+    });
+    // Broken entries in a container's log (root may write there): shipped as they
+    // are and counted, and what follows still flows.
+    {
+        use std::io::Write;
+        let path = a.inspect("{{.LogPath}}");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"log\":\"broken\n\xff\xfe\0\n").unwrap();
+        f.write_all(
+            b"{\"log\":\"appended-ok\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-26T06:00:00.5Z\"}\n",
+        )
+        .unwrap();
+    }
+    wait_until(Duration::from_secs(30), "the line after the broken ones", || {
+        rx.lines().iter().any(|l| l == "appended-ok")
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "logship_docker_invalid_lines_total 2",
+        || {
+            let page = std::fs::read_to_string(d.path().join("log-tail-ship.prom")).unwrap_or_default();
+            homelab_testkit::series(&page, "logship_docker_invalid_lines_total") == Some(2.0)
+        },
+    );
+    // A container that starts later, prints and exits.
+    let b = dk.start(
+        "logship-b",
+        &["--label", &ours],
+        &["sh", "-c", "echo from-b; echo bye-b"],
+    );
+    wait_until(Duration::from_secs(30), "container b's lines", || {
+        rx.lines().iter().any(|l| l == "bye-b")
+    });
+    let out = terminate(child);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let entries = rx.entries();
+    let of = |name: &str| -> Vec<&Received> {
+        entries
+            .iter()
+            .filter(|e| e.labels.get("container").map(String::as_str) == Some(name))
+            .collect()
+    };
+    let ea = of(&a.name);
+    let texts: Vec<&str> = ea.iter().map(|e| e.line.as_str()).collect();
+    assert_eq!(
+        texts.len(),
+        7,
+        "{:?}",
+        texts.iter().map(|t| t.len()).collect::<Vec<_>>()
+    );
+    assert!(texts.contains(&"{\"log\":\"broken") && texts.contains(&"\u{fffd}\u{fffd}\0"));
+    let ok = ea.iter().find(|e| e.line == "appended-ok").unwrap();
+    assert_eq!(ok.ts, 1_795_672_800_500_000_000);
+    assert!(texts.contains(&"hello-out") && texts.contains(&"hello-err") && texts.contains(&"after-long"));
+    let joined = texts.iter().find(|t| t.len() > 100).expect("the long line");
+    assert_eq!(joined.len(), 20000, "split at 16 KiB by Docker, joined again");
+    assert!(joined.bytes().all(|c| c == b'x'));
+    let err = ea.iter().find(|e| e.line == "hello-err").unwrap();
+    assert_eq!(err.labels.get("stream").map(String::as_str), Some("stderr"));
+    let out_line = ea.iter().find(|e| e.line == "hello-out").unwrap();
+    assert_eq!(out_line.labels.get("stream").map(String::as_str), Some("stdout"));
+    assert!(out_line.labels.contains_key("host"));
+    // Docker's own time is the timestamp: it matches `docker logs -t`.
+    let logs = dk.output(&["logs", "-t", &a.id]);
+    let first = String::from_utf8_lossy(&logs.stdout);
+    let stamp = first
+        .lines()
+        .find(|l| l.ends_with(" hello-out"))
+        .and_then(|l| l.split(' ').next())
+        .expect("docker logs -t shows hello-out")
+        .to_string();
+    let expected = log_tail_ship::docker::parse_time(&stamp).unwrap() as i64;
+    assert_eq!(out_line.ts, expected);
+
+    let eb: Vec<&str> = of(&b.name).iter().map(|e| e.line.as_str()).collect();
+    assert_eq!(
+        eb,
+        ["from-b", "bye-b"],
+        "a container started later, read from its start"
+    );
+    assert!(of(&other.name).is_empty(), "another test's container was shipped");
+    assert!(!entries.iter().any(|e| e.line == "not-for-us"));
+    assert!(of(&local.name).is_empty());
+    let said = stderr
+        .matches(&format!("container {} uses the local log driver", local.name))
+        .count();
+    assert_eq!(said, 1, "the local driver is reported once: {stderr}");
+}

@@ -1,0 +1,307 @@
+//! The fault test: 1,000,000 numbered lines written while the writer rotates by rename
+//! and by copytruncate; log-tail-ship killed with SIGKILL at 10 random moments and
+//! restarted; the Loki stand-in answering 429 and 500 in bursts and going away for
+//! 10 seconds. Every line must arrive; a line received more than once must carry the
+//! same timestamp each time (a resend of the unacknowledged window after a kill, which
+//! Loki drops as a duplicate). The duplicates are counted and printed.
+//!
+//! `FAULT_SEED=<n>` repeats a run's kill moments (the seed is printed).
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LINES: u64 = 1_000_000;
+const ROTATE_EVERY: u64 = 80_000;
+const KILLS: usize = 10;
+
+/// A small deterministic generator (xorshift), so a failing run can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Shifts `app.log.N` to `app.log.N+1` (the files are kept: every line must stay
+/// readable, as with logrotate's `rotate 20`).
+fn shift(dir: &Path, generation: usize) {
+    for n in (1..=generation).rev() {
+        let from = dir.join(format!("app.log.{n}"));
+        if from.exists() {
+            fs::rename(&from, dir.join(format!("app.log.{}", n + 1))).unwrap();
+        }
+    }
+}
+
+/// Writes the numbered lines at a steady pace, rotating by rename and copytruncate in
+/// turn. Returns the number of rotations.
+fn writer(dir: PathBuf, done: Arc<AtomicBool>) -> usize {
+    let log = dir.join("app.log");
+    let open = || {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap()
+    };
+    let mut f = open();
+    let mut rotations = 0;
+    let start = Instant::now();
+    let per_burst = 2_000u64;
+    // About 40,000 lines/s: the run takes ~25 s, so kills and the outage overlap it.
+    let burst_every = Duration::from_millis(50);
+    let mut buf = Vec::with_capacity(per_burst as usize * 48);
+    let mut n = 0u64;
+    while n < LINES {
+        buf.clear();
+        for i in n..(n + per_burst).min(LINES) {
+            writeln!(buf, "{i:07} the quick brown fox jumps over").unwrap();
+        }
+        f.write_all(&buf).unwrap();
+        let before = n;
+        n = (n + per_burst).min(LINES);
+        if n / ROTATE_EVERY != before / ROTATE_EVERY && n < LINES {
+            rotations += 1;
+            shift(&dir, rotations);
+            if rotations % 2 == 1 {
+                // rename + create (logrotate's default, Docker's json-file)
+                fs::rename(&log, dir.join("app.log.1")).unwrap();
+                f = open();
+            } else {
+                // copytruncate: the writer keeps its descriptor (O_APPEND)
+                fs::copy(&log, dir.join("app.log.1")).unwrap();
+                f.set_len(0).unwrap();
+            }
+        }
+        let due = burst_every * (n / per_burst) as u32;
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    f.sync_all().unwrap();
+    done.store(true, Ordering::SeqCst);
+    rotations
+}
+
+fn start_shipper(dir: &Path, url: &str) -> Child {
+    ship()
+        .args([
+            "--file",
+            dir.join("app.log").to_str().unwrap(),
+            "--from-beginning",
+            "--loki",
+            url,
+            "--positions",
+            dir.join("positions.json").to_str().unwrap(),
+            "--sync-interval",
+            "1s",
+            "--batch-wait",
+            "200ms",
+            "--batch-bytes",
+            "262144",
+            "--max-backoff",
+            "1s",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("shipper.stderr"))
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(c: &mut Child) {
+    let _ = c.kill(); // SIGKILL
+    let _ = c.wait();
+}
+
+#[test]
+fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
+    let seed: u64 = std::env::var("FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("fault test seed: FAULT_SEED={seed}");
+    let mut rng = Rng(seed);
+    let test_start = Instant::now();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    fs::write(dir.join("app.log"), "").unwrap();
+    let rx = Arc::new(Receiver::start());
+
+    // Kill moments, spread over the ~25 s of writing plus the outage.
+    let mut kills: Vec<Duration> = (0..KILLS)
+        .map(|_| Duration::from_millis(500 + rng.below(26_000)))
+        .collect();
+    kills.sort();
+    println!("kill moments: {kills:?}");
+
+    let mut shipper = start_shipper(&dir, &rx.url());
+    let done = Arc::new(AtomicBool::new(false));
+    let w = {
+        let (dir, done) = (dir.clone(), Arc::clone(&done));
+        std::thread::spawn(move || writer(dir, done))
+    };
+    // The receiver's troubles: bursts of 429 and 500, and 10 s away.
+    let troubles = {
+        let rx = Arc::clone(&rx);
+        let done = Arc::clone(&done);
+        let mut rng = Rng(seed.rotate_left(17) | 1);
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut away_done = false;
+            while !done.load(Ordering::SeqCst) || !away_done {
+                std::thread::sleep(Duration::from_millis(1500 + rng.below(1000)));
+                if !away_done && t0.elapsed() > Duration::from_secs(8) {
+                    rx.go_away();
+                    std::thread::sleep(Duration::from_secs(10));
+                    rx.come_back();
+                    away_done = true;
+                    continue;
+                }
+                let code = if rng.below(2) == 0 { 429 } else { 500 };
+                let n = 2 + rng.below(4) as usize;
+                rx.script(&vec![Answer::Status(code); n]);
+            }
+        })
+    };
+
+    for k in &kills {
+        if let Some(wait) = k.checked_sub(test_start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        kill9(&mut shipper);
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        shipper = start_shipper(&dir, &rx.url());
+    }
+    let rotations = w.join().unwrap();
+    println!("writer done at {:.1} s", test_start.elapsed().as_secs_f64());
+    troubles.join().unwrap();
+
+    // Wait for every line (bounded), then stop cleanly.
+    let deadline = Duration::from_secs(120);
+    let wait_start = Instant::now();
+    // Counted incrementally: the receiver's lock is held only for the new entries.
+    let mut seen = vec![false; LINES as usize];
+    let (mut counted, mut n_distinct) = (0usize, 0usize);
+    let mut distinct = |rx: &Receiver| {
+        let st = rx.state.lock().unwrap();
+        for e in &st.entries[counted..] {
+            if let Some(i) = e.line.get(..7).and_then(|s| s.parse::<usize>().ok())
+                && i < seen.len()
+                && !seen[i]
+            {
+                seen[i] = true;
+                n_distinct += 1;
+            }
+        }
+        counted = st.entries.len();
+        n_distinct
+    };
+    let mut last_print = Instant::now();
+    loop {
+        let n = distinct(&rx);
+        if n >= LINES as usize || wait_start.elapsed() >= deadline {
+            break;
+        }
+        if last_print.elapsed() >= Duration::from_secs(3) {
+            println!(
+                "{:6.1} s: {n} distinct lines received",
+                test_start.elapsed().as_secs_f64()
+            );
+            last_print = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = terminate(shipper);
+    assert_eq!(out.status.code(), Some(0));
+
+    let entries = rx.entries();
+    let mut by_number: HashMap<u64, Vec<(i64, &str)>> = HashMap::with_capacity(LINES as usize);
+    for e in &entries {
+        let n: u64 = e.line[..7]
+            .parse()
+            .unwrap_or_else(|_| panic!("garbled line {:?}", e.line));
+        assert_eq!(
+            e.line,
+            format!("{n:07} the quick brown fox jumps over"),
+            "line text intact"
+        );
+        assert_eq!(
+            e.labels
+                .get("filename")
+                .map(|f| f.starts_with(dir.to_str().unwrap())),
+            Some(true)
+        );
+        by_number.entry(n).or_default().push((e.ts, &e.line));
+    }
+    let missing: Vec<u64> = (0..LINES).filter(|n| !by_number.contains_key(n)).collect();
+    let duplicates: usize = by_number.values().map(|v| v.len() - 1).sum();
+    let differing: Vec<(&u64, &Vec<(i64, &str)>)> = by_number
+        .iter()
+        .filter(|(_, v)| v.iter().any(|(ts, _)| *ts != v[0].0))
+        .take(5)
+        .collect();
+    let st = rx.state.lock().unwrap();
+    // Straight to stderr (not captured by the test harness), so CI logs show it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "fault test: {LINES} lines, {rotations} rotations (rename and copytruncate), {KILLS} SIGKILLs, \
+         {} pushes ({} answered 429/500), {} entries received, {} missing, {duplicates} duplicates \
+         (all with identical timestamp and text: {}), {:.1} s",
+        st.pushes,
+        st.refused,
+        entries.len(),
+        missing.len(),
+        differing.is_empty(),
+        test_start.elapsed().as_secs_f64()
+    );
+    drop(st);
+    if !missing.is_empty() || !differing.is_empty() {
+        let log = fs::read_to_string(dir.join("shipper.stderr")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        println!(
+            "log-tail-ship's stderr, last lines:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "{} lines never arrived, first {:?} (FAULT_SEED={seed})",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        differing.is_empty(),
+        "lines received twice with different timestamps: {differing:?} (FAULT_SEED={seed})"
+    );
+    assert!(rotations >= 10);
+}

@@ -1,0 +1,232 @@
+//! Pushing to the Loki stand-in: body, headers, retries, rejections, metrics.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use homelab_testkit::{promtool_check_metrics, series, wait_until};
+
+#[test]
+fn pushes_gzipped_json_with_tenant_auth_and_labels() {
+    let rx = Receiver::start();
+    let d = tempfile::tempdir().unwrap();
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let r = run_with_input(
+        &[
+            "--stdin",
+            "--loki",
+            &rx.url(),
+            "--tenant",
+            "homelab",
+            "--basic-auth-user",
+            "pi",
+            "--basic-auth-password-file",
+            pw.to_str().unwrap(),
+            "--label",
+            "job=t",
+        ],
+        b"hello\nworld\n",
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let e = rx.entries();
+    assert_eq!(rx.lines(), ["hello", "world"]);
+    assert_eq!(e[0].labels.get("job").map(String::as_str), Some("t"));
+    assert!(e[0].labels.contains_key("host"));
+    assert!(e[0].ts < e[1].ts);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    assert!((now - e[0].ts).abs() < 60_000_000_000, "nanoseconds, near now");
+    let st = rx.state.lock().unwrap();
+    let h = &st.headers[0];
+    assert_eq!(h.get("content-encoding").map(String::as_str), Some("gzip"));
+    assert_eq!(h.get("x-scope-orgid").map(String::as_str), Some("homelab"));
+    // base64("pi:s3cret")
+    assert_eq!(
+        h.get("authorization").map(String::as_str),
+        Some("Basic cGk6czNjcmV0")
+    );
+    drop(st);
+    assert_eq!(r.summary().lines_shipped_total, 2);
+    assert!(!r.stderr().contains("s3cret"));
+}
+
+#[test]
+fn retries_429_and_500_and_a_missing_server_without_dropping() {
+    let rx = Receiver::start();
+    rx.script(&[Answer::Status(429), Answer::Status(500), Answer::Status(503)]);
+    let r = run_with_input(
+        &["--stdin", "--loki", &rx.url(), "--max-backoff", "1s"],
+        b"a\nb\nc\n",
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    assert_eq!(rx.lines(), ["a", "b", "c"]);
+    let s = r.summary();
+    assert_eq!((s.push_retries_total, s.lines_shipped_total), (3, 3));
+    assert!(r.stderr().contains("429"), "{}", r.stderr());
+
+    // Nobody listening for a while: the same batch goes out once it is back.
+    rx.go_away();
+    let mut child = ship()
+        .args(["--stdin", "--loki", &rx.url(), "--max-backoff", "1s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut i = child.stdin.take().unwrap();
+        i.write_all(b"d\ne\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(rx.lines().len(), 3);
+    rx.come_back();
+    let out = parse(child.wait_with_output().unwrap());
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    assert_eq!(rx.lines(), ["a", "b", "c", "d", "e"]);
+    assert!(out.summary().push_retries_total >= 1);
+}
+
+#[test]
+fn a_400_batch_is_counted_as_rejected_and_not_sent_again() {
+    let rx = Receiver::start();
+    rx.state.lock().unwrap().max_line = Some(10);
+    let d = tempfile::tempdir().unwrap();
+    let r = run_with_input(
+        &[
+            "--stdin",
+            "--loki",
+            &rx.url(),
+            "--textfile-dir",
+            d.path().to_str().unwrap(),
+        ],
+        b"short\nthis one is far too long for the server\nok\n",
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    // Loki keeps the valid entries of a 400 batch; they must not come twice.
+    assert_eq!(rx.lines(), ["short", "ok"]);
+    assert_eq!(rx.state.lock().unwrap().pushes, 1);
+    let s = r.summary();
+    assert_eq!((s.batches_rejected_total, s.lines_dropped_rejected_total), (1, 3));
+    assert!(r.stderr().contains("line_too_long"), "{}", r.stderr());
+    let page = std::fs::read_to_string(d.path().join("log-tail-ship.prom")).unwrap();
+    promtool_check_metrics(&page);
+    assert_eq!(series(&page, "logship_batches_rejected_total"), Some(1.0));
+    assert_eq!(
+        series(&page, r#"logship_lines_dropped_total{reason="rejected"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        series(&page, r#"logship_lines_read_total{source="stdin"}"#),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn follows_a_file_and_keeps_metrics_fresh() {
+    let rx = Receiver::start();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("app.log");
+    std::fs::write(&log, "before start\n").unwrap();
+    let tf = d.path().join("textfile");
+    std::fs::create_dir(&tf).unwrap();
+    let child = ship()
+        .args([
+            "--file",
+            log.to_str().unwrap(),
+            "--loki",
+            &rx.url(),
+            "--batch-wait",
+            "100ms",
+            "--sync-interval",
+            "200ms",
+            "--positions",
+            d.path().join("pos.json").to_str().unwrap(),
+            "--textfile-dir",
+            tf.to_str().unwrap(),
+            "--drop",
+            "noise",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    read_when_there(&tf.join("log-tail-ship.prom"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"one\nnoise\ntwo\n").unwrap();
+    }
+    wait_until(Duration::from_secs(10), "two lines at the receiver", || {
+        rx.lines().len() >= 2
+    });
+    wait_until(Duration::from_secs(10), "the metrics", || {
+        let page = std::fs::read_to_string(tf.join("log-tail-ship.prom")).unwrap_or_default();
+        series(&page, "logship_lines_shipped_total") == Some(2.0)
+    });
+    let page = std::fs::read_to_string(tf.join("log-tail-ship.prom")).unwrap();
+    promtool_check_metrics(&page);
+    let src = log.to_str().unwrap();
+    assert_eq!(
+        series(&page, &format!("logship_lines_read_total{{source=\"{src}\"}}")),
+        Some(3.0)
+    );
+    assert_eq!(
+        series(&page, &format!("logship_lag_bytes{{source=\"{src}\"}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        series(&page, r#"logship_lines_dropped_total{reason="filter"}"#),
+        Some(1.0)
+    );
+    assert!(series(&page, "logship_last_push_timestamp_seconds").is_some());
+    let out = parse(terminate(child));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    assert_eq!(rx.lines(), ["one", "two"], "read from its end on the first start");
+    assert_eq!(
+        rx.entries()[0].labels.get("filename").map(String::as_str),
+        Some(src)
+    );
+}
+
+#[test]
+fn delete_and_recreate_drains_the_old_handle_first() {
+    use std::io::Write;
+    let rx = Receiver::start();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("c-json.log");
+    std::fs::write(&log, "").unwrap();
+    let child = ship()
+        .args([
+            "--file",
+            log.to_str().unwrap(),
+            "--from-beginning",
+            "--loki",
+            &rx.url(),
+            "--batch-wait",
+            "50ms",
+            "--positions",
+            d.path().join("pos.json").to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut old = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    old.write_all(b"old 1\n").unwrap();
+    wait_until(Duration::from_secs(10), "old 1", || rx.lines().len() == 1);
+    // Docker with max-file=1: unlink, keep writing the old handle a moment, recreate.
+    std::fs::remove_file(&log).unwrap();
+    old.write_all(b"old 2\nold 3\n").unwrap();
+    drop(old);
+    std::fs::write(&log, "new 1\n").unwrap();
+    wait_until(Duration::from_secs(10), "four lines", || rx.lines().len() == 4);
+    let out = terminate(child);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(rx.lines(), ["old 1", "old 2", "old 3", "new 1"]);
+}

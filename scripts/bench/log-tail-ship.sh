@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark: log-tail-ship against `tail -n +1 FILE | grep -v REGEX` on the same file,
+# in one run on this machine: lines per second to --stdout and to a Loki stand-in
+# (scripts/bench/loki-stand-in.py; Loki cannot be installed here), both with one drop
+# regex; peak RSS; CPU of a follower over idle seconds. Not a test: it prints medians
+# and ratios for the README.
+#
+#   scripts/bench/log-tail-ship.sh [LINES] [RUNS] [IDLE_SECONDS]   (defaults 1000000, 5, 60)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+lines=${1:-1000000}
+runs=${2:-5}
+idle=${3:-60}
+m=scripts/bench/measure.py
+regex='GET /health'
+
+cargo build --release -q -p log-tail-ship
+bin=$PWD/target/release/log-tail-ship
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# An access log: one line in ten is a health check (the noise to drop).
+python3 - "$work/access.log" "$lines" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    for i in range(n):
+        url = "/health" if i % 10 == 0 else f"/api/items/{i % 977}"
+        f.write(f'192.168.1.{i % 250} - - [26/Nov/2026:06:{i // 60000 % 60:02d}:{i // 1000 % 60:02d} +0000] '
+                f'"GET {url} HTTP/1.1" 200 {i % 5000} "-" "curl/8.5.0" {i}\n')
+PY
+size=$(stat -c %s "$work/access.log")
+
+peer=$(python3 $m run "$runs" -- sh -c "tail -n +1 '$work/access.log' | grep -v '$regex' >/dev/null")
+to_stdout=$(python3 $m run "$runs" -- sh -c "'$bin' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' >/dev/null")
+# Peak RSS of the tool itself (not of the sh around it).
+stdout_rss=$(python3 $m run 1 -- "$bin" --file "$work/access.log" --from-beginning --once --stdout --drop "$regex")
+
+python3 scripts/bench/loki-stand-in.py "$work/port" & pids+=($!)
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+url="http://127.0.0.1:$(cat "$work/port")"
+to_loki=$(python3 $m run "$runs" -- "$bin" --file "$work/access.log" --from-beginning --once --quiet --loki "$url" --drop "$regex")
+received=$(curl -fsS "$url/count")
+# The tool's own CPU for one Loki run (its wall time includes waiting for the stand-in).
+loki_cpu=$( { /usr/bin/time -f "%U %S" "$bin" --file "$work/access.log" --from-beginning --once --quiet --loki "$url" --drop "$regex" ; } 2>&1 | tail -1)
+
+# A follower with nothing to do: CPU over the idle seconds, and its peak RSS after
+# shipping the whole file first (the back-pressure buffers are bounded by one batch).
+"$bin" --file "$work/access.log" --from-beginning --loki "$url" --positions "$work/pos.json" --quiet &
+follower=$!; pids+=("$follower")
+for _ in $(seq 600); do [ -s "$work/pos.json" ] && grep -q "\"offset\":$size" "$work/pos.json" && break; sleep 0.1; done
+idle_cpu=$(python3 $m cpu "$follower" "$idle")
+follower_rss=$(python3 $m hwm "$follower")
+
+python3 - "$lines" "$peer" "$to_stdout" "$stdout_rss" "$to_loki" "$received" "$idle_cpu" "$follower_rss" "$runs" "$loki_cpu" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+peer, out, out_rss, loki = (json.loads(a) for a in sys.argv[2:6])
+received = int(sys.argv[6])
+idle, frss = json.loads(sys.argv[7]), json.loads(sys.argv[8])
+runs = sys.argv[9]
+user, system = (float(x) for x in sys.argv[10].split())
+rate = lambda r: n / (r["wall_ms_median"] / 1000)
+print(f"file of {n} lines, drop regex 'GET /health' (10 % of lines), {runs} runs, medians")
+print(f"tail -n +1 FILE | grep -v REGEX          {rate(peer):12,.0f} lines/s   {peer['wall_ms_median']:8.1f} ms")
+print(f"log-tail-ship --once --stdout --drop     {rate(out):12,.0f} lines/s   {out['wall_ms_median']:8.1f} ms   peak RSS {out_rss['rss_kib_max']/1024:.1f} MiB")
+print(f"log-tail-ship --once --loki --drop       {rate(loki):12,.0f} lines/s   {loki['wall_ms_median']:8.1f} ms   peak RSS {loki['rss_kib_max']/1024:.1f} MiB   (stand-in received {received} entries over {2*int(runs)} runs)")
+print(f"log-tail-ship --once --loki CPU         {user + system:.2f} s user+sys for {n} lines = {n / (user + system):,.0f} lines per CPU second (the rest of the wall time is the Python stand-in)")
+print(f"ratio stdout / pipe (lines/s)            {rate(out)/rate(peer):.3f}")
+print(f"ratio loki / pipe (lines/s)              {rate(loki)/rate(peer):.3f}")
+print(f"follower after shipping the file         peak RSS {frss['rss_kib_peak']/1024:.1f} MiB")
+print(f"follower idle                            CPU {idle['cpu_percent']:.4f} % of one core over {idle['seconds']} s ({idle['cpu_seconds']} s CPU)")
+PY
