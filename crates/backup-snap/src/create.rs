@@ -77,7 +77,9 @@ struct Creator<'a> {
     repo: &'a Repo,
     index: Index,
     pack: Option<PackWriter>,
-    zc: zstd::bulk::Compressor<'static>,
+    encoders: Encoders,
+    /// Chunks handed to the encoders and not yet written.
+    pending: HashSet<Id>,
     tree: Vec<Entry>,
     errors: Vec<String>,
     parent: Option<Parent>,
@@ -173,12 +175,15 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
         .cloned()
         .collect();
 
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    std::thread::scope(|scope| {
+    let encoders = Encoders::start(scope, repo, workers)?;
     let mut c = Creator {
         repo,
         index,
         pack: None,
-        zc: zstd::bulk::Compressor::new(repo.config.compression_level)
-            .map_err(|e| Error::bug(format!("zstd: {e}")))?,
+        encoders,
+        pending: HashSet::new(),
         tree: Vec::new(),
         errors: Vec::new(),
         parent,
@@ -195,7 +200,8 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
         chunks_new: 0,
         chunks_reused: 0,
     };
-    let result = c.collect(opts, &roots);
+    let result = c.collect(opts, &roots).and_then(|()| c.drain(true));
+    c.encoders.stop();
     if let Err(e) = result {
         if let Some(p) = c.pack.take() {
             p.abandon();
@@ -237,6 +243,69 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
     }
     let id = snapshot::write(repo, &mut header, &c.tree)?;
     Ok(Created { id, header })
+    })
+}
+
+type Encoded = Result<(Id, Vec<u8>, u32)>;
+
+/// Worker threads that compress (and seal) new chunks while the main thread reads,
+/// cuts and hashes: zstd is the slow part of a backup.
+struct Encoders {
+    work: Option<std::sync::mpsc::SyncSender<(Id, Vec<u8>)>>,
+    done: std::sync::mpsc::Receiver<Encoded>,
+    in_flight: usize,
+    limit: usize,
+}
+
+impl Encoders {
+    fn start<'scope, 'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        repo: &'env Repo,
+        workers: usize,
+    ) -> Result<Encoders> {
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<(Id, Vec<u8>)>(workers * 2);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Encoded>();
+        let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
+        for _ in 0..workers {
+            let rx = std::sync::Arc::clone(&work_rx);
+            let tx = done_tx.clone();
+            let mut zc = zstd::bulk::Compressor::new(repo.config.compression_level)
+                .map_err(|e| Error::bug(format!("zstd: {e}")))?;
+            scope.spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((id, data)) = job else { return };
+                    let out = repo.encode_blob(&data, &mut zc).map(|s| (id, s, data.len() as u32));
+                    if tx.send(out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(Encoders {
+            work: Some(work_tx),
+            done: done_rx,
+            in_flight: 0,
+            limit: workers * 4,
+        })
+    }
+
+    fn submit(&mut self, id: Id, data: Vec<u8>) -> Result<()> {
+        self.in_flight += 1;
+        self.work
+            .as_ref()
+            .ok_or_else(|| Error::bug("encoders stopped"))?
+            .send((id, data))
+            .map_err(|_| Error::bug("the encoder threads ended"))
+    }
+
+    /// Ends the workers (they finish the chunk in hand).
+    fn stop(&mut self) {
+        self.work = None;
+    }
 }
 
 impl Creator<'_> {
@@ -564,26 +633,53 @@ impl Creator<'_> {
             let id = self.repo.chunk_id(&chunk.data);
             size += chunk.data.len() as u64;
             chunks.extend_from_slice(&id);
-            if self.index.contains(&id) {
+            if self.index.contains(&id) || self.pending.contains(&id) {
                 self.chunks_reused += 1;
                 continue;
             }
-            let stored = self.repo.encode_blob(&chunk.data, &mut self.zc)?;
+            self.pending.insert(id);
+            self.chunks_new += 1;
+            self.encoders.submit(id, chunk.data)?;
+            self.drain(false)?;
+            self.progress.update(self.files, self.bytes + size, self.bytes_added);
+        }
+        Ok(Ok((chunks, size)))
+    }
+
+    /// Writes encoded chunks into the pack: those ready, or (with `all`) every one
+    /// in flight. Waits while too many are in flight, so memory stays bounded.
+    fn drain(&mut self, all: bool) -> Result<()> {
+        loop {
+            let must_wait = all || self.encoders.in_flight > self.encoders.limit;
+            if self.encoders.in_flight == 0 {
+                return Ok(());
+            }
+            let next = if must_wait {
+                match self.encoders.done.recv() {
+                    Ok(r) => r,
+                    Err(_) => return Err(Error::bug("the encoder threads ended")),
+                }
+            } else {
+                match self.encoders.done.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => return Ok(()),
+                }
+            };
+            self.encoders.in_flight -= 1;
+            let (id, stored, len) = next?;
             if self.pack.is_none() {
                 let n = self.index.add_pack([0u8; 32], 0);
                 self.pack = Some(PackWriter::create(self.repo, n)?);
             }
             let pack = self.pack.as_mut().expect("created above");
-            let loc = pack.add(id, &stored, chunk.data.len() as u32)?;
+            let loc = pack.add(id, &stored, len)?;
             self.index.insert(id, loc);
-            self.chunks_new += 1;
+            self.pending.remove(&id);
             self.bytes_added += stored.len() as u64;
             if pack.len() >= self.repo.config.pack_size {
                 self.flush_pack()?;
             }
-            self.progress.update(self.files, self.bytes + size, self.bytes_added);
         }
-        Ok(Ok((chunks, size)))
     }
 
     fn flush_pack(&mut self) -> Result<()> {
