@@ -50,6 +50,10 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 
 pub fn parse_start_ticks(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
+    // A zombie (killed, not yet reaped) or dead process holds nothing.
+    if matches!(rest.split_whitespace().next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
@@ -58,9 +62,12 @@ pub fn is_stale(info: &LockInfo, this_host: &str) -> bool {
     if info.host != this_host {
         return false;
     }
-    match start_ticks(info.pid) {
-        None => !Path::new(&format!("/proc/{}", info.pid)).exists(),
-        Some(t) => info.start_ticks.is_some_and(|s| s != t),
+    match fs::read_to_string(format!("/proc/{}/stat", info.pid)) {
+        Err(_) => !Path::new(&format!("/proc/{}", info.pid)).exists(),
+        Ok(stat) => match parse_start_ticks(&stat) {
+            None => true,
+            Some(t) => info.start_ticks.is_some_and(|s| s != t),
+        },
     }
 }
 
@@ -127,6 +134,7 @@ mod tests {
         let stat = "123 (a b) c) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(parse_start_ticks(stat), Some(98765));
         assert_eq!(parse_start_ticks("garbage"), None);
+        assert_eq!(parse_start_ticks(&stat.replace(") S ", ") Z ")), None, "a zombie");
         assert!(start_ticks(std::process::id()).is_some());
     }
 

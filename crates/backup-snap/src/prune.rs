@@ -108,6 +108,7 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
     if !dry_run {
         let mut writer: Option<PackWriter> = None;
         let mut copied: HashSet<Id> = HashSet::new();
+        let mut new_packs: Vec<Id> = Vec::new();
         for (n, pack) in &rewrite {
             let entries = repo.read_trailer(pack).map_err(|p| {
                 Error::data(format!("pack {} became unreadable ({p})", crypto::hex(pack)))
@@ -143,7 +144,8 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
                 let w = writer.as_mut().expect("created above");
                 w.add(e.0, &stored, e.3)?;
                 if w.len() >= repo.config.pack_size {
-                    let (_, size) = writer.take().expect("present").finish(repo)?;
+                    let (nid, size) = writer.take().expect("present").finish(repo)?;
+                    new_packs.push(nid);
                     packs_written += 1;
                     written_bytes += size;
                 }
@@ -153,10 +155,26 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
             if w.is_empty() {
                 w.abandon();
             } else {
-                let (_, size) = w.finish(repo)?;
+                let (nid, size) = w.finish(repo)?;
+                new_packs.push(nid);
                 packs_written += 1;
                 written_bytes += size;
             }
+        }
+        // Read back what was written: every chunk copied must be in a new pack on
+        // disk before any old pack is deleted.
+        let mut on_disk: HashSet<Id> = HashSet::new();
+        for id in &new_packs {
+            let entries = repo.read_trailer(id).map_err(|p| {
+                Error::new(Exit::IoErr, format!("the new pack {} cannot be read back ({p}): prune deleted nothing", crypto::hex(id)))
+            })?;
+            on_disk.extend(entries.into_iter().map(|e| e.0));
+        }
+        if let Some(lost) = copied.iter().find(|c| !on_disk.contains(*c)) {
+            return Err(Error::new(
+                Exit::Software,
+                format!("chunk {} was copied but is not in the new packs: prune deleted nothing", crypto::hex(lost)),
+            ));
         }
         // Every needed chunk is now in a complete pack: the old ones can go.
         let mut dirs = HashSet::new();
