@@ -179,6 +179,12 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
         // Every needed chunk is now in a complete pack: the old ones can go.
         let mut dirs = HashSet::new();
         for pack in delete.iter().chain(rewrite.iter().map(|(_, p)| p)) {
+            // A repacked pack can come out byte for byte like an old copy of itself
+            // that an interrupted prune left (same content, same name): it was just
+            // rewritten in place and must stay.
+            if new_packs.contains(pack) {
+                continue;
+            }
             let p = repo.pack_path(pack);
             match fs::remove_file(&p) {
                 Ok(()) => {}

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -166,18 +166,16 @@ fn sigkill_during_create_leaves_a_valid_repository() {
     assert_eq!(fs::read_dir(repo.join("locks")).unwrap().count(), 0, "stale locks are removed");
 }
 
-#[test]
-fn sigkill_during_prune_leaves_a_valid_repository() {
-    let mut rng = Rng::seeded("prune");
-    let d = tempfile::tempdir().unwrap();
-    let template = d.path().join("template");
-    ok(&template, &["init", "--pack-size", "256KiB"]);
-    let src = d.path().join("src");
-    // Six snapshots; each round rewrites some of the files, so packs end up partly used.
-    let mut kept: Vec<(String, BTreeMap<Vec<u8>, Item>)> = Vec::new();
+type Kept = Vec<(String, BTreeMap<Vec<u8>, Item>)>;
+
+/// A repository with six snapshots of a changing tree, the four oldest forgotten:
+/// prune has packs to delete and packs to rewrite. Returns the snapshots kept.
+fn prune_template(template: &Path, src: &Path) -> Kept {
+    ok(template, &["init", "--pack-size", "256KiB"]);
+    let mut kept: Kept = Vec::new();
     for round in 0..6u64 {
         if round == 0 {
-            write_round_data(&src, 0);
+            write_round_data(src, 0);
         } else {
             for i in 0..10u64 {
                 if (i + round) % 3 == 0 {
@@ -186,22 +184,68 @@ fn sigkill_during_prune_leaves_a_valid_repository() {
             }
             fs::write(src.join(format!("small/{round}.txt")), format!("changed in {round}")).unwrap();
         }
-        let s = create(&template, "p", &[&src], &["--time", &time_arg(round as usize)]);
-        kept.push((s.id, digest(&src)));
+        let s = create(template, "p", &[src], &["--time", &time_arg(round as usize)]);
+        kept.push((s.id, digest(src)));
     }
-    // Keep the newest two and the oldest (snapshot 0 via --keep-within? no: by id).
-    let out = ok(&template, &["forget", "--keep-last", "2"]);
+    let out = ok(template, &["forget", "--keep-last", "2"]);
     let f: Vec<ForgetRec> = records(&out, "forget");
     assert_eq!(f.iter().filter(|r| r.action == "remove").count(), 4);
-    let kept: Vec<_> = kept.split_off(4);
+    kept.split_off(4)
+}
+
+fn copy_repo(from: &Path, to: &Path) {
+    let _ = fs::remove_dir_all(to);
+    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn prune_after_a_prune_killed_before_it_deleted_anything() {
+    // The state a kill leaves between writing the new packs and deleting the old
+    // ones: the old partly used packs and their repacked copies, side by side. The
+    // next prune may write a pack identical (same name) to such a copy.
+    let d = tempfile::tempdir().unwrap();
+    let template = d.path().join("template");
+    let src = d.path().join("src");
+    let kept = prune_template(&template, &src);
+    let full = d.path().join("full");
+    copy_repo(&template, &full);
+    ok(&full, &["prune"]);
+    let old: BTreeSet<_> = packs(&template).into_iter().map(|p| p.strip_prefix(&template).unwrap().to_path_buf()).collect();
+    let work = d.path().join("work");
+    copy_repo(&template, &work);
+    let mut added = 0;
+    for p in packs(&full) {
+        let rel = p.strip_prefix(&full).unwrap().to_path_buf();
+        if !old.contains(&rel) {
+            fs::create_dir_all(work.join(&rel).parent().unwrap()).unwrap();
+            fs::copy(&p, work.join(&rel)).unwrap();
+            added += 1;
+        }
+    }
+    assert!(added > 0, "the prune rewrote no pack: the test needs partly used packs");
+    verify_read_data(&work, 0);
+    for _ in 0..2 {
+        ok(&work, &["prune"]);
+        verify_read_data(&work, 0);
+        let scratch = d.path().join("scratch");
+        for (id, expected) in &kept {
+            restore_matches(&work, id, expected, &src, &scratch, 0);
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_prune_leaves_a_valid_repository() {
+    let mut rng = Rng::seeded("prune");
+    let d = tempfile::tempdir().unwrap();
+    let template = d.path().join("template");
+    let src = d.path().join("src");
+    let kept = prune_template(&template, &src);
 
     let work = d.path().join("work");
     let scratch = d.path().join("scratch");
-    let copy = |to: &Path| {
-        let _ = fs::remove_dir_all(to);
-        let st = Command::new("cp").arg("-a").arg(&template).arg(to).status().unwrap();
-        assert!(st.success());
-    };
+    let copy = |to: &Path| copy_repo(&template, to);
     copy(&work);
     if let Ok(keep) = std::env::var("BACKUP_SNAP_CRASH_KEEP") {
         let _ = Command::new("cp").arg("-a").arg(&template).arg(format!("{keep}-template")).status();
@@ -215,7 +259,18 @@ fn sigkill_during_prune_leaves_a_valid_repository() {
         if !run_and_kill(&work, &prune, after) {
             killed += 1;
         }
-        verify_read_data(&work, round);
+        let listed_after_kill = packs(&work);
+        let o = bs(&work, &["verify", "--read-data"]);
+        if o.status.code() != Some(0) {
+            let now: BTreeSet<_> = packs(&work).into_iter().collect();
+            let then: BTreeSet<_> = listed_after_kill.into_iter().collect();
+            panic!(
+                "round {round} (kill after {after:?} of {full:?}): verify failed; packs gone since the kill: {:?}; new: {:?}; prune stderr: {}",
+                then.difference(&now).collect::<Vec<_>>(),
+                now.difference(&then).collect::<Vec<_>>(),
+                fs::read_to_string(work.with_extension("stderr")).unwrap_or_default()
+            );
+        }
         for (id, expected) in &kept {
             restore_matches(&work, id, expected, &src, &scratch, round);
         }

@@ -21,11 +21,18 @@ pub struct ToolDoc {
 
 /// Every tool, in the order of the README.
 pub fn tools() -> Vec<ToolDoc> {
-    vec![ToolDoc {
-        command: pi_thermal::command(),
-        examples: pi_thermal::EXAMPLES,
-        sections: pi_thermal::MAN_SECTIONS,
-    }]
+    vec![
+        ToolDoc {
+            command: pi_thermal::command(),
+            examples: pi_thermal::EXAMPLES,
+            sections: pi_thermal::MAN_SECTIONS,
+        },
+        ToolDoc {
+            command: backup_snap::command(),
+            examples: backup_snap::EXAMPLES,
+            sections: backup_snap::MAN_SECTIONS,
+        },
+    ]
 }
 
 /// Escapes text for roff: backslashes, hyphens as minus signs, and a leading `.` or `'`.
