@@ -45,7 +45,12 @@ impl PgDump {
     /// Where the dump is stored in the snapshot.
     pub fn path(&self) -> Vec<u8> {
         let clean = |s: &str| s.replace('/', "_");
-        format!("/pg-dump/{}/{}.dump", clean(&self.container), clean(&self.database)).into_bytes()
+        format!(
+            "/pg-dump/{}/{}.dump",
+            clean(&self.container),
+            clean(&self.database)
+        )
+        .into_bytes()
     }
 }
 
@@ -175,74 +180,80 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
         .cloned()
         .collect();
 
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
     std::thread::scope(|scope| {
-    let encoders = Encoders::start(scope, repo, workers)?;
-    let mut c = Creator {
-        repo,
-        index,
-        pack: None,
-        encoders,
-        pending: HashSet::new(),
-        tree: Vec::new(),
-        errors: Vec::new(),
-        parent,
-        hardlinks: HashMap::new(),
-        sqlite,
-        skip,
-        excludes: opts.excludes.clone(),
-        stop,
-        progress: Progress::new("create"),
-        tmp_dir: opts.tmp_dir.clone(),
-        files: 0,
-        bytes: 0,
-        bytes_added: 0,
-        chunks_new: 0,
-        chunks_reused: 0,
-    };
-    let result = c.collect(opts, &roots).and_then(|()| c.drain(true));
-    c.encoders.stop();
-    if let Err(e) = result {
-        if let Some(p) = c.pack.take() {
-            p.abandon();
+        let encoders = Encoders::start(scope, repo, workers)?;
+        let mut c = Creator {
+            repo,
+            index,
+            pack: None,
+            encoders,
+            pending: HashSet::new(),
+            tree: Vec::new(),
+            errors: Vec::new(),
+            parent,
+            hardlinks: HashMap::new(),
+            sqlite,
+            skip,
+            excludes: opts.excludes.clone(),
+            stop,
+            progress: Progress::new("create"),
+            tmp_dir: opts.tmp_dir.clone(),
+            files: 0,
+            bytes: 0,
+            bytes_added: 0,
+            chunks_new: 0,
+            chunks_reused: 0,
+        };
+        let result = c.collect(opts, &roots).and_then(|()| c.drain(true));
+        c.encoders.stop();
+        if let Err(e) = result {
+            if let Some(p) = c.pack.take() {
+                p.abandon();
+            }
+            c.progress.finish();
+            return Err(e);
         }
+        c.flush_pack()?;
         c.progress.finish();
-        return Err(e);
-    }
-    c.flush_pack()?;
-    c.progress.finish();
 
-    let warnings = n8n_warnings(&c.tree);
-    for w in &warnings {
-        eprintln!("backup-snap: warning: {w}");
-    }
-    let finished = homelab_core::unix_now();
-    let mut header = Header {
-        version: 1,
-        job: opts.job.clone(),
-        time: opts.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-        host: crate::lock::host(),
-        tree_hash: Vec::new(),
-        paths: roots
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .chain(opts.pg_dumps.iter().map(|d| String::from_utf8_lossy(&d.path()).into_owned()))
-            .collect(),
-        files: c.files,
-        bytes: c.bytes,
-        bytes_added: c.bytes_added,
-        chunks_new: c.chunks_new,
-        chunks_reused: c.chunks_reused,
-        duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        finished,
-        errors: c.errors,
-        warnings,
-    };
-    if stop.load(Ordering::SeqCst) {
-        return Err(interrupted());
-    }
-    let id = snapshot::write(repo, &mut header, &c.tree)?;
-    Ok(Created { id, header })
+        let warnings = n8n_warnings(&c.tree);
+        for w in &warnings {
+            eprintln!("backup-snap: warning: {w}");
+        }
+        let finished = homelab_core::unix_now();
+        let mut header = Header {
+            version: 1,
+            job: opts.job.clone(),
+            time: opts.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            host: crate::lock::host(),
+            tree_hash: Vec::new(),
+            paths: roots
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .chain(
+                    opts.pg_dumps
+                        .iter()
+                        .map(|d| String::from_utf8_lossy(&d.path()).into_owned()),
+                )
+                .collect(),
+            files: c.files,
+            bytes: c.bytes,
+            bytes_added: c.bytes_added,
+            chunks_new: c.chunks_new,
+            chunks_reused: c.chunks_reused,
+            duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            finished,
+            errors: c.errors,
+            warnings,
+        };
+        if stop.load(Ordering::SeqCst) {
+            return Err(interrupted());
+        }
+        let id = snapshot::write(repo, &mut header, &c.tree)?;
+        Ok(Created { id, header })
     })
 }
 
@@ -278,7 +289,9 @@ impl Encoders {
                         Err(_) => return,
                     };
                     let Ok((id, data)) = job else { return };
-                    let out = repo.encode_blob(&data, &mut zc).map(|s| (id, s, data.len() as u32));
+                    let out = repo
+                        .encode_blob(&data, &mut zc)
+                        .map(|s| (id, s, data.len() as u32));
                     if tx.send(out).is_err() {
                         return;
                     }
@@ -457,15 +470,15 @@ impl Creator<'_> {
 
     fn file(&mut self, path: &Path, m: &Metadata) -> Result<()> {
         let bytes_path = path.as_os_str().as_bytes().to_vec();
-        if m.nlink() > 1 {
-            if let Some(first) = self.hardlinks.get(&(m.dev(), m.ino())) {
-                let mut e = Self::base_entry(path, m, Kind::Hardlink);
-                e.target = Some(first.clone());
-                e.size = m.size();
-                self.tree.push(e);
-                self.files += 1;
-                return Ok(());
-            }
+        if m.nlink() > 1
+            && let Some(first) = self.hardlinks.get(&(m.dev(), m.ino()))
+        {
+            let mut e = Self::base_entry(path, m, Kind::Hardlink);
+            e.target = Some(first.clone());
+            e.size = m.size();
+            self.tree.push(e);
+            self.files += 1;
+            return Ok(());
         }
         // Unchanged since the last snapshot of this job: reuse its chunk list.
         if let Some(p) = self.parent.as_ref().and_then(|p| p.files.get(&bytes_path))
@@ -514,7 +527,9 @@ impl Creator<'_> {
                 e.chunks = chunks;
                 self.finish_file(e, &m2);
             }
-            Err(err) => self.errors.push(format!("{}: {}", path.display(), describe(&err))),
+            Err(err) => self
+                .errors
+                .push(format!("{}: {}", path.display(), describe(&err))),
         }
         Ok(())
     }
@@ -534,8 +549,11 @@ impl Creator<'_> {
             .prefix(".backup-snap-sqlite-")
             .tempdir_in(&self.tmp_dir)
             .map_err(|e| {
-                Error::io(format!("creating a temporary directory in {}", self.tmp_dir.display()), e)
-                    .hint("set TMPDIR to a directory with room for a copy of the database")
+                Error::io(
+                    format!("creating a temporary directory in {}", self.tmp_dir.display()),
+                    e,
+                )
+                .hint("set TMPDIR to a directory with room for a copy of the database")
             })?;
         let copy = tmp.path().join("copy.sqlite");
         if let Err(e) = sqlite::copy(path, &copy, self.stop) {
@@ -553,7 +571,9 @@ impl Creator<'_> {
                 e.ino = 0;
                 self.finish_file(e, m);
             }
-            Err(err) => self.errors.push(format!("{} (SQLite copy): {}", path.display(), describe(&err))),
+            Err(err) => self
+                .errors
+                .push(format!("{} (SQLite copy): {}", path.display(), describe(&err))),
         }
         Ok(())
     }
@@ -565,7 +585,9 @@ impl Creator<'_> {
             let store = s.spawn(move || -> Result<io::Result<(Vec<u8>, u64)>> { this.store(reader) });
             let dumped = engine.pg_dump(&d.container, &d.database, user, &mut writer);
             drop(writer);
-            let stored = store.join().map_err(|_| Error::bug("the storing thread panicked"))?;
+            let stored = store
+                .join()
+                .map_err(|_| Error::bug("the storing thread panicked"))?;
             Ok::<_, Error>((dumped, stored))
         })?;
         let (dumped, stored) = outcome;
@@ -599,7 +621,12 @@ impl Creator<'_> {
                 self.files += 1;
                 self.bytes += size;
             }
-            Err(e) => self.errors.push(format!("pg_dump {}:{}: {}", d.container, d.database, describe(&e))),
+            Err(e) => self.errors.push(format!(
+                "pg_dump {}:{}: {}",
+                d.container,
+                d.database,
+                describe(&e)
+            )),
         }
         Ok(())
     }
@@ -641,7 +668,8 @@ impl Creator<'_> {
             self.chunks_new += 1;
             self.encoders.submit(id, chunk.data)?;
             self.drain(false)?;
-            self.progress.update(self.files, self.bytes + size, self.bytes_added);
+            self.progress
+                .update(self.files, self.bytes + size, self.bytes_added);
         }
         Ok(Ok((chunks, size)))
     }
@@ -759,7 +787,10 @@ mod tests {
         assert_eq!(n8n_warnings(&t).len(), 1);
         let t = [entry("/data/.n8n/database.sqlite"), entry("/data/.n8n/config")];
         assert!(n8n_warnings(&t).is_empty());
-        let t = [entry("/srv/n8n/database.sqlite"), entry("/srv/n8n/n8nEventLog.log")];
+        let t = [
+            entry("/srv/n8n/database.sqlite"),
+            entry("/srv/n8n/n8nEventLog.log"),
+        ];
         assert_eq!(n8n_warnings(&t).len(), 1);
         let t = [entry("/srv/app/database.sqlite")];
         assert!(n8n_warnings(&t).is_empty(), "not every database.sqlite is n8n's");

@@ -23,16 +23,20 @@ impl std::fmt::Debug for Engine {
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    Error::new(Exit::Unavailable, format!("cannot reach the Docker engine at {host}: {e}"))
-        .hint("start dockerd, set DOCKER_HOST, or run as a user in the docker group")
+    Error::new(
+        Exit::Unavailable,
+        format!("cannot reach the Docker engine at {host}: {e}"),
+    )
+    .hint("start dockerd, set DOCKER_HOST, or run as a user in the docker group")
 }
 
 fn api_error(what: &str, container: &str, e: bollard::errors::Error) -> Error {
     match &e {
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, message } => {
-            Error::new(Exit::NoInput, format!("{what} {container}: {message}"))
-                .hint("check the container's name with: docker ps")
-        }
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Error::new(Exit::NoInput, format!("{what} {container}: {message}"))
+            .hint("check the container's name with: docker ps"),
         bollard::errors::Error::DockerResponseServerError { message, .. } => {
             Error::new(Exit::Unavailable, format!("{what} {container}: {message}"))
         }
@@ -47,9 +51,7 @@ impl Engine {
             .build()
             .map_err(|e| Error::bug(format!("starting the tokio runtime: {e}")))?;
         let docker = Docker::connect_with_defaults().map_err(unavailable)?;
-        let docker = rt
-            .block_on(docker.negotiate_version())
-            .map_err(unavailable)?;
+        let docker = rt.block_on(docker.negotiate_version()).map_err(unavailable)?;
         Ok(Engine { rt, docker })
     }
 
@@ -108,10 +110,8 @@ impl Engine {
                             Error::io(format!("storing pg_dump's output from {container}"), e)
                         })?;
                     }
-                    bollard::container::LogOutput::StdErr { message } => {
-                        if stderr.len() < 64 * 1024 {
-                            stderr.extend_from_slice(&message);
-                        }
+                    bollard::container::LogOutput::StdErr { message } if stderr.len() < 64 * 1024 => {
+                        stderr.extend_from_slice(&message);
                     }
                     _ => {}
                 }

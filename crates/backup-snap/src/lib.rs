@@ -50,7 +50,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Dump a Postgres database from its container and back up compose files, from cron",
         "backup-snap --repo /mnt/usb/backup --quiet --textfile-dir /var/lib/prometheus/node-exporter create --job stack --pg-dump postgres:n8n /srv/compose",
     ),
-    ("The snapshots, as a table", "backup-snap --repo /mnt/usb/backup --format text list"),
+    (
+        "The snapshots, as a table",
+        "backup-snap --repo /mnt/usb/backup --format text list",
+    ),
     (
         "Restore one folder of the newest n8n snapshot",
         "backup-snap --repo /mnt/usb/backup restore latest:n8n /tmp/restore --path /srv/n8n/.n8n",
@@ -154,7 +157,12 @@ pub struct CreateArgs {
     pub pg_dump: Vec<create::PgDump>,
 
     /// The Postgres user pg_dump connects as
-    #[arg(long, value_name = "USER", default_value = "postgres", env = "BACKUP_SNAP_PG_USER")]
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "postgres",
+        env = "BACKUP_SNAP_PG_USER"
+    )]
     pub pg_user: String,
 
     /// Pause this container while the files are read (always unpaused afterwards,
@@ -251,7 +259,9 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s:?}: expected a size such as 16MiB"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size such as 16MiB"))?;
     let mul = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" | "kb" => 1 << 10,
@@ -269,11 +279,14 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 fn parse_job(s: &str) -> std::result::Result<String, String> {
     if !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
         Ok(s.into())
     } else {
-        Err(format!("{s:?}: a job name is 1 to 128 letters, digits, '.', '_' or '-'"))
+        Err(format!(
+            "{s:?}: a job name is 1 to 128 letters, digits, '.', '_' or '-'"
+        ))
     }
 }
 
@@ -360,9 +373,9 @@ pub struct ForgetRecord {
 }
 
 fn repo_path(cli: &Cli) -> Result<&Path> {
-    cli.repo.as_deref().ok_or_else(|| {
-        Error::usage("no repository given").hint("give --repo PATH or set BACKUP_SNAP_REPO")
-    })
+    cli.repo
+        .as_deref()
+        .ok_or_else(|| Error::usage("no repository given").hint("give --repo PATH or set BACKUP_SNAP_REPO"))
 }
 
 fn short(id: &str) -> &str {
@@ -406,7 +419,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 t.row([
                     rec.repository.clone(),
                     rec.encrypted.to_string(),
-                    format!("{}/{}/{}", human_bytes(c.min_size as u64), human_bytes(c.avg_size as u64), human_bytes(c.max_size as u64)),
+                    format!(
+                        "{}/{}/{}",
+                        human_bytes(c.min_size as u64),
+                        human_bytes(c.avg_size as u64),
+                        human_bytes(c.max_size as u64)
+                    ),
                     human_bytes(rec.pack_size_bytes),
                 ]);
                 out.table(&t)?;
@@ -419,7 +437,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let repo = Repo::open(&repo_dir, key)?;
             let (listed, bad) = snapshot::list(&repo)?;
             let mut t = Table::new(&["ID", "TIME", "JOB", "FILES", "SIZE", "ADDED", "ERRORS"]);
-            for l in listed.iter().filter(|l| a.job.as_ref().is_none_or(|j| *j == l.header.job)) {
+            for l in listed
+                .iter()
+                .filter(|l| a.job.as_ref().is_none_or(|j| *j == l.header.job))
+            {
                 let rec = SnapshotRecord::new(&l.id, &l.header);
                 out.record("snapshot", &rec)?;
                 t.row([
@@ -472,7 +493,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 eprintln!("backup-snap: restore: {e}");
             }
             if out.format() == Format::Text {
-                let mut t = Table::new(&["SNAPSHOT", "TARGET", "FILES", "DIRS", "SYMLINKS", "BYTES", "ERRORS"]);
+                let mut t = Table::new(&[
+                    "SNAPSHOT", "TARGET", "FILES", "DIRS", "SYMLINKS", "BYTES", "ERRORS",
+                ]);
                 let c = &rec.counts;
                 t.row([
                     short(&rec.snapshot).to_string(),
@@ -486,7 +509,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 out.table(&t)?;
             }
             deliver_page(&mut out, &repo)?;
-            Ok(if rec.counts.errors.is_empty() { Exit::Ok } else { Exit::IoErr })
+            Ok(if rec.counts.errors.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::IoErr
+            })
         }
         Command::Verify(a) => {
             let repo = Repo::open(&repo_dir, key)?;
@@ -514,7 +541,15 @@ pub fn run(cli: Cli) -> Result<Exit> {
                     out.table(&t)?;
                     out.raw("\n")?;
                 }
-                let mut s = Table::new(&["SNAPSHOTS", "PACKS", "CHUNKS", "READ", "DAMAGED", "AFFECTED FILES", "OK"]);
+                let mut s = Table::new(&[
+                    "SNAPSHOTS",
+                    "PACKS",
+                    "CHUNKS",
+                    "READ",
+                    "DAMAGED",
+                    "AFFECTED FILES",
+                    "OK",
+                ]);
                 s.row([
                     summary.snapshots.to_string(),
                     summary.packs.to_string(),
@@ -548,7 +583,15 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let s = prune::run(&repo, a.max_unused, a.dry_run)?;
             out.record("prune", &s)?;
             if out.format() == Format::Text {
-                let mut t = Table::new(&["PACKS", "DELETED", "REWRITTEN", "WRITTEN", "CHUNKS REMOVED", "BEFORE", "AFTER"]);
+                let mut t = Table::new(&[
+                    "PACKS",
+                    "DELETED",
+                    "REWRITTEN",
+                    "WRITTEN",
+                    "CHUNKS REMOVED",
+                    "BEFORE",
+                    "AFTER",
+                ]);
                 t.row([
                     s.packs_before.to_string(),
                     s.packs_deleted.to_string(),
@@ -601,7 +644,16 @@ fn run_create(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &CreateA
     let rec = SnapshotRecord::new(&created.id, &created.header);
     out.record("snapshot", &rec)?;
     if out.format() == Format::Text {
-        let mut t = Table::new(&["ID", "JOB", "FILES", "SIZE", "ADDED", "NEW CHUNKS", "SECONDS", "ERRORS"]);
+        let mut t = Table::new(&[
+            "ID",
+            "JOB",
+            "FILES",
+            "SIZE",
+            "ADDED",
+            "NEW CHUNKS",
+            "SECONDS",
+            "ERRORS",
+        ]);
         t.row([
             short(&rec.id).to_string(),
             rec.job.to_string(),
@@ -618,7 +670,11 @@ fn run_create(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &CreateA
         eprintln!("backup-snap: create: {e}");
     }
     deliver_page(out, &repo)?;
-    Ok(if created.header.errors.is_empty() { Exit::Ok } else { Exit::IoErr })
+    Ok(if created.header.errors.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::IoErr
+    })
 }
 
 fn run_forget(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &ForgetArgs) -> Result<Exit> {
@@ -639,8 +695,11 @@ fn run_forget(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &ForgetA
     let _lock = lock::acquire(&repo, true, "forget")?;
     let (listed, bad) = snapshot::list(&repo)?;
     if let Some((id, p)) = bad.first() {
-        return Err(Error::data(format!("snapshot {} is unreadable ({p}): forget changed nothing", crypto::hex(id)))
-            .hint("run verify"));
+        return Err(Error::data(format!(
+            "snapshot {} is unreadable ({p}): forget changed nothing",
+            crypto::hex(id)
+        ))
+        .hint("run verify"));
     }
     let now = chrono::Local::now().fixed_offset();
     let mut groups: std::collections::BTreeMap<&str, Vec<&Listed>> = Default::default();
@@ -660,7 +719,10 @@ fn run_forget(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &ForgetA
                     usable.push(s);
                     times.push(tm);
                 }
-                None => eprintln!("backup-snap: snapshot {} has an unreadable time: kept", s.id_hex()),
+                None => eprintln!(
+                    "backup-snap: snapshot {} has an unreadable time: kept",
+                    s.id_hex()
+                ),
             }
         }
         for d in policy::apply(&times, &policy, now) {
@@ -679,7 +741,13 @@ fn run_forget(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &ForgetA
                 removed += 1;
             }
             out.record("forget", &rec)?;
-            t.row([short(&rec.id).to_string(), rec.time.clone(), rec.job.clone(), rec.action.to_string(), rec.reasons.join(", ")]);
+            t.row([
+                short(&rec.id).to_string(),
+                rec.time.clone(),
+                rec.job.clone(),
+                rec.action.to_string(),
+                rec.reasons.join(", "),
+            ]);
         }
     }
     if removed > 0 {

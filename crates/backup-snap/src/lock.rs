@@ -100,7 +100,10 @@ pub fn acquire(repo: &Repo, exclusive: bool, command: &str) -> Result<Lock> {
         let Ok(other) = serde_json::from_slice::<LockInfo>(&raw) else {
             return Err(Error::new(
                 Exit::TempFail,
-                format!("the repository has an unreadable lock file {}", other_path.display()),
+                format!(
+                    "the repository has an unreadable lock file {}",
+                    other_path.display()
+                ),
             )
             .hint("remove it if no backup-snap is running on the repository"));
         };

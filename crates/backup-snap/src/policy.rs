@@ -30,7 +30,12 @@ pub struct Within {
 impl std::fmt::Display for Within {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = String::new();
-        for (n, u) in [(self.years, 'y'), (self.months, 'm'), (self.days, 'd'), (self.hours, 'h')] {
+        for (n, u) in [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ] {
             if n != 0 {
                 s.push_str(&format!("{n}{u}"));
             }
@@ -93,9 +98,16 @@ pub struct Policy {
 impl Policy {
     /// No rule that keeps anything: forget refuses it, as restic does.
     pub fn is_empty(&self) -> bool {
-        [self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly]
-            .iter()
-            .all(|c| c.unwrap_or(0) == 0)
+        [
+            self.last,
+            self.hourly,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ]
+        .iter()
+        .all(|c| c.unwrap_or(0) == 0)
             && self.within.is_none_or(|w| w == Within::default())
     }
 }
@@ -126,7 +138,12 @@ fn bucket(rule: usize, t: &DateTime<FixedOffset>, nr: usize) -> i64 {
 
 /// Go's `t.AddDate(y, m, d)`: months and days overflow into the next unit, so
 /// March 31 minus one month is March 3 (February 31 normalised).
-pub fn add_date(t: &DateTime<FixedOffset>, years: i64, months: i64, days: i64) -> Option<DateTime<FixedOffset>> {
+pub fn add_date(
+    t: &DateTime<FixedOffset>,
+    years: i64,
+    months: i64,
+    days: i64,
+) -> Option<DateTime<FixedOffset>> {
     let total = (t.year() as i64 + years) * 12 + (t.month0() as i64) + months;
     let (y, m0) = (total.div_euclid(12), total.rem_euclid(12));
     let first = NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m0 as u32 + 1, 1)?;
@@ -141,7 +158,14 @@ pub fn apply(times: &[DateTime<FixedOffset>], p: &Policy, now: DateTime<FixedOff
     let mut order: Vec<usize> = (0..times.len()).collect();
     // Newest first; equal times keep their input order (restic sorts stably).
     order.sort_by(|a, b| times[*b].cmp(&times[*a]));
-    let names = ["last snapshot", "hourly snapshot", "daily snapshot", "weekly snapshot", "monthly snapshot", "yearly snapshot"];
+    let names = [
+        "last snapshot",
+        "hourly snapshot",
+        "daily snapshot",
+        "weekly snapshot",
+        "monthly snapshot",
+        "yearly snapshot",
+    ];
     let mut counts: Vec<i64> = [p.last, p.hourly, p.daily, p.weekly, p.monthly, p.yearly]
         .iter()
         .map(|c| c.unwrap_or(0))
@@ -205,7 +229,12 @@ mod tests {
     fn durations_and_counts() {
         assert_eq!(
             parse_within("1y5m7d2h"),
-            Ok(Within { years: 1, months: 5, days: 7, hours: 2 })
+            Ok(Within {
+                years: 1,
+                months: 5,
+                days: 7,
+                hours: 2
+            })
         );
         assert!(parse_within("1w").is_err(), "restic does not accept weeks");
         assert!(parse_within("7").is_err());
@@ -216,8 +245,17 @@ mod tests {
 
     #[test]
     fn add_date_overflows_like_go() {
-        assert_eq!(add_date(&t("2026-03-31T10:00:00+02:00"), 0, -1, 0), Some(t("2026-03-03T10:00:00+02:00")));
-        assert_eq!(add_date(&t("2024-02-29T00:00:00Z"), -1, 0, 0), Some(t("2023-03-01T00:00:00Z")));
-        assert_eq!(add_date(&t("2026-01-05T00:00:00Z"), 0, 0, -7), Some(t("2025-12-29T00:00:00Z")));
+        assert_eq!(
+            add_date(&t("2026-03-31T10:00:00+02:00"), 0, -1, 0),
+            Some(t("2026-03-03T10:00:00+02:00"))
+        );
+        assert_eq!(
+            add_date(&t("2024-02-29T00:00:00Z"), -1, 0, 0),
+            Some(t("2023-03-01T00:00:00Z"))
+        );
+        assert_eq!(
+            add_date(&t("2026-01-05T00:00:00Z"), 0, 0, -7),
+            Some(t("2025-12-29T00:00:00Z"))
+        );
     }
 }

@@ -39,7 +39,11 @@ impl Progress {
 
     /// Redraws at most five times a second.
     pub fn update(&mut self, files: u64, bytes: u64, added: u64) {
-        if !self.on || self.last.is_some_and(|l| l.elapsed() < Duration::from_millis(200)) {
+        if !self.on
+            || self
+                .last
+                .is_some_and(|l| l.elapsed() < Duration::from_millis(200))
+        {
             return;
         }
         self.last = Some(Instant::now());

@@ -61,7 +61,10 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
         let (_, tree) = snapshot::read_full(repo, sid).map_err(|p| {
             Error::new(
                 Exit::DataErr,
-                format!("snapshot {} is unreadable ({p}): prune changed nothing", crypto::hex(sid)),
+                format!(
+                    "snapshot {} is unreadable ({p}): prune changed nothing",
+                    crypto::hex(sid)
+                ),
             )
             .hint("run verify; forget the damaged snapshot if it cannot be restored from a copy")
         })?;
@@ -74,15 +77,17 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
     let mut rewrite: Vec<(u32, Id)> = Vec::new();
     let mut chunks_removed = 0u64;
     for (n, pack) in index.packs.iter().enumerate() {
-        let entries = repo.read_trailer(pack).map_err(|p| {
-            Error::data(format!("pack {} became unreadable ({p})", crypto::hex(pack)))
-        })?;
+        let entries = repo
+            .read_trailer(pack)
+            .map_err(|p| Error::data(format!("pack {} became unreadable ({p})", crypto::hex(pack))))?;
         let mut used_bytes = 0u64;
         let mut unused_bytes = 0u64;
         let mut unused_chunks = 0u64;
         for e in &entries {
             // Used only at its canonical location: other copies are duplicates.
-            let canonical = index.get(&e.0).is_some_and(|l| l.pack == n as u32 && l.offset == e.1);
+            let canonical = index
+                .get(&e.0)
+                .is_some_and(|l| l.pack == n as u32 && l.offset == e.1);
             if canonical && used.contains(&e.0) {
                 used_bytes += e.2 as u64;
             } else {
@@ -110,9 +115,9 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
         let mut copied: HashSet<Id> = HashSet::new();
         let mut new_packs: Vec<Id> = Vec::new();
         for (n, pack) in &rewrite {
-            let entries = repo.read_trailer(pack).map_err(|p| {
-                Error::data(format!("pack {} became unreadable ({p})", crypto::hex(pack)))
-            })?;
+            let entries = repo
+                .read_trailer(pack)
+                .map_err(|p| Error::data(format!("pack {} became unreadable ({p})", crypto::hex(pack))))?;
             let path = repo.pack_path(pack);
             let f = fs::File::open(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             for e in entries {
@@ -166,14 +171,23 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
         let mut on_disk: HashSet<Id> = HashSet::new();
         for id in &new_packs {
             let entries = repo.read_trailer(id).map_err(|p| {
-                Error::new(Exit::IoErr, format!("the new pack {} cannot be read back ({p}): prune deleted nothing", crypto::hex(id)))
+                Error::new(
+                    Exit::IoErr,
+                    format!(
+                        "the new pack {} cannot be read back ({p}): prune deleted nothing",
+                        crypto::hex(id)
+                    ),
+                )
             })?;
             on_disk.extend(entries.into_iter().map(|e| e.0));
         }
         if let Some(lost) = copied.iter().find(|c| !on_disk.contains(*c)) {
             return Err(Error::new(
                 Exit::Software,
-                format!("chunk {} was copied but is not in the new packs: prune deleted nothing", crypto::hex(lost)),
+                format!(
+                    "chunk {} was copied but is not in the new packs: prune deleted nothing",
+                    crypto::hex(lost)
+                ),
             ));
         }
         // Every needed chunk is now in a complete pack: the old ones can go.

@@ -106,8 +106,13 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Maps an I/O error while writing the repository to an error that says what to do.
 pub fn write_error(doing: impl std::fmt::Display, e: io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
-        return Error::new(Exit::IoErr, format!("{doing}: no space left on the repository's disk"))
-            .hint("free space (forget old snapshots and prune) or use a bigger disk; the repository is still valid");
+        return Error::new(
+            Exit::IoErr,
+            format!("{doing}: no space left on the repository's disk"),
+        )
+        .hint(
+            "free space (forget old snapshots and prune) or use a bigger disk; the repository is still valid",
+        );
     }
     Error::io(doing, e)
 }
@@ -142,11 +147,10 @@ impl Repo {
         match fs::read_dir(path) {
             Ok(mut d) => {
                 if d.next().is_some() {
-                    return Err(Error::new(
-                        Exit::CantCreate,
-                        format!("{} is not empty", path.display()),
-                    )
-                    .hint("give an empty or new directory to --repo"));
+                    return Err(
+                        Error::new(Exit::CantCreate, format!("{} is not empty", path.display()))
+                            .hint("give an empty or new directory to --repo"),
+                    );
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -215,7 +219,10 @@ impl Repo {
             if e.kind() == io::ErrorKind::NotFound {
                 Error::new(
                     Exit::NoInput,
-                    format!("{} is not a backup-snap repository (no config file)", path.display()),
+                    format!(
+                        "{} is not a backup-snap repository (no config file)",
+                        path.display()
+                    ),
                 )
                 .hint("check --repo, or create one with: backup-snap --repo PATH init")
             } else {
@@ -242,9 +249,9 @@ impl Repo {
             || !(1024..=16 << 20).contains(&c.max_size)
             || c.min_size > c.avg_size
             || c.avg_size > c.max_size
-            || c.min_size % 2 != 0
-            || c.avg_size % 2 != 0
-            || c.max_size % 2 != 0
+            || !c.min_size.is_multiple_of(2)
+            || !c.avg_size.is_multiple_of(2)
+            || !c.max_size.is_multiple_of(2)
             || c.normalization > 3
             || config.pack_size < 4096
         {
@@ -256,11 +263,10 @@ impl Repo {
         let keys = match (&config.encryption, key_file) {
             (None, _) => None,
             (Some(_), None) => {
-                return Err(Error::config(format!(
-                    "the repository {} is encrypted",
-                    path.display()
-                ))
-                .hint("give its key with --key-file (or BACKUP_SNAP_KEY_FILE)"));
+                return Err(
+                    Error::config(format!("the repository {} is encrypted", path.display()))
+                        .hint("give its key with --key-file (or BACKUP_SNAP_KEY_FILE)"),
+                );
             }
             (Some(enc), Some(kf)) => {
                 let secret = read_secret(kf)?;
@@ -406,8 +412,7 @@ impl Repo {
 
     /// Encodes metadata: always zstd (level 3), sealed when encrypted.
     pub fn encode_metadata(&self, data: &[u8]) -> Result<Vec<u8>> {
-        let mut zc = zstd::bulk::Compressor::new(ZSTD_LEVEL)
-            .map_err(|e| Error::bug(format!("zstd: {e}")))?;
+        let mut zc = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| Error::bug(format!("zstd: {e}")))?;
         self.encode_blob(data, &mut zc)
     }
 
@@ -461,7 +466,9 @@ impl Repo {
         let mut stored = vec![0u8; tlen as usize];
         f.read_exact_at(&mut stored, size - 12 - tlen)
             .map_err(|e| homelab_core::exit::describe_io(&e))?;
-        let plain = self.decode_metadata(&stored).map_err(|e| format!("trailer: {e}"))?;
+        let plain = self
+            .decode_metadata(&stored)
+            .map_err(|e| format!("trailer: {e}"))?;
         let entries: Vec<TrailerEntry> =
             ciborium::from_reader(&plain[..]).map_err(|e| format!("trailer: {e}"))?;
         let data_end = size - 12 - tlen;
@@ -581,8 +588,7 @@ pub struct PackWriter {
 impl PackWriter {
     pub fn create(repo: &Repo, number: u32) -> Result<PackWriter> {
         let tmp = repo.tmp_path("pack");
-        let file = File::create(&tmp)
-            .map_err(|e| write_error(format!("creating {}", tmp.display()), e))?;
+        let file = File::create(&tmp).map_err(|e| write_error(format!("creating {}", tmp.display()), e))?;
         Ok(PackWriter {
             file: BufWriter::with_capacity(1 << 20, file),
             tmp,
@@ -641,8 +647,7 @@ impl PackWriter {
             let dest = repo.pack_path(&id);
             let dir = dest.parent().expect("a pack path has a parent");
             if !dir.is_dir() {
-                fs::create_dir_all(dir)
-                    .map_err(|e| write_error(format!("creating {}", dir.display()), e))?;
+                fs::create_dir_all(dir).map_err(|e| write_error(format!("creating {}", dir.display()), e))?;
                 fsync_dir(&repo.path.join("packs"));
             }
             fs::rename(&tmp, &dest)
@@ -680,7 +685,10 @@ impl<'a> PackReader<'a> {
     pub fn chunk(&mut self, index: &Index, id: &Id) -> std::result::Result<Vec<u8>, String> {
         let locs = index.all(id);
         if locs.is_empty() {
-            return Err(format!("chunk {} is missing from the repository", crypto::hex(id)));
+            return Err(format!(
+                "chunk {} is missing from the repository",
+                crypto::hex(id)
+            ));
         }
         let mut last = String::new();
         for loc in locs {
@@ -699,14 +707,23 @@ impl<'a> PackReader<'a> {
                 self.open.clear();
             }
             let f = File::open(self.repo.pack_path(&pack)).map_err(|e| {
-                format!("pack {}: {}", crypto::hex(&pack), homelab_core::exit::describe_io(&e))
+                format!(
+                    "pack {}: {}",
+                    crypto::hex(&pack),
+                    homelab_core::exit::describe_io(&e)
+                )
             })?;
             self.open.insert(pack, f);
         }
         let f = &self.open[&pack];
         let mut stored = vec![0u8; loc.length as usize];
-        f.read_exact_at(&mut stored, loc.offset)
-            .map_err(|e| format!("pack {}: {}", crypto::hex(&pack), homelab_core::exit::describe_io(&e)))?;
+        f.read_exact_at(&mut stored, loc.offset).map_err(|e| {
+            format!(
+                "pack {}: {}",
+                crypto::hex(&pack),
+                homelab_core::exit::describe_io(&e)
+            )
+        })?;
         let data = self
             .repo
             .decode_blob(&stored, self.repo.max_chunk())

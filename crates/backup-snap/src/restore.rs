@@ -72,7 +72,13 @@ struct Restorer<'a> {
     progress: Progress,
 }
 
-pub fn run(repo: &Repo, index: &Index, tree: &[Entry], target: &Path, subpath: Option<&[u8]>) -> Result<Counts> {
+pub fn run(
+    repo: &Repo,
+    index: &Index,
+    tree: &[Entry],
+    target: &Path,
+    subpath: Option<&[u8]>,
+) -> Result<Counts> {
     fs::create_dir_all(target)
         .map_err(|e| Error::io(format!("creating the target {}", target.display()), e))?;
     let target = fs::canonicalize(target)
@@ -131,7 +137,10 @@ pub fn run(repo: &Repo, index: &Index, tree: &[Entry], target: &Path, subpath: O
                             copy.mode = e.mode;
                             r.file(&copy, &dest)
                         }
-                        _ => Err(format!("{}: its hard link target is not in the snapshot", e.path_lossy())),
+                        _ => Err(format!(
+                            "{}: its hard link target is not in the snapshot",
+                            e.path_lossy()
+                        )),
                     },
                 }
             }
@@ -186,7 +195,9 @@ impl Restorer<'_> {
     fn clear(&self, dest: &Path, keep_dir: bool) -> std::result::Result<(), String> {
         match fs::symlink_metadata(dest) {
             Ok(m) if m.is_dir() && keep_dir => Ok(()),
-            Ok(m) if m.is_dir() => fs::remove_dir_all(dest).map_err(|e| format!("{}: {}", dest.display(), describe(&e))),
+            Ok(m) if m.is_dir() => {
+                fs::remove_dir_all(dest).map_err(|e| format!("{}: {}", dest.display(), describe(&e)))
+            }
             Ok(_) => fs::remove_file(dest).map_err(|e| format!("{}: {}", dest.display(), describe(&e))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(format!("{}: {}", dest.display(), describe(&e))),
@@ -333,7 +344,16 @@ mod tests {
 
     #[test]
     fn hostile_paths_are_refused() {
-        for bad in [&b"/../etc/passwd"[..], b"/a/../../x", b"/a//b", b"/", b"", b"/a/./b", b"/a\0b", b".."] {
+        for bad in [
+            &b"/../etc/passwd"[..],
+            b"/a/../../x",
+            b"/a//b",
+            b"/",
+            b"",
+            b"/a/./b",
+            b"/a\0b",
+            b"..",
+        ] {
             assert!(safe_relative(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(safe_relative(b"/srv/app/x").unwrap(), PathBuf::from("srv/app/x"));

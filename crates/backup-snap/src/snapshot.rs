@@ -122,8 +122,7 @@ pub fn write(repo: &Repo, header: &mut Header, tree: &[Entry]) -> Result<Id> {
     let tree_blob = repo.encode_metadata(&cbor)?;
     header.tree_hash = blake3::hash(&tree_blob).as_bytes().to_vec();
     let mut hcbor = Vec::new();
-    ciborium::into_writer(&header, &mut hcbor)
-        .map_err(|e| Error::bug(format!("encoding a header: {e}")))?;
+    ciborium::into_writer(&header, &mut hcbor).map_err(|e| Error::bug(format!("encoding a header: {e}")))?;
     let header_blob = repo.encode_metadata(&hcbor)?;
     let mut file = Vec::with_capacity(12 + header_blob.len() + tree_blob.len());
     file.extend_from_slice(SNAPSHOT_MAGIC);
@@ -187,8 +186,11 @@ pub fn list_ids(repo: &Repo) -> Result<Vec<Id>> {
     Ok(ids)
 }
 
+/// Snapshots that could not be read: (id, problem).
+pub type Unreadable = Vec<(Id, String)>;
+
 /// Every readable snapshot header, oldest first, and the problems of unreadable ones.
-pub fn list(repo: &Repo) -> Result<(Vec<Listed>, Vec<(Id, String)>)> {
+pub fn list(repo: &Repo) -> Result<(Vec<Listed>, Unreadable)> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for id in list_ids(repo)? {

@@ -30,9 +30,7 @@ impl ReadData {
         match *self {
             ReadData::None => false,
             ReadData::All => true,
-            ReadData::Subset(n, t) => {
-                u32::from_be_bytes([pack[0], pack[1], pack[2], pack[3]]) % t == n - 1
-            }
+            ReadData::Subset(n, t) => u32::from_be_bytes([pack[0], pack[1], pack[2], pack[3]]) % t == n - 1,
         }
     }
 
@@ -206,7 +204,12 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
 }
 
 /// Reads one pack whole: its hash against its name, every chunk against its id.
-fn read_pack(repo: &Repo, pack: &Id, bad: &mut HashMap<Id, String>, good: &mut HashSet<Id>) -> (u64, Vec<Damage>) {
+fn read_pack(
+    repo: &Repo,
+    pack: &Id,
+    bad: &mut HashMap<Id, String>,
+    good: &mut HashSet<Id>,
+) -> (u64, Vec<Damage>) {
     let mut problems = Vec::new();
     let mut entries = match repo.read_trailer(pack) {
         Ok(e) => e,
@@ -217,7 +220,10 @@ fn read_pack(repo: &Repo, pack: &Id, bad: &mut HashMap<Id, String>, good: &mut H
     let f = match File::open(&path) {
         Ok(f) => f,
         Err(e) => {
-            return (0, vec![damage("pack", Some(pack), homelab_core::exit::describe_io(&e))]);
+            return (
+                0,
+                vec![damage("pack", Some(pack), homelab_core::exit::describe_io(&e))],
+            );
         }
     };
     let mut r = BufReader::with_capacity(1 << 20, f);
@@ -268,7 +274,11 @@ fn read_pack(repo: &Repo, pack: &Id, bad: &mut HashMap<Id, String>, good: &mut H
     if let Some(p) = io_problem {
         problems.push(damage("pack", Some(pack), p));
     } else if hasher.finalize().as_bytes() != pack {
-        problems.push(damage("pack", Some(pack), "content does not match its name (damaged)"));
+        problems.push(damage(
+            "pack",
+            Some(pack),
+            "content does not match its name (damaged)",
+        ));
     }
     (pos, problems)
 }

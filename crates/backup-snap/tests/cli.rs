@@ -31,10 +31,22 @@ fn the_man_page_documents_every_field_and_metric() {
     let repo = d.path().join("repo");
     let mut fields = BTreeSet::new();
     keys(&ok(&repo, &["init"]), &mut fields);
-    keys(&ok(&repo, &["create", "--job", "j", src.to_str().unwrap()]), &mut fields);
-    keys(&ok(&repo, &["create", "--job", "j", src.to_str().unwrap()]), &mut fields);
+    keys(
+        &ok(&repo, &["create", "--job", "j", src.to_str().unwrap()]),
+        &mut fields,
+    );
+    keys(
+        &ok(&repo, &["create", "--job", "j", src.to_str().unwrap()]),
+        &mut fields,
+    );
     keys(&ok(&repo, &["list"]), &mut fields);
-    keys(&ok(&repo, &["restore", "latest", d.path().join("o").to_str().unwrap()]), &mut fields);
+    keys(
+        &ok(
+            &repo,
+            &["restore", "latest", d.path().join("o").to_str().unwrap()],
+        ),
+        &mut fields,
+    );
     keys(&ok(&repo, &["forget", "--keep-last", "1"]), &mut fields);
     keys(&ok(&repo, &["prune"]), &mut fields);
     keys(&ok(&repo, &["verify", "--read-data"]), &mut fields);
@@ -44,16 +56,39 @@ fn the_man_page_documents_every_field_and_metric() {
     keys(&bs(&repo, &["verify"]), &mut fields);
     assert!(fields.contains("problem") && fields.contains("reasons") && fields.contains("chunks_new"));
     let man = backup_snap::MAN_SECTIONS;
-    let missing: Vec<_> = fields.iter().filter(|f| !man.contains(&format!("\\fB{f}\\fR"))).collect();
-    assert!(missing.is_empty(), "fields not documented in man.roff: {missing:?}");
-    for kind in ["repository", "snapshot", "restore", "damage", "verify", "forget", "prune"] {
-        assert!(man.contains(&format!(".SS \"kind: {kind}\"")), "kind {kind} undocumented");
+    let missing: Vec<_> = fields
+        .iter()
+        .filter(|f| !man.contains(&format!("\\fB{f}\\fR")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fields not documented in man.roff: {missing:?}"
+    );
+    for kind in [
+        "repository",
+        "snapshot",
+        "restore",
+        "damage",
+        "verify",
+        "forget",
+        "prune",
+    ] {
+        assert!(
+            man.contains(&format!(".SS \"kind: {kind}\"")),
+            "kind {kind} undocumented"
+        );
     }
     let page = String::from_utf8(ok(&repo, &["--format", "prom", "list"]).stdout).unwrap();
-    let metrics: BTreeSet<&str> = page.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    let metrics: BTreeSet<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
     assert!(metrics.len() >= 10, "{metrics:?}");
     for m in metrics {
-        assert!(man.contains(&format!("\\fB{m}")), "metric {m} not documented in man.roff");
+        assert!(
+            man.contains(&format!("\\fB{m}")),
+            "metric {m} not documented in man.roff"
+        );
     }
 }
 
@@ -68,7 +103,18 @@ fn the_page_passes_promtool_and_node_exporter_reads_it() {
     let textfile = service_env("HLT_TEXTFILE_DIR", "node_exporter's textfile directory");
     let url = service_env("HLT_NODE_EXPORTER_URL", "node_exporter");
     for job in ["n8n", "stack\"quoted"] {
-        let o = bs(&repo, &["--quiet", "--textfile-dir", &textfile, "create", "--job", job, src.to_str().unwrap()]);
+        let o = bs(
+            &repo,
+            &[
+                "--quiet",
+                "--textfile-dir",
+                &textfile,
+                "create",
+                "--job",
+                job,
+                src.to_str().unwrap(),
+            ],
+        );
         if job.contains('"') {
             assert_eq!(o.status.code(), Some(64), "a job name must be a safe label value");
             continue;
@@ -80,17 +126,30 @@ fn the_page_passes_promtool_and_node_exporter_reads_it() {
     ok(&repo, &["verify"]);
     let page = String::from_utf8(ok(&repo, &["--format", "prom", "list"]).stdout).unwrap();
     promtool_check_metrics(&page);
-    assert!(!page.lines().any(|l| !l.starts_with('#') && l.split(' ').count() > 2), "no timestamps");
+    assert!(
+        !page
+            .lines()
+            .any(|l| !l.starts_with('#') && l.split(' ').count() > 2),
+        "no timestamps"
+    );
     assert_eq!(series(&page, "backup_snapshots{job=\"n8n\"}"), Some(1.0));
-    assert_eq!(series(&page, "backup_snapshots{job=\"grafana\"}"), Some(1.0), "every job's series survive");
+    assert_eq!(
+        series(&page, "backup_snapshots{job=\"grafana\"}"),
+        Some(1.0),
+        "every job's series survive"
+    );
     assert_eq!(series(&page, "backup_verify_errors"), Some(0.0));
     assert!(series(&page, "backup_last_size_bytes{job=\"n8n\"}") == Some(4.0));
     let file = fs::read_to_string(std::path::Path::new(&textfile).join("backup-snap.prom")).unwrap();
     promtool_check_metrics(&file);
-    wait_until(Duration::from_secs(10), "node_exporter to serve backup_snapshots", || {
-        let body = homelab_testkit::http_get(&url);
-        body.contains("backup_snapshots{job=\"n8n\"} 1") && body.contains("node_textfile_scrape_error 0")
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "node_exporter to serve backup_snapshots",
+        || {
+            let body = homelab_testkit::http_get(&url);
+            body.contains("backup_snapshots{job=\"n8n\"} 1") && body.contains("node_textfile_scrape_error 0")
+        },
+    );
     let _ = fs::remove_file(std::path::Path::new(&textfile).join("backup-snap.prom"));
 }
 
@@ -101,7 +160,8 @@ fn locks_stop_concurrent_writers_and_stale_ones_are_removed() {
     fs::create_dir(&src).unwrap();
     let db = src.join("db.sqlite");
     let hold = rusqlite::Connection::open(&db).unwrap();
-    hold.execute_batch("create table x(a); begin exclusive; insert into x values (1);").unwrap();
+    hold.execute_batch("create table x(a); begin exclusive; insert into x values (1);")
+        .unwrap();
     let repo = d.path().join("repo");
     init(&repo);
     // A create that waits on the locked database holds the repository lock.
@@ -113,15 +173,39 @@ fn locks_stop_concurrent_writers_and_stale_ones_are_removed() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until(Duration::from_secs(10), "the lock file", || fs::read_dir(repo.join("locks")).unwrap().count() == 1);
-    for cmd in [&["prune"][..], &["forget", "--keep-last", "1"], &["verify"], &["create", "--job", "b", src.to_str().unwrap()]] {
+    wait_until(Duration::from_secs(10), "the lock file", || {
+        fs::read_dir(repo.join("locks")).unwrap().count() == 1
+    });
+    for cmd in [
+        &["prune"][..],
+        &["forget", "--keep-last", "1"],
+        &["verify"],
+        &["create", "--job", "b", src.to_str().unwrap()],
+    ] {
         let o = bs(&repo, cmd);
-        assert_eq!(o.status.code(), Some(75), "{cmd:?} ran beside a create: {}", stderr(&o));
-        assert!(stderr(&o).contains(&format!("pid {}", child.id())), "{}", stderr(&o));
-        assert!(stderr(&o).contains("locks/"), "names the lock file: {}", stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(75),
+            "{cmd:?} ran beside a create: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains(&format!("pid {}", child.id())),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("locks/"),
+            "names the lock file: {}",
+            stderr(&o)
+        );
     }
     ok(&repo, &["list"]); // list needs no lock
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let _ = child.wait_with_output();
     drop(hold);
     // The killed holder's lock is stale now: the next writer removes it and runs.
@@ -172,7 +256,11 @@ fn unreadable_files_are_errors_and_the_rest_is_backed_up() {
     let s: Vec<SnapshotRec> = records(&o, "snapshot");
     assert_eq!(s[0].files, 1);
     assert_eq!(s[0].errors.len(), 2, "{:?}", s[0].errors);
-    assert!(s[0].errors.iter().all(|e| e.contains("permission denied")), "{:?}", s[0].errors);
+    assert!(
+        s[0].errors.iter().all(|e| e.contains("permission denied")),
+        "{:?}",
+        s[0].errors
+    );
     assert!(stderr(&o).contains("secret.txt"));
     // The snapshot exists and restores what was readable.
     let out = d.path().join("out");
@@ -183,7 +271,11 @@ fn unreadable_files_are_errors_and_the_rest_is_backed_up() {
     let back = restored(&out, &src);
     assert_eq!(fs::read(back.join("open.txt")).unwrap(), b"readable");
     assert!(!back.join("secret.txt").exists());
-    assert_eq!(fs::metadata(back.join("closed")).unwrap().permissions().mode() & 0o777, 0, "its mode is restored");
+    assert_eq!(
+        fs::metadata(back.join("closed")).unwrap().permissions().mode() & 0o777,
+        0,
+        "its mode is restored"
+    );
 }
 
 #[test]
@@ -196,13 +288,24 @@ fn excludes_and_one_filesystem() {
     fs::write(src.join("keep/a.txt"), b"a").unwrap();
     fs::write(src.join("keep/b.tmp"), b"b").unwrap();
     fs::write(src.join("cache/deep/c"), b"c").unwrap();
-    nix::mount::mount(Some("tmpfs"), &src.join("mnt"), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m"))
-        .expect("mounting a tmpfs needs root (scripts/test runs as root)");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &src.join("mnt"),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("mounting a tmpfs needs root (scripts/test runs as root)");
     fs::write(src.join("mnt/other-fs"), b"x").unwrap();
     let repo = d.path().join("repo");
     init(&repo);
     let pattern = format!("{}/cache", src.display());
-    let s = create(&repo, "x", &[&src], &["--exclude", "*.tmp", "--exclude", &pattern]);
+    let s = create(
+        &repo,
+        "x",
+        &[&src],
+        &["--exclude", "*.tmp", "--exclude", &pattern],
+    );
     let _ = nix::mount::umount2(&src.join("mnt"), nix::mount::MntFlags::MNT_DETACH);
     assert_eq!(s.files, 1, "only keep/a.txt");
     let out = d.path().join("out");
@@ -211,14 +314,21 @@ fn excludes_and_one_filesystem() {
     assert!(back.join("keep/a.txt").exists());
     assert!(!back.join("keep/b.tmp").exists() && !back.join("cache").exists());
     assert!(back.join("mnt").is_dir(), "the mount point is kept");
-    assert!(!back.join("mnt/other-fs").exists(), "another filesystem is not entered");
+    assert!(
+        !back.join("mnt/other-fs").exists(),
+        "another filesystem is not entered"
+    );
 }
 
 #[test]
 fn bad_input_gets_clear_errors() {
     let d = tempfile::tempdir().unwrap();
     let repo = d.path().join("repo");
-    let o = bin().args(["list"]).env_remove("BACKUP_SNAP_REPO").output().unwrap();
+    let o = bin()
+        .args(["list"])
+        .env_remove("BACKUP_SNAP_REPO")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(64));
     assert!(stderr(&o).contains("--repo"));
     init(&repo);

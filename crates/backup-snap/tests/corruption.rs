@@ -34,7 +34,11 @@ fn fixture() -> Fixture {
         fs::write(src.join("docs/readme"), format!("{job} readme\n")).unwrap();
         create(&repo, job, &[&src], &[]);
     }
-    Fixture { _dir: dir, root, repo }
+    Fixture {
+        _dir: dir,
+        root,
+        repo,
+    }
 }
 
 /// (snapshot id, path) of every file that needs one of `chunks`, from the manifests.
@@ -55,11 +59,19 @@ fn files_needing(repo: &Path, chunks: &BTreeSet<[u8; 32]>) -> BTreeSet<(String, 
 fn pack_chunks(repo: &Path, pack: &Path) -> Vec<([u8; 32], u64, u32)> {
     let r = Repo::open(repo, None).unwrap();
     let id = parse_id(pack.file_name().unwrap().to_str().unwrap()).unwrap();
-    r.read_trailer(&id).unwrap().into_iter().map(|e| (e.0, e.1, e.2)).collect()
+    r.read_trailer(&id)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.0, e.1, e.2))
+        .collect()
 }
 
 fn verify(repo: &Path, read_data: bool) -> (Option<i32>, Vec<DamageRec>, VerifyRec) {
-    let args: &[&str] = if read_data { &["verify", "--read-data"] } else { &["verify"] };
+    let args: &[&str] = if read_data {
+        &["verify", "--read-data"]
+    } else {
+        &["verify"]
+    };
     let o = bs(repo, args);
     let d: Vec<DamageRec> = records(&o, "damage");
     let mut s: Vec<VerifyRec> = records(&o, "verify");
@@ -100,12 +112,27 @@ fn one_flipped_byte_names_the_snapshot_and_file() {
     assert_eq!(code, Some(65));
     assert!(!s.ok);
     assert_eq!(reported_files(&d), expected, "{d:#?}");
-    assert!(d.iter().any(|r| r.object == "chunk" && r.id.as_deref() == Some(&hex(&victim))));
-    assert!(d.iter().any(|r| r.object == "pack" && r.problem.contains("does not match its name")));
+    assert!(
+        d.iter()
+            .any(|r| r.object == "chunk" && r.id.as_deref() == Some(&hex(&victim)))
+    );
+    assert!(
+        d.iter()
+            .any(|r| r.object == "pack" && r.problem.contains("does not match its name"))
+    );
     assert_eq!(s.damaged_chunks, 1);
     // The file named is the one whose restore fails.
     let (snap, path) = expected.iter().next().unwrap();
-    let o = bs(&f.repo, &["restore", snap, f.root.join("out").to_str().unwrap(), "--path", path]);
+    let o = bs(
+        &f.repo,
+        &[
+            "restore",
+            snap,
+            f.root.join("out").to_str().unwrap(),
+            "--path",
+            path,
+        ],
+    );
     assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
     assert!(stderr(&o).contains(&hex(&victim)));
 }
@@ -117,13 +144,22 @@ fn a_truncated_pack_is_found_even_without_read_data() {
     let chunks: BTreeSet<[u8; 32]> = pack_chunks(&f.repo, &pack).into_iter().map(|c| c.0).collect();
     let expected = files_needing(&f.repo, &chunks);
     let len = fs::metadata(&pack).unwrap().len();
-    fs::OpenOptions::new().write(true).open(&pack).unwrap().set_len(len / 2).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     for read_data in [false, true] {
         let (code, d, s) = verify(&f.repo, read_data);
         assert_eq!(code, Some(65));
         assert_eq!(reported_files(&d), expected, "{d:#?}");
         assert_eq!(s.damaged_packs, 1);
-        assert!(d.iter().any(|r| r.object == "pack" && r.problem.contains("truncated")), "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|r| r.object == "pack" && r.problem.contains("truncated")),
+            "{d:#?}"
+        );
     }
 }
 
@@ -138,7 +174,11 @@ fn a_missing_pack_names_what_it_held() {
     let (code, d, s) = verify(&f.repo, true);
     assert_eq!(code, Some(65));
     assert_eq!(reported_files(&d), expected);
-    assert!(d.iter().filter(|r| r.object == "file").all(|r| r.problem.contains("missing")));
+    assert!(
+        d.iter()
+            .filter(|r| r.object == "file")
+            .all(|r| r.problem.contains("missing"))
+    );
     assert_eq!(s.affected_files as usize, expected.len());
 }
 
@@ -158,7 +198,10 @@ fn a_corrupt_manifest_is_named_and_the_other_snapshot_is_fine() {
     let snaps: Vec<&DamageRec> = d.iter().filter(|r| r.object == "snapshot").collect();
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0].id.as_deref(), Some(hex(&ids[0]).as_str()));
-    assert!(reported_files(&d).is_empty(), "the other snapshot is whole: {d:#?}");
+    assert!(
+        reported_files(&d).is_empty(),
+        "the other snapshot is whole: {d:#?}"
+    );
     // A manifest that is garbage from the start.
     fs::write(&path, b"garbage").unwrap();
     let (code, d, _) = verify(&f.repo, false);
@@ -181,5 +224,9 @@ fn a_damaged_config_is_a_clear_error() {
     assert!(stderr(&o).contains("config"), "{}", stderr(&o));
     let o = bs(&f.root.join("nothing-here"), &["list"]);
     assert_eq!(o.status.code(), Some(66));
-    assert!(stderr(&o).contains("not a backup-snap repository"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a backup-snap repository"),
+        "{}",
+        stderr(&o)
+    );
 }

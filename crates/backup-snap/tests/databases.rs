@@ -34,7 +34,8 @@ fn write_rows(c: &mut Connection, n: u64, seed: u64) {
     let tx = c.transaction().unwrap();
     for i in 0..n {
         let v = ((seed * 31 + i) % 1000) as i64;
-        tx.execute("insert into t(v, pad) values (?1, zeroblob(2000))", [v]).unwrap();
+        tx.execute("insert into t(v, pad) values (?1, zeroblob(2000))", [v])
+            .unwrap();
         tx.execute("update total set s = s + ?1", [v]).unwrap();
     }
     tx.commit().unwrap();
@@ -43,7 +44,9 @@ fn write_rows(c: &mut Connection, n: u64, seed: u64) {
 fn check_invariant(c: &Connection) -> (i64, i64) {
     let ok: String = c.query_row("pragma integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(ok, "ok");
-    let sum: i64 = c.query_row("select coalesce(sum(v), 0) from t", [], |r| r.get(0)).unwrap();
+    let sum: i64 = c
+        .query_row("select coalesce(sum(v), 0) from t", [], |r| r.get(0))
+        .unwrap();
     let total: i64 = c.query_row("select s from total", [], |r| r.get(0)).unwrap();
     let rows: i64 = c.query_row("select count(*) from t", [], |r| r.get(0)).unwrap();
     assert_eq!(sum, total, "the copy is not one consistent state of the database");
@@ -80,7 +83,9 @@ fn a_live_sqlite_database_written_during_the_backup_restores_consistent() {
             }
         })
     };
-    wait_until(Duration::from_secs(10), "the writer's first commits", || commits.load(Ordering::SeqCst) > 5);
+    wait_until(Duration::from_secs(10), "the writer's first commits", || {
+        commits.load(Ordering::SeqCst) > 5
+    });
     let before = commits.load(Ordering::SeqCst);
     let dbs = db.to_str().unwrap();
     let snap = create(&repo, "n8n", &[&data], &["--sqlite", dbs]);
@@ -93,11 +98,20 @@ fn a_live_sqlite_database_written_during_the_backup_restores_consistent() {
     let target = d.path().join("out");
     ok(&repo, &["restore", &snap.id, target.to_str().unwrap()]);
     let back = restored(&target, &data);
-    assert!(!back.join("database.sqlite-wal").exists(), "the live -wal file is not restored beside the copy");
+    assert!(
+        !back.join("database.sqlite-wal").exists(),
+        "the live -wal file is not restored beside the copy"
+    );
     assert!(!back.join("database.sqlite-shm").exists());
     let (rows, _) = check_invariant(&Connection::open(back.join("database.sqlite")).unwrap());
-    assert!(rows >= 10_000, "committed rows still in the -wal file are in the copy ({rows})");
-    assert_eq!(fs::read(back.join("config")).unwrap(), b"{\"encryptionKey\":\"k\"}");
+    assert!(
+        rows >= 10_000,
+        "committed rows still in the -wal file are in the copy ({rows})"
+    );
+    assert_eq!(
+        fs::read(back.join("config")).unwrap(),
+        b"{\"encryptionKey\":\"k\"}"
+    );
     drop(c);
 }
 
@@ -111,7 +125,19 @@ fn an_n8n_folder_without_its_config_gets_a_warning() {
     fs::write(data.join("config"), b"{}").unwrap();
     let repo = d.path().join("repo");
     init(&repo);
-    let o = bs(&repo, &["create", "--job", "n8n", "--exclude", "config", "--sqlite", data.join("database.sqlite").to_str().unwrap(), data.to_str().unwrap()]);
+    let o = bs(
+        &repo,
+        &[
+            "create",
+            "--job",
+            "n8n",
+            "--exclude",
+            "config",
+            "--sqlite",
+            data.join("database.sqlite").to_str().unwrap(),
+            data.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "a warning is not an error");
     let s: Vec<SnapshotRec> = records(&o, "snapshot");
     assert_eq!(s[0].warnings.len(), 1, "{:?}", s[0]);
@@ -128,13 +154,30 @@ fn a_locked_or_broken_sqlite_database_is_an_error_and_the_rest_is_backed_up() {
     fs::write(data.join("notes.txt"), b"kept").unwrap();
     let repo = d.path().join("repo");
     init(&repo);
-    let o = bs(&repo, &["create", "--job", "x", "--sqlite", data.join("broken.sqlite").to_str().unwrap(), data.to_str().unwrap()]);
+    let o = bs(
+        &repo,
+        &[
+            "create",
+            "--job",
+            "x",
+            "--sqlite",
+            data.join("broken.sqlite").to_str().unwrap(),
+            data.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(74));
     let s: Vec<SnapshotRec> = records(&o, "snapshot");
     assert_eq!(s[0].errors.len(), 1);
-    assert!(s[0].errors[0].contains("broken.sqlite (SQLite)"), "{:?}", s[0].errors);
+    assert!(
+        s[0].errors[0].contains("broken.sqlite (SQLite)"),
+        "{:?}",
+        s[0].errors
+    );
     assert_eq!(s[0].files, 1, "notes.txt is still backed up");
-    let o = bs(&repo, &["create", "--job", "x", "--sqlite", "/nonexistent/db.sqlite"]);
+    let o = bs(
+        &repo,
+        &["create", "--job", "x", "--sqlite", "/nonexistent/db.sqlite"],
+    );
     assert_eq!(o.status.code(), Some(66));
 }
 
@@ -150,16 +193,25 @@ fn postgres(docker: &Docker) -> Postgres {
         "run", "-d", "--network", "none", "--label", &label, "--name", &name, "-v", "/usr:/usr:ro", &image, "sh", "-c",
         "initdb -D /pg/data -U postgres --auth=trust -E UTF8 --locale=C >/pg/initdb.log 2>&1 && exec postgres -D /pg/data -c listen_addresses=",
     ]);
-    let c = Container { docker: docker.clone(), id, name };
+    let c = Container {
+        docker: docker.clone(),
+        id,
+        name,
+    };
     wait_until(Duration::from_secs(60), "Postgres to accept connections", || {
-        docker.output(&["exec", &c.id, "pg_isready", "-q"]).status.success()
+        docker
+            .output(&["exec", &c.id, "pg_isready", "-q"])
+            .status
+            .success()
     });
     Postgres { c }
 }
 
 impl Postgres {
     fn psql(&self, db: &str, sql: &str) -> String {
-        self.c.docker.run(&["exec", &self.c.id, "psql", "-U", "postgres", "-d", db, "-At", "-c", sql])
+        self.c.docker.run(&[
+            "exec", &self.c.id, "psql", "-U", "postgres", "-d", db, "-At", "-c", sql,
+        ])
     }
 }
 
@@ -185,7 +237,14 @@ fn pg_dump_from_a_real_postgres_restores_with_pg_restore() {
         .env("DOCKER_HOST", &docker.host)
         .arg("--repo")
         .arg(&repo)
-        .args(["create", "--job", "stack", "--pg-dump", &spec, compose.to_str().unwrap()])
+        .args([
+            "create",
+            "--job",
+            "stack",
+            "--pg-dump",
+            &spec,
+            compose.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -197,17 +256,34 @@ fn pg_dump_from_a_real_postgres_restores_with_pg_restore() {
     ok(&repo, &["restore", &snap[0].id, target.to_str().unwrap()]);
     let dump = target.join(dump_path.trim_start_matches('/'));
     let raw = fs::read(&dump).unwrap();
-    assert!(raw.starts_with(b"PGDMP"), "a custom-format dump, byte for byte (no TTY mangling)");
+    assert!(
+        raw.starts_with(b"PGDMP"),
+        "a custom-format dump, byte for byte (no TTY mangling)"
+    );
     // The host's pg_restore reads it...
     let pg_bin = service_env("HLT_PG_BIN", "the host's PostgreSQL binaries");
-    let list = std::process::Command::new(Path::new(&pg_bin).join("pg_restore")).arg("--list").arg(&dump).output().unwrap();
+    let list = std::process::Command::new(Path::new(&pg_bin).join("pg_restore"))
+        .arg("--list")
+        .arg(&dump)
+        .output()
+        .unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     assert!(String::from_utf8_lossy(&list.stdout).contains("TABLE public orders"));
     // ...and loads it into a new database, with every row.
     pg.psql("postgres", "create database restored");
     let mut child = docker
         .command()
-        .args(["exec", "-i", &pg.c.id, "pg_restore", "-U", "postgres", "-d", "restored", "--no-owner"])
+        .args([
+            "exec",
+            "-i",
+            &pg.c.id,
+            "pg_restore",
+            "-U",
+            "postgres",
+            "-d",
+            "restored",
+            "--no-owner",
+        ])
         .stdin(fs::File::open(&dump).unwrap())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -215,7 +291,10 @@ fn pg_dump_from_a_real_postgres_restores_with_pg_restore() {
         .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "pg_restore failed");
-    assert_eq!(pg.psql("restored", "select count(*), sum(qty) from orders"), pg.psql("shop", "select count(*), sum(qty) from orders"));
+    assert_eq!(
+        pg.psql("restored", "select count(*), sum(qty) from orders"),
+        pg.psql("shop", "select count(*), sum(qty) from orders")
+    );
     assert_eq!(pg.psql("restored", "select count(*) from orders"), "20000");
 
     // A database that does not exist: recorded as an error, the files still backed up.
@@ -223,12 +302,23 @@ fn pg_dump_from_a_real_postgres_restores_with_pg_restore() {
         .env("DOCKER_HOST", &docker.host)
         .arg("--repo")
         .arg(&repo)
-        .args(["create", "--job", "stack", "--pg-dump", &format!("{}:nope", pg.c.name), compose.to_str().unwrap()])
+        .args([
+            "create",
+            "--job",
+            "stack",
+            "--pg-dump",
+            &format!("{}:nope", pg.c.name),
+            compose.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(74));
     let snap: Vec<SnapshotRec> = records(&out, "snapshot");
-    assert!(snap[0].errors[0].contains("\"nope\" does not exist"), "{:?}", snap[0].errors);
+    assert!(
+        snap[0].errors[0].contains("\"nope\" does not exist"),
+        "{:?}",
+        snap[0].errors
+    );
     assert_eq!(snap[0].files, 1);
 }
 
@@ -248,12 +338,17 @@ fn pause_is_always_undone_even_on_sigterm() {
     init(&repo);
     let with_docker = |args: &[&str]| {
         let mut cmd = bin();
-        cmd.env("DOCKER_HOST", &docker.host).arg("--repo").arg(&repo).args(args);
+        cmd.env("DOCKER_HOST", &docker.host)
+            .arg("--repo")
+            .arg(&repo)
+            .args(args);
         cmd
     };
 
     // A normal run: paused while reading, running afterwards.
-    let out = with_docker(&["create", "--job", "p", "--pause", &c.name, data.to_str().unwrap()]).output().unwrap();
+    let out = with_docker(&["create", "--job", "p", "--pause", &c.name, data.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!paused(&c));
 
@@ -261,15 +356,36 @@ fn pause_is_always_undone_even_on_sigterm() {
     // paused; then SIGTERM.
     let db = data.join("app.sqlite");
     let lockconn = Connection::open(&db).unwrap();
-    lockconn.execute_batch("create table x(a); insert into x values (1);").unwrap();
-    lockconn.execute_batch("begin exclusive; insert into x values (2);").unwrap();
-    let child = with_docker(&["create", "--job", "p", "--pause", &c.name, "--sqlite", db.to_str().unwrap(), data.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    lockconn
+        .execute_batch("create table x(a); insert into x values (1);")
         .unwrap();
-    wait_until(Duration::from_secs(20), "the container to be paused during create", || paused(&c));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    lockconn
+        .execute_batch("begin exclusive; insert into x values (2);")
+        .unwrap();
+    let child = with_docker(&[
+        "create",
+        "--job",
+        "p",
+        "--pause",
+        &c.name,
+        "--sqlite",
+        db.to_str().unwrap(),
+        data.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the container to be paused during create",
+        || paused(&c),
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
@@ -281,7 +397,16 @@ fn pause_is_always_undone_even_on_sigterm() {
     drop(lockconn);
 
     // A container that does not exist: a clear error before anything is read.
-    let out = with_docker(&["create", "--job", "p", "--pause", "no-such-container-bsnap", data.to_str().unwrap()]).output().unwrap();
+    let out = with_docker(&[
+        "create",
+        "--job",
+        "p",
+        "--pause",
+        "no-such-container-bsnap",
+        data.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(66), "{}", stderr(&out));
     assert!(!paused(&c));
 }

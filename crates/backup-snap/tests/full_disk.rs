@@ -26,7 +26,12 @@ fn tmpfs(at: &Path, size: &str) -> Mounted {
         nix::mount::MsFlags::empty(),
         Some(format!("size={size},mode=0755").as_str()),
     )
-    .unwrap_or_else(|e| panic!("mounting a tmpfs at {} ({e}): this test needs root (scripts/test runs as root)", at.display()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "mounting a tmpfs at {} ({e}): this test needs root (scripts/test runs as root)",
+            at.display()
+        )
+    });
     Mounted(at.to_path_buf())
 }
 
@@ -50,7 +55,10 @@ fn a_full_disk_is_a_clear_error_and_the_repository_stays_valid() {
     let o = bs(&repo, &["create", "--job", "disk", big.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(74), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.starts_with("backup-snap: ") && err.contains("no space left"), "{err}");
+    assert!(
+        err.starts_with("backup-snap: ") && err.contains("no space left"),
+        "{err}"
+    );
     assert!(err.contains("the repository is still valid"), "{err}");
     assert!(o.stdout.is_empty(), "no snapshot record for a failed create");
 
@@ -58,7 +66,11 @@ fn a_full_disk_is_a_clear_error_and_the_repository_stays_valid() {
     let out = ok(&repo, &["list"]);
     let snaps: Vec<SnapshotRec> = records(&out, "snapshot");
     assert_eq!(snaps.len(), 1);
-    assert_eq!(fs::read_dir(repo.join("tmp")).unwrap().count(), 0, "temporary files left");
+    assert_eq!(
+        fs::read_dir(repo.join("tmp")).unwrap().count(),
+        0,
+        "temporary files left"
+    );
     assert_eq!(fs::read_dir(repo.join("locks")).unwrap().count(), 0, "lock left");
     ok(&repo, &["verify", "--read-data"]);
     let target = d.path().join("out");

@@ -31,7 +31,11 @@ fn script() -> PathBuf {
 
 fn stub(dir: &Path, name: &str, body: &str) {
     let p = dir.join(name);
-    fs::write(&p, format!("#!/bin/sh\necho \"{name} $*\" >> \"$HYGIENE_CALLS\"\n{body}\n")).unwrap();
+    fs::write(
+        &p,
+        format!("#!/bin/sh\necho \"{name} $*\" >> \"$HYGIENE_CALLS\"\n{body}\n"),
+    )
+    .unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -71,10 +75,23 @@ fn setup(daemon_json: Option<&str>) -> Setup {
     let bin = d.path().join("bin");
     fs::create_dir(&bin).unwrap();
     stub(&bin, "fstrim", "echo \"$2: 1.2 GiB (1288490188 bytes) trimmed\"");
-    stub(&bin, "journalctl", "case \"$1\" in --disk-usage) echo 'Archived and active journals take up 180.0M in the file system.';; esac");
-    stub(&bin, "logrotate", "[ \"$1\" = -d ] && echo 'rotating pattern: /var/log/syslog  weekly (4 rotations)'; exit 0");
+    stub(
+        &bin,
+        "journalctl",
+        "case \"$1\" in --disk-usage) echo 'Archived and active journals take up 180.0M in the file system.';; esac",
+    );
+    stub(
+        &bin,
+        "logrotate",
+        "[ \"$1\" = -d ] && echo 'rotating pattern: /var/log/syslog  weekly (4 rotations)'; exit 0",
+    );
     let calls = d.path().join("calls");
-    Setup { _d: d, root, bin, calls }
+    Setup {
+        _d: d,
+        root,
+        bin,
+        calls,
+    }
 }
 
 fn run(s: &Setup, args: &[&str]) -> (Option<i32>, Vec<Step>, Vec<String>) {
@@ -91,23 +108,40 @@ fn run(s: &Setup, args: &[&str]) -> (Option<i32>, Vec<Step>, Vec<String>) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    let calls = fs::read_to_string(&s.calls).unwrap_or_default().lines().map(String::from).collect();
+    let calls = fs::read_to_string(&s.calls)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
     (out.status.code(), steps, calls)
 }
 
 #[test]
 fn each_step_is_a_json_line_and_the_tools_are_called() {
-    let s = setup(Some(r#"{"log-driver":"json-file","log-opts":{"max-size":"10m","max-file":"3"}}"#));
+    let s = setup(Some(
+        r#"{"log-driver":"json-file","log-opts":{"max-size":"10m","max-file":"3"}}"#,
+    ));
     let (code, steps, calls) = run(&s, &["--journal-max-size", "200M"]);
     assert_eq!(code, Some(0), "{steps:#?}");
     for st in &steps {
-        assert_eq!((st.v, st.tool.as_str(), st.kind.as_str(), st.host.as_str()), (1, "hygiene", "step", "pi5"));
+        assert_eq!(
+            (st.v, st.tool.as_str(), st.kind.as_str(), st.host.as_str()),
+            (1, "hygiene", "step", "pi5")
+        );
         assert!(st.ts.ends_with('Z') && st.ts.len() == 24, "{}", st.ts);
     }
-    let fstrim: Vec<(&str, &str)> = steps.iter().filter(|s| s.step == "fstrim").map(|s| (s.target.as_str(), s.status.as_str())).collect();
+    let fstrim: Vec<(&str, &str)> = steps
+        .iter()
+        .filter(|s| s.step == "fstrim")
+        .map(|s| (s.target.as_str(), s.status.as_str()))
+        .collect();
     assert_eq!(
         fstrim,
-        [("/", "ok"), ("/boot/firmware", "skipped"), ("/mnt/usb", "skipped")],
+        [
+            ("/", "ok"),
+            ("/boot/firmware", "skipped"),
+            ("/mnt/usb", "skipped")
+        ],
         "one line per filesystem; the bind of the same device once"
     );
     assert!(steps[0].detail.contains("trimmed"));
@@ -131,17 +165,32 @@ fn dry_run_changes_nothing() {
     let s = setup(None);
     let (code, steps, calls) = run(&s, &["--dry-run"]);
     assert_eq!(code, Some(0));
-    assert!(calls.iter().all(|c| c == "journalctl --disk-usage" || c.starts_with("logrotate -d ")), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c == "journalctl --disk-usage" || c.starts_with("logrotate -d ")),
+        "{calls:?}"
+    );
     assert_eq!(steps.iter().find(|s| s.target == "/").unwrap().status, "dry-run");
     let docker = steps.iter().find(|s| s.step == "docker").unwrap();
     assert_eq!(docker.status, "warning");
-    assert!(docker.detail.contains("max-size"), "says what to add: {}", docker.detail);
+    assert!(
+        docker.detail.contains("max-size"),
+        "says what to add: {}",
+        docker.detail
+    );
 }
 
 #[test]
 fn unlimited_docker_logs_warn_and_a_failing_tool_fails_the_run() {
-    let s = setup(Some(r#"{"log-driver":"json-file","log-opts":{"max-size":"10m"}}"#));
-    stub(&s.bin, "fstrim", "echo 'fstrim: /: FITRIM ioctl failed: Operation not supported' >&2; exit 1");
+    let s = setup(Some(
+        r#"{"log-driver":"json-file","log-opts":{"max-size":"10m"}}"#,
+    ));
+    stub(
+        &s.bin,
+        "fstrim",
+        "echo 'fstrim: /: FITRIM ioctl failed: Operation not supported' >&2; exit 1",
+    );
     let (code, steps, _) = run(&s, &[]);
     assert_eq!(code, Some(74));
     let root = steps.iter().find(|s| s.target == "/").unwrap();
@@ -153,7 +202,10 @@ fn unlimited_docker_logs_warn_and_a_failing_tool_fails_the_run() {
     // Garbage daemon.json and odd characters stay valid JSON lines.
     let s = setup(Some("{not json \"\\\t"));
     let (_, steps, _) = run(&s, &[]);
-    assert_eq!(steps.iter().find(|s| s.step == "docker").unwrap().status, "failed");
+    assert_eq!(
+        steps.iter().find(|s| s.step == "docker").unwrap().status,
+        "failed"
+    );
     // A bad flag.
     assert_eq!(run(&s, &["--bogus"]).0, Some(64));
 }

@@ -34,11 +34,19 @@ fn restic_doc_twelve_sundays_keep_daily_4() {
     let times: Vec<_> = (0..12)
         .map(|w| t("2019-09-01T11:00:00+00:00") + Duration::weeks(w))
         .collect();
-    let p = Policy { daily: Some(4), ..Default::default() };
+    let p = Policy {
+        daily: Some(4),
+        ..Default::default()
+    };
     let k = kept(&times, &p);
     let expected: Vec<_> = ["2019-11-17", "2019-11-10", "2019-11-03", "2019-10-27"]
         .iter()
-        .map(|d| (t(&format!("{d}T11:00:00+00:00")), vec!["daily snapshot".to_string()]))
+        .map(|d| {
+            (
+                t(&format!("{d}T11:00:00+00:00")),
+                vec!["daily snapshot".to_string()],
+            )
+        })
         .collect();
     assert_eq!(k, expected);
 }
@@ -62,9 +70,21 @@ fn restic_doc_hundred_years_of_daily_backups() {
     };
     let k = kept(&times, &p);
     let with = |r: &str| k.iter().filter(|(_, rs)| rs.iter().any(|x| x == r)).count();
-    assert_eq!((with("daily snapshot"), with("weekly snapshot"), with("monthly snapshot"), with("yearly snapshot")), (7, 5, 12, 75));
+    assert_eq!(
+        (
+            with("daily snapshot"),
+            with("weekly snapshot"),
+            with("monthly snapshot"),
+            with("yearly snapshot")
+        ),
+        (7, 5, 12, 75)
+    );
     let only = |r: &str| k.iter().filter(|(_, rs)| rs.len() == 1 && rs[0] == r).count();
-    assert_eq!(only("daily snapshot"), 7 - 1, "the newest daily is also a weekly, monthly and yearly one");
+    assert_eq!(
+        only("daily snapshot"),
+        7 - 1,
+        "the newest daily is also a weekly, monthly and yearly one"
+    );
     assert_eq!(only("weekly snapshot"), 4);
     // Weekly ones are Sundays (the newest snapshot of an ISO week), monthly ones the last day of a month.
     for (tm, rs) in &k {
@@ -75,42 +95,88 @@ fn restic_doc_hundred_years_of_daily_backups() {
             assert_eq!((*tm + Duration::days(1)).day(), 1, "{tm}");
         }
     }
-    assert!(k.iter().all(|(_, rs)| !rs.iter().any(|r| r.starts_with("oldest"))), "every count was used up");
+    assert!(
+        k.iter()
+            .all(|(_, rs)| !rs.iter().any(|r| r.starts_with("oldest"))),
+        "every count was used up"
+    );
 }
 
 #[test]
 fn daily_7_weekly_5_on_daily_backups_keeps_11() {
-    let times: Vec<_> = (0..60).map(|d| t("2026-01-01T03:00:00+01:00") + Duration::days(d)).collect();
-    let p = Policy { daily: Some(7), weekly: Some(5), ..Default::default() };
+    let times: Vec<_> = (0..60)
+        .map(|d| t("2026-01-01T03:00:00+01:00") + Duration::days(d))
+        .collect();
+    let p = Policy {
+        daily: Some(7),
+        weekly: Some(5),
+        ..Default::default()
+    };
     assert_eq!(kept(&times, &p).len(), 7 + 4);
 }
 
 #[test]
 fn weeks_are_iso_weeks_across_new_year() {
     // Mon 2020-12-28, Sun 2021-01-03 (both ISO week 2020-W53), Mon 2021-01-04 (2021-W01).
-    let times = vec![t("2020-12-28T12:00:00Z"), t("2021-01-03T12:00:00Z"), t("2021-01-04T12:00:00Z")];
-    let p = Policy { weekly: Some(2), ..Default::default() };
+    let times = vec![
+        t("2020-12-28T12:00:00Z"),
+        t("2021-01-03T12:00:00Z"),
+        t("2021-01-04T12:00:00Z"),
+    ];
+    let p = Policy {
+        weekly: Some(2),
+        ..Default::default()
+    };
     let k: Vec<_> = kept(&times, &p).into_iter().map(|(tm, _)| tm).collect();
     assert_eq!(k, vec![t("2021-01-04T12:00:00Z"), t("2021-01-03T12:00:00Z")]);
     // The calendar of the snapshot's own offset: 23:30 at -02:00 is already the next
     // day in UTC, but it is Sunday where it was taken.
     let times = vec![t("2021-01-03T23:30:00-02:00"), t("2021-01-03T08:00:00-02:00")];
-    assert_eq!(kept(&times, &Policy { weekly: Some(1), ..Default::default() }).len(), 1);
+    assert_eq!(
+        kept(
+            &times,
+            &Policy {
+                weekly: Some(1),
+                ..Default::default()
+            }
+        )
+        .len(),
+        1
+    );
 }
 
 #[test]
 fn an_unused_count_keeps_the_oldest_snapshot() {
-    let times = vec![t("2026-05-02T10:00:00Z"), t("2026-05-02T09:00:00Z"), t("2026-05-01T09:00:00Z"), t("2026-05-01T08:00:00Z")];
-    let p = Policy { daily: Some(5), ..Default::default() };
+    let times = vec![
+        t("2026-05-02T10:00:00Z"),
+        t("2026-05-02T09:00:00Z"),
+        t("2026-05-01T09:00:00Z"),
+        t("2026-05-01T08:00:00Z"),
+    ];
+    let p = Policy {
+        daily: Some(5),
+        ..Default::default()
+    };
     let d = apply(&times, &p, now());
     let reasons: BTreeMap<_, _> = d.iter().map(|d| (times[d.index], d.reasons.clone())).collect();
     assert_eq!(reasons[&times[0]], ["daily snapshot"]);
     assert!(reasons[&times[1]].is_empty());
     assert_eq!(reasons[&times[2]], ["daily snapshot"]);
-    assert_eq!(reasons[&times[3]], ["oldest daily snapshot"], "2 days < 5: the oldest is kept too");
+    assert_eq!(
+        reasons[&times[3]],
+        ["oldest daily snapshot"],
+        "2 days < 5: the oldest is kept too"
+    );
     // A count that is used up keeps no extra oldest.
-    let p = Policy { daily: Some(2), ..Default::default() };
-    assert!(apply(&times, &p, now()).iter().all(|d| d.reasons.iter().all(|r| !r.starts_with("oldest"))));
+    let p = Policy {
+        daily: Some(2),
+        ..Default::default()
+    };
+    assert!(
+        apply(&times, &p, now())
+            .iter()
+            .all(|d| d.reasons.iter().all(|r| !r.starts_with("oldest")))
+    );
 }
 
 #[test]
@@ -123,26 +189,54 @@ fn keep_within_is_relative_to_the_newest_snapshot_not_now() {
         // In the future: ignored as "newest", and kept.
         t("2099-06-01T00:00:00Z"),
     ];
-    let p = Policy { within: Some(Within { days: 7, ..Default::default() }), ..Default::default() };
+    let p = Policy {
+        within: Some(Within {
+            days: 7,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let d = apply(&times, &p, t("2030-01-01T00:00:00Z"));
     let keep: BTreeSet<_> = d.iter().filter(|d| d.keep).map(|d| times[d.index]).collect();
     assert_eq!(keep, BTreeSet::from([times[0], times[1], times[4]]));
     assert!(d.iter().any(|d| d.reasons == ["within 7d"]));
     // Months step like Go's AddDate: 1m from March 31 reaches back to March 3.
-    let times = vec![t("2026-03-31T00:00:00Z"), t("2026-03-03T00:00:01Z"), t("2026-03-02T23:00:00Z")];
-    let p = Policy { within: Some(Within { months: 1, ..Default::default() }), ..Default::default() };
+    let times = vec![
+        t("2026-03-31T00:00:00Z"),
+        t("2026-03-03T00:00:01Z"),
+        t("2026-03-02T23:00:00Z"),
+    ];
+    let p = Policy {
+        within: Some(Within {
+            months: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let n = apply(&times, &p, now()).iter().filter(|d| d.keep).count();
     assert_eq!(n, 2);
 }
 
 #[test]
 fn unlimited_and_last() {
-    let times: Vec<_> = (0..10).map(|h| t("2026-01-01T00:00:00Z") + Duration::minutes(20 * h)).collect();
-    let p = Policy { hourly: Some(-1), ..Default::default() };
+    let times: Vec<_> = (0..10)
+        .map(|h| t("2026-01-01T00:00:00Z") + Duration::minutes(20 * h))
+        .collect();
+    let p = Policy {
+        hourly: Some(-1),
+        ..Default::default()
+    };
     let k = kept(&times, &p);
-    assert_eq!(k.len(), 5, "10 snapshots over 4 hours, and restic keeps the oldest for an unlimited rule too");
+    assert_eq!(
+        k.len(),
+        5,
+        "10 snapshots over 4 hours, and restic keeps the oldest for an unlimited rule too"
+    );
     assert_eq!(k[4].1, ["oldest hourly snapshot"]);
-    let p = Policy { last: Some(3), ..Default::default() };
+    let p = Policy {
+        last: Some(3),
+        ..Default::default()
+    };
     let k = kept(&times, &p);
     assert_eq!(k.len(), 3);
     assert!(k.iter().all(|(_, r)| r == &["last snapshot"]));
@@ -178,7 +272,9 @@ fn oracle(times: &[DateTime<FixedOffset>], counts: [i64; 6]) -> BTreeMap<usize, 
             if !seen.contains(&k) {
                 seen.push(k);
                 if n == -1 || seen.len() as i64 <= n {
-                    out.entry(i).or_default().insert(format!("{} snapshot", names[rule]));
+                    out.entry(i)
+                        .or_default()
+                        .insert(format!("{} snapshot", names[rule]));
                 }
             }
         }
@@ -241,7 +337,12 @@ fn two_years_of_irregular_snapshots_match_the_rules() {
             .collect();
         let want = oracle(&times, counts);
         for (i, r) in want.iter().chain(got.iter()) {
-            assert_eq!(got.get(i), want.get(i), "policy {counts:?}: snapshot {} ({r:?})", times[*i]);
+            assert_eq!(
+                got.get(i),
+                want.get(i),
+                "policy {counts:?}: snapshot {} ({r:?})",
+                times[*i]
+            );
         }
     }
 }
@@ -259,19 +360,45 @@ fn forget_on_a_repository_prints_every_decision_and_removes_only_without_dry_run
         create(&repo, "sundays", &[&src], &["--time", &tm]);
     }
     create(&repo, "other", &[&src], &["--time", "2019-09-01T11:00:00+00:00"]);
-    let out = ok(&repo, &["forget", "--job", "sundays", "--keep-daily", "4", "--dry-run"]);
+    let out = ok(
+        &repo,
+        &["forget", "--job", "sundays", "--keep-daily", "4", "--dry-run"],
+    );
     let recs: Vec<ForgetRec> = records(&out, "forget");
-    assert_eq!(recs.len(), 12, "one record per snapshot of the job, none of the other job");
+    assert_eq!(
+        recs.len(),
+        12,
+        "one record per snapshot of the job, none of the other job"
+    );
     assert!(recs.iter().all(|r| r.dry_run && r.job == "sundays"));
     assert_eq!(recs.iter().filter(|r| r.action == "keep").count(), 4);
-    assert!(recs.iter().filter(|r| r.action == "keep").all(|r| r.reasons == ["daily snapshot"]));
-    assert!(recs.iter().filter(|r| r.action == "remove").all(|r| r.reasons.is_empty()));
-    assert_eq!(std::fs::read_dir(repo.join("snapshots")).unwrap().count(), 13, "a dry run removes nothing");
+    assert!(
+        recs.iter()
+            .filter(|r| r.action == "keep")
+            .all(|r| r.reasons == ["daily snapshot"])
+    );
+    assert!(
+        recs.iter()
+            .filter(|r| r.action == "remove")
+            .all(|r| r.reasons.is_empty())
+    );
+    assert_eq!(
+        std::fs::read_dir(repo.join("snapshots")).unwrap().count(),
+        13,
+        "a dry run removes nothing"
+    );
     ok(&repo, &["forget", "--job", "sundays", "--keep-daily", "4"]);
     let snaps: Vec<SnapshotRec> = records(&ok(&repo, &["list"]), "snapshot");
     assert_eq!(snaps.len(), 5);
-    let kept_times: Vec<&str> = snaps.iter().filter(|s| s.job == "sundays").map(|s| &s.time[..10]).collect();
-    assert_eq!(kept_times, ["2019-10-27", "2019-11-03", "2019-11-10", "2019-11-17"]);
+    let kept_times: Vec<&str> = snaps
+        .iter()
+        .filter(|s| s.job == "sundays")
+        .map(|s| &s.time[..10])
+        .collect();
+    assert_eq!(
+        kept_times,
+        ["2019-10-27", "2019-11-03", "2019-11-10", "2019-11-17"]
+    );
     // No policy: refused, nothing removed.
     let o = bs(&repo, &["forget"]);
     assert_eq!(o.status.code(), Some(64));

@@ -78,7 +78,10 @@ fn build_tree(root: &Path) -> std::path::PathBuf {
 
 #[test]
 fn everything_restores_identical() {
-    assert!(nix::unistd::geteuid().is_root(), "this test sets owners: run it as root (scripts/test does)");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test sets owners: run it as root (scripts/test does)"
+    );
     let d = tempfile::tempdir().unwrap();
     let tree = build_tree(d.path());
     let repo = d.path().join("repo");
@@ -99,7 +102,11 @@ fn everything_restores_identical() {
     // The sparse file stays sparse: far fewer blocks than its size.
     let m = fs::metadata(back.join("sparse.img")).unwrap();
     assert_eq!(m.len(), 64 << 20);
-    assert!(m.blocks() * 512 < 8 << 20, "sparse file restored with {} blocks", m.blocks());
+    assert!(
+        m.blocks() * 512 < 8 << 20,
+        "sparse file restored with {} blocks",
+        m.blocks()
+    );
 
     // A second snapshot of the unchanged tree stores nothing new and reads nothing.
     let again = create(&repo, "tree", &[&tree], &[]);
@@ -109,7 +116,16 @@ fn everything_restores_identical() {
     // Part of a snapshot with --path.
     let part = d.path().join("part");
     let sub = tree.join("dir/sub");
-    ok(&repo, &["restore", "latest:tree", part.to_str().unwrap(), "--path", sub.to_str().unwrap()]);
+    ok(
+        &repo,
+        &[
+            "restore",
+            "latest:tree",
+            part.to_str().unwrap(),
+            "--path",
+            sub.to_str().unwrap(),
+        ],
+    );
     assert_same_tree(&sub, &restored(&part, &sub));
     assert!(!restored(&part, &tree).join("dir/small.txt").exists());
 }
@@ -119,7 +135,11 @@ fn encrypted_repository_round_trips_and_needs_its_key() {
     let d = tempfile::tempdir().unwrap();
     let tree = d.path().join("src");
     fs::create_dir_all(tree.join("a")).unwrap();
-    fs::write(tree.join("a/secret.txt"), b"the quick brown fox jumps over the lazy dog ".repeat(5000)).unwrap();
+    fs::write(
+        tree.join("a/secret.txt"),
+        b"the quick brown fox jumps over the lazy dog ".repeat(5000),
+    )
+    .unwrap();
     fs::write(tree.join("random"), pseudo_random(9, 3 << 20)).unwrap();
     let key = d.path().join("key");
     fs::write(&key, pseudo_random(77, 32)).unwrap();
@@ -132,10 +152,17 @@ fn encrypted_repository_round_trips_and_needs_its_key() {
     // Nothing of the plaintext is visible in the repository's files.
     for p in packs(&repo) {
         let raw = fs::read(&p).unwrap();
-        assert!(!raw.windows(19).any(|w| w == b"the quick brown fox"), "plaintext in {}", p.display());
+        assert!(
+            !raw.windows(19).any(|w| w == b"the quick brown fox"),
+            "plaintext in {}",
+            p.display()
+        );
     }
     let target = d.path().join("out");
-    ok(&repo, &["--key-file", kf, "restore", &snap.id, target.to_str().unwrap()]);
+    ok(
+        &repo,
+        &["--key-file", kf, "restore", &snap.id, target.to_str().unwrap()],
+    );
     assert_same_tree(&tree, &restored(&target, &tree));
     ok(&repo, &["--key-file", kf, "verify", "--read-data"]);
 
@@ -151,7 +178,10 @@ fn encrypted_repository_round_trips_and_needs_its_key() {
     assert!(o.stdout.is_empty());
     // A short key file is refused at init.
     fs::write(&other, b"short").unwrap();
-    let o = bs(&d.path().join("repo2"), &["--key-file", other.to_str().unwrap(), "init"]);
+    let o = bs(
+        &d.path().join("repo2"),
+        &["--key-file", other.to_str().unwrap(), "init"],
+    );
     assert_eq!(o.status.code(), Some(78));
 }
 
@@ -211,13 +241,37 @@ fn hostile_manifest_never_writes_outside_the_target() {
     };
     let id = snapshot::write(&repo, &mut h, &tree).unwrap();
     let target = d.path().join("target");
-    let o = bs(&repo_dir, &["restore", &backup_snap::crypto::hex(&id), target.to_str().unwrap()]);
+    let o = bs(
+        &repo_dir,
+        &[
+            "restore",
+            &backup_snap::crypto::hex(&id),
+            target.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(74), "refusals are errors: {}", stderr(&o));
     let r: Vec<RestoreRec> = records(&o, "restore");
     assert_eq!(r[0].errors.len(), 6, "{:#?}", r[0].errors);
-    assert!(r[0].errors.iter().all(|e| e.contains("refused") || e.contains("hard link target")), "{:#?}", r[0].errors);
-    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "something was written through the symlink");
-    assert!(!d.path().join("escape-file").exists() && !d.path().parent().unwrap().join("escape-file").exists());
+    assert!(
+        r[0].errors
+            .iter()
+            .all(|e| e.contains("refused") || e.contains("hard link target")),
+        "{:#?}",
+        r[0].errors
+    );
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "something was written through the symlink"
+    );
+    assert!(
+        !d.path().join("escape-file").exists() && !d.path().parent().unwrap().join("escape-file").exists()
+    );
     assert!(target.join("fine").is_file());
-    assert!(fs::symlink_metadata(target.join("link")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(target.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }

@@ -17,8 +17,12 @@ pub fn bin() -> Command {
 
 /// `backup-snap --repo REPO ARGS...`.
 pub fn bs(repo: &Path, args: &[&str]) -> Output {
-    let out = bin().arg("--repo").arg(repo).args(args).output().expect("running backup-snap");
-    out
+    bin()
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("running backup-snap")
 }
 
 pub fn ok(repo: &Path, args: &[&str]) -> Output {
@@ -261,7 +265,12 @@ pub fn digest(root: &Path) -> BTreeMap<Vec<u8>, Item> {
     out
 }
 
-fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Item>, inodes: &mut BTreeMap<(u64, u64), Vec<Vec<u8>>>) {
+fn walk(
+    root: &Path,
+    p: &Path,
+    out: &mut BTreeMap<Vec<u8>, Item>,
+    inodes: &mut BTreeMap<(u64, u64), Vec<Vec<u8>>>,
+) {
     let m = fs::symlink_metadata(p).unwrap();
     let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
     let ft = m.file_type();
@@ -274,8 +283,12 @@ fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Item>, inodes: &mut B
     } else {
         "special"
     };
-    let content = ft.is_file().then(|| blake3::hash(&fs::read(p).unwrap()).to_hex().to_string());
-    let link = ft.is_symlink().then(|| fs::read_link(p).unwrap().as_os_str().as_bytes().to_vec());
+    let content = ft
+        .is_file()
+        .then(|| blake3::hash(&fs::read(p).unwrap()).to_hex().to_string());
+    let link = ft
+        .is_symlink()
+        .then(|| fs::read_link(p).unwrap().as_os_str().as_bytes().to_vec());
     if ft.is_file() && m.nlink() > 1 {
         inodes.entry((m.dev(), m.ino())).or_default().push(rel.clone());
     }
