@@ -64,7 +64,7 @@ pub fn render_man(doc: &ToolDoc) -> std::io::Result<Vec<u8>> {
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
     if cmd.has_subcommands() {
-        man.render_subcommands_section(&mut out)?;
+        render_commands(&mut cmd, &mut out)?;
     }
     out.extend_from_slice(doc.sections.as_bytes());
     if !doc.sections.ends_with('\n') {
@@ -126,6 +126,59 @@ pub fn render_man(doc: &ToolDoc) -> std::io::Result<Vec<u8>> {
         "{para}The README of homelab\\-tools: how the tools feed node_exporter, Prometheus and Loki."
     )?;
     Ok(tidy(out))
+}
+
+/// A COMMANDS section for a tool with subcommands: each one's usage, description and
+/// options in this page (clap_mangen would only point at pages that do not exist).
+fn render_commands(cmd: &mut clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
+    writeln!(out, ".SH COMMANDS")?;
+    let tool = cmd.get_name().to_string();
+    for sub in cmd.get_subcommands_mut().filter(|s| !s.is_hide_set()) {
+        let usage = sub.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage:").trim();
+        writeln!(out, ".SS \"{} {}\"", roff_escape(&tool), roff_escape(sub.get_name()))?;
+        writeln!(out, ".nf\n\\fB{}\\fR\n.fi", roff_escape(usage))?;
+        if let Some(about) = sub.get_long_about().or(sub.get_about()) {
+            writeln!(out, ".PP\n{}", roff_escape(&about.to_string()))?;
+        }
+        for arg in sub.get_arguments() {
+            if arg.is_hide_set() || arg.is_global_set() || arg.get_id() == "help" {
+                continue;
+            }
+            let value = arg
+                .get_value_names()
+                .map(|v| v.iter().map(|n| format!("<{n}>")).collect::<Vec<_>>().join(" "));
+            let head = match arg.get_long() {
+                Some(long) => {
+                    let takes = arg.get_action().takes_values();
+                    match (&value, takes) {
+                        (Some(v), true) => format!("\\fB\\-\\-{}\\fR {}", roff_escape(long), roff_escape(v)),
+                        _ => format!("\\fB\\-\\-{}\\fR", roff_escape(long)),
+                    }
+                }
+                None => roff_escape(&value.unwrap_or_else(|| arg.get_id().to_string().to_uppercase())),
+            };
+            writeln!(out, ".TP\n{head}")?;
+            let mut help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|d| d.to_string_lossy().into_owned())
+                .collect();
+            if !defaults.is_empty() && arg.get_action().takes_values() {
+                help.push_str(&format!(" (default: {})", defaults.join(", ")));
+            }
+            if let Some(env) = arg.get_env() {
+                help.push_str(&format!(" [env: {}]", env.to_string_lossy()));
+            }
+            writeln!(out, "{}", roff_escape(help.trim()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Cleans what clap_mangen leaves for mandoc to warn about: the string definition it
