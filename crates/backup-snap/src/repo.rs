@@ -6,6 +6,7 @@
 //! fsynced, so a file under `packs/` or `snapshots/` is complete or absent, and is
 //! never changed again.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -362,51 +363,52 @@ impl Repo {
         })
     }
 
+    /// Opens a stored blob (authenticates and decrypts it in an encrypted
+    /// repository) and splits off its type byte.
+    fn open_blob<'a>(&self, stored: &'a [u8]) -> std::result::Result<(u8, Cow<'a, [u8]>), String> {
+        let plain: Cow<'a, [u8]> = match &self.keys {
+            Some(k) => Cow::Owned(
+                k.open(stored)
+                    .ok_or("authentication failed (damaged or altered)")?,
+            ),
+            None => Cow::Borrowed(stored),
+        };
+        let t = *plain.first().ok_or("empty blob")?;
+        Ok((
+            t,
+            match plain {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[1..]),
+                Cow::Owned(mut v) => {
+                    v.remove(0);
+                    Cow::Owned(v)
+                }
+            },
+        ))
+    }
+
     /// Decodes a blob; `limit` bounds the plaintext size. The error says what is wrong.
     pub fn decode_blob(&self, stored: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
-        let opened;
-        let plain: &[u8] = match &self.keys {
-            Some(k) => {
-                opened = k
-                    .open(stored)
-                    .ok_or("authentication failed (damaged or altered)")?;
-                &opened
-            }
-            None => stored,
-        };
-        match plain.split_first() {
-            Some((0, rest)) => Ok(rest.to_vec()),
-            Some((1, rest)) => zstd::bulk::decompress(rest, limit).map_err(|e| format!("zstd: {e}")),
-            Some((t, _)) => Err(format!("unknown blob type {t}")),
-            None => Err("empty blob".into()),
+        match self.open_blob(stored)? {
+            (0, rest) => Ok(rest.into_owned()),
+            (1, rest) => zstd::bulk::decompress(&rest, limit).map_err(|e| format!("zstd: {e}")),
+            (t, _) => Err(format!("unknown blob type {t}")),
         }
     }
 
     /// Decodes a metadata blob (trailer or manifest part), without a fixed size bound.
     pub fn decode_metadata(&self, stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
-        let opened;
-        let plain: &[u8] = match &self.keys {
-            Some(k) => {
-                opened = k
-                    .open(stored)
-                    .ok_or("authentication failed (damaged or altered)")?;
-                &opened
-            }
-            None => stored,
-        };
-        match plain.split_first() {
-            Some((0, rest)) => Ok(rest.to_vec()),
-            Some((1, rest)) => {
+        match self.open_blob(stored)? {
+            (0, rest) => Ok(rest.into_owned()),
+            (1, rest) => {
                 let mut out = Vec::new();
-                zstd::stream::read::Decoder::new(rest)
+                zstd::stream::read::Decoder::new(&rest[..])
                     .map_err(|e| format!("zstd: {e}"))?
                     .take(METADATA_LIMIT)
                     .read_to_end(&mut out)
                     .map_err(|e| format!("zstd: {e}"))?;
                 Ok(out)
             }
-            Some((t, _)) => Err(format!("unknown blob type {t}")),
-            None => Err("empty blob".into()),
+            (t, _) => Err(format!("unknown blob type {t}")),
         }
     }
 

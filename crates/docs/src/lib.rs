@@ -136,7 +136,12 @@ fn render_commands(cmd: &mut clap::Command, out: &mut Vec<u8>) -> std::io::Resul
     for sub in cmd.get_subcommands_mut().filter(|s| !s.is_hide_set()) {
         let usage = sub.render_usage().to_string();
         let usage = usage.trim_start_matches("Usage:").trim();
-        writeln!(out, ".SS \"{} {}\"", roff_escape(&tool), roff_escape(sub.get_name()))?;
+        writeln!(
+            out,
+            ".SS \"{} {}\"",
+            roff_escape(&tool),
+            roff_escape(sub.get_name())
+        )?;
         writeln!(out, ".nf\n\\fB{}\\fR\n.fi", roff_escape(usage))?;
         if let Some(about) = sub.get_long_about().or(sub.get_about()) {
             writeln!(out, ".PP\n{}", roff_escape(&about.to_string()))?;
