@@ -1,7 +1,8 @@
 //! SIGKILL at 20 random moments during create and during prune: afterwards
 //! `verify --read-data` passes and every snapshot completed earlier restores
 //! identical. The moments are drawn uniformly over the time an uninterrupted run
-//! takes; the seed is printed so a failure can be replayed (BACKUP_SNAP_CRASH_SEED).
+//! takes; the seed is printed so a failure can be replayed (BACKUP_SNAP_CRASH_SEED),
+//! and BACKUP_SNAP_CRASH_KEEP=DIR keeps a copy of a repository that fails verify.
 
 mod common;
 
