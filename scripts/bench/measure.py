@@ -5,6 +5,8 @@
   measure.py http RUNS URL         GET URL RUNS times: median wall ms, body bytes
   measure.py cpu  PID SECONDS      CPU used by PID (and its threads) over SECONDS, % of one core
   measure.py hwm  PID              peak RSS (VmHWM) of a running process, KiB
+  measure.py once -- CMD...        run CMD once (for commands that change state, such as
+                                   a backup): wall ms and peak RSS KiB of that one run
 
 Each prints one JSON object. Wall time comes from a monotonic clock around the child.
 Peak RSS comes from GNU time run separately (its %M is the child's maximum resident set):
@@ -46,6 +48,17 @@ def http(runs, url):
     return {"runs": runs, "wall_ms_median": round(statistics.median(walls), 3), "bytes": size}
 
 
+def once(cmd):
+    with tempfile.NamedTemporaryFile("r") as out:
+        t = time.perf_counter()
+        code = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", out.name] + cmd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = (time.perf_counter() - t) * 1000
+        if code not in (0, 1, 2):
+            sys.exit(f"measure.py: {cmd} exited {code}")
+        return {"wall_ms": round(wall, 3), "rss_kib": int(out.read().split()[-1])}
+
+
 def ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -73,6 +86,8 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "run" and "--" in sys.argv:
         print(json.dumps(run(int(sys.argv[2]), sys.argv[sys.argv.index("--") + 1:])))
+    elif what == "once" and "--" in sys.argv:
+        print(json.dumps(once(sys.argv[sys.argv.index("--") + 1:])))
     elif what == "http":
         print(json.dumps(http(int(sys.argv[2]), sys.argv[3])))
     elif what == "cpu":

@@ -37,6 +37,7 @@ pub fn tools() -> Vec<ToolDoc> {
         tool_doc!(ctr_stats),
         tool_doc!(log_tail_ship),
         tool_doc!(cpu_pin),
+        tool_doc!(backup_snap),
         tool_doc!(route_check),
     ]
 }

@@ -1,0 +1,179 @@
+//! The Docker engine, through its API (bollard on a current-thread tokio runtime):
+//! `pg_dump -Fc` run in a container without a TTY (a TTY would turn `\n` into
+//! `\r\n` and corrupt the binary dump) and streamed in, and pausing containers for
+//! the time of a snapshot.
+
+use std::io::Write;
+
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures_util::StreamExt;
+use homelab_core::{Error, Exit, Result};
+
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    docker: Docker,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Engine")
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    Error::new(
+        Exit::Unavailable,
+        format!("cannot reach the Docker engine at {host}: {e}"),
+    )
+    .hint("start dockerd, set DOCKER_HOST, or run as a user in the docker group")
+}
+
+fn api_error(what: &str, container: &str, e: bollard::errors::Error) -> Error {
+    match &e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Error::new(Exit::NoInput, format!("{what} {container}: {message}"))
+            .hint("check the container's name with: docker ps"),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => {
+            Error::new(Exit::Unavailable, format!("{what} {container}: {message}"))
+        }
+        _ => unavailable(format!("{what} {container}: {e}")),
+    }
+}
+
+impl Engine {
+    pub fn connect() -> Result<Engine> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::bug(format!("starting the tokio runtime: {e}")))?;
+        let docker = Docker::connect_with_defaults().map_err(unavailable)?;
+        let docker = rt.block_on(docker.negotiate_version()).map_err(unavailable)?;
+        Ok(Engine { rt, docker })
+    }
+
+    pub fn pause(&self, container: &str) -> Result<()> {
+        self.rt
+            .block_on(self.docker.pause_container(container))
+            .map_err(|e| api_error("pausing", container, e))
+    }
+
+    pub fn unpause(&self, container: &str) -> Result<()> {
+        self.rt
+            .block_on(self.docker.unpause_container(container))
+            .map_err(|e| api_error("unpausing", container, e))
+    }
+
+    /// Runs `pg_dump -Fc -U USER DATABASE` in `container` and writes its standard
+    /// output to `out` as it arrives. Fails when pg_dump exits non-zero (with its
+    /// standard error in the message).
+    pub fn pg_dump(&self, container: &str, database: &str, user: &str, out: &mut dyn Write) -> Result<()> {
+        self.rt.block_on(async {
+            let exec = self
+                .docker
+                .create_exec(
+                    container,
+                    CreateExecOptions {
+                        cmd: Some(vec!["pg_dump", "-Fc", "-U", user, "--", database]),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        attach_stdin: Some(false),
+                        tty: Some(false),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| api_error("running pg_dump in", container, e))?;
+            let started = self
+                .docker
+                .start_exec(
+                    &exec.id,
+                    Some(StartExecOptions {
+                        detach: false,
+                        tty: false,
+                        output_capacity: Some(1 << 20),
+                    }),
+                )
+                .await
+                .map_err(|e| api_error("running pg_dump in", container, e))?;
+            let StartExecResults::Attached { mut output, .. } = started else {
+                return Err(Error::bug("pg_dump started detached"));
+            };
+            let mut stderr = Vec::new();
+            while let Some(item) = output.next().await {
+                match item.map_err(|e| api_error("reading pg_dump's output from", container, e))? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        out.write_all(&message).map_err(|e| {
+                            Error::io(format!("storing pg_dump's output from {container}"), e)
+                        })?;
+                    }
+                    bollard::container::LogOutput::StdErr { message } if stderr.len() < 64 * 1024 => {
+                        stderr.extend_from_slice(&message);
+                    }
+                    _ => {}
+                }
+            }
+            let inspect = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| api_error("inspecting pg_dump in", container, e))?;
+            match inspect.exit_code {
+                Some(0) => Ok(()),
+                code => Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "pg_dump {database} in {container} failed (exit {}): {}",
+                        code.map_or("unknown".into(), |c| c.to_string()),
+                        String::from_utf8_lossy(&stderr).trim()
+                    ),
+                )),
+            }
+        })
+    }
+}
+
+/// Containers paused for a snapshot; unpaused when dropped, on every path out
+/// (success, error, SIGTERM/SIGINT handled by create).
+pub struct Paused<'a> {
+    engine: &'a Engine,
+    containers: Vec<String>,
+}
+
+impl<'a> Paused<'a> {
+    pub fn pause_all(engine: &'a Engine, names: &[String]) -> Result<Paused<'a>> {
+        let mut p = Paused {
+            engine,
+            containers: Vec::new(),
+        };
+        for n in names {
+            engine.pause(n)?;
+            p.containers.push(n.clone());
+        }
+        Ok(p)
+    }
+
+    /// Unpauses now; errors are returned (the drop cannot return them).
+    pub fn release(mut self) -> Result<()> {
+        let mut first = None;
+        for c in std::mem::take(&mut self.containers) {
+            if let Err(e) = self.engine.unpause(&c) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        for c in std::mem::take(&mut self.containers) {
+            if let Err(e) = self.engine.unpause(&c) {
+                eprintln!("backup-snap: could not unpause {c}: {e}: run docker unpause {c}");
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Repository locks: one JSON file per holder under `locks/`. Writers (create,
+//! forget, prune) hold an exclusive lock, readers (verify, restore) a shared one.
+//! A lock whose process is gone (same host, and no process with that pid and start
+//! time) is stale and removed; a lock from another host is never guessed stale.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use homelab_core::{Error, Exit, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::repo::Repo;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub host: String,
+    pub pid: u32,
+    /// The process's start time in clock ticks since boot (/proc/PID/stat field 22):
+    /// with the pid, it tells a live holder from a reused pid.
+    pub start_ticks: Option<u64>,
+    pub exclusive: bool,
+    pub command: String,
+    pub time: String,
+}
+
+/// A held lock, released when dropped.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+pub fn host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Field 22 of /proc/PID/stat (after the command name, which may hold spaces).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_ticks(&stat)
+}
+
+pub fn parse_start_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // A zombie (killed, not yet reaped) or dead process holds nothing.
+    if matches!(rest.split_whitespace().next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the holder of `info` is certainly gone.
+pub fn is_stale(info: &LockInfo, this_host: &str) -> bool {
+    if info.host != this_host {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{}/stat", info.pid)) {
+        Err(_) => !Path::new(&format!("/proc/{}", info.pid)).exists(),
+        Ok(stat) => match parse_start_ticks(&stat) {
+            None => true,
+            Some(t) => info.start_ticks.is_some_and(|s| s != t),
+        },
+    }
+}
+
+pub fn acquire(repo: &Repo, exclusive: bool, command: &str) -> Result<Lock> {
+    let dir = repo.path.join("locks");
+    let me = LockInfo {
+        host: host(),
+        pid: std::process::id(),
+        start_ticks: start_ticks(std::process::id()),
+        exclusive,
+        command: command.into(),
+        time: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+    };
+    let mut r = [0u8; 4];
+    crate::crypto::random(&mut r);
+    let name = format!("{}-{}-{}.json", me.host, me.pid, crate::crypto::hex(&r));
+    let path = dir.join(&name);
+    let json = serde_json::to_vec(&me).map_err(|e| Error::bug(format!("lock: {e}")))?;
+    repo.write_atomic(&path, &json)?;
+    let lock = Lock { path };
+    let entries = fs::read_dir(&dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy() == name {
+            continue;
+        }
+        let other_path = e.path();
+        let Ok(raw) = fs::read(&other_path) else {
+            continue; // removed meanwhile
+        };
+        let Ok(other) = serde_json::from_slice::<LockInfo>(&raw) else {
+            return Err(Error::new(
+                Exit::TempFail,
+                format!(
+                    "the repository has an unreadable lock file {}",
+                    other_path.display()
+                ),
+            )
+            .hint("remove it if no backup-snap is running on the repository"));
+        };
+        if is_stale(&other, &me.host) {
+            let _ = fs::remove_file(&other_path);
+            continue;
+        }
+        if exclusive || other.exclusive {
+            return Err(Error::new(
+                Exit::TempFail,
+                format!(
+                    "the repository is locked by backup-snap {} (pid {} on {}, since {})",
+                    other.command, other.pid, other.host, other.time
+                ),
+            )
+            .hint(format!(
+                "try again when it has finished, or remove {} if that process is gone",
+                other_path.display()
+            )));
+        }
+    }
+    Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_ticks_parse_past_a_spacey_name() {
+        let stat = "123 (a b) c) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(parse_start_ticks(stat), Some(98765));
+        assert_eq!(parse_start_ticks("garbage"), None);
+        assert_eq!(parse_start_ticks(&stat.replace(") S ", ") Z ")), None, "a zombie");
+        assert!(start_ticks(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn dead_and_reused_pids_are_stale_other_hosts_never() {
+        let me = std::process::id();
+        let mut info = LockInfo {
+            host: "h".into(),
+            pid: me,
+            start_ticks: start_ticks(me),
+            exclusive: true,
+            command: "create".into(),
+            time: String::new(),
+        };
+        assert!(!is_stale(&info, "h"));
+        info.start_ticks = info.start_ticks.map(|t| t + 1);
+        assert!(is_stale(&info, "h"), "a reused pid");
+        assert!(!is_stale(&info, "other"), "another host's lock");
+        info.pid = u32::MAX - 1;
+        assert!(is_stale(&info, "h"), "no such process");
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    homelab_core::exit::main(backup_snap::run)
+}

@@ -1,0 +1,78 @@
+//! A one-line progress display on stderr, only when stderr is a terminal (cron and
+//! pipes get nothing extra).
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Progress {
+    what: &'static str,
+    on: bool,
+    last: Option<Instant>,
+    start: Instant,
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl Progress {
+    pub fn new(what: &'static str) -> Progress {
+        Progress {
+            what,
+            on: std::io::stderr().is_terminal(),
+            last: None,
+            start: Instant::now(),
+        }
+    }
+
+    /// Redraws at most five times a second.
+    pub fn update(&mut self, files: u64, bytes: u64, added: u64) {
+        if !self.on
+            || self
+                .last
+                .is_some_and(|l| l.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[Kbackup-snap {}: {files} files, {} read ({}/s), {} added",
+            self.what,
+            human_bytes(bytes),
+            human_bytes((bytes as f64 / secs) as u64),
+            human_bytes(added)
+        );
+        let _ = err.flush();
+    }
+
+    pub fn finish(&mut self) {
+        if self.on && self.last.is_some() {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human() {
+        assert_eq!(super::human_bytes(512), "512 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(3 << 30), "3.0 GiB");
+    }
+}

@@ -1,0 +1,742 @@
+//! The repository on disk: its config, the blob encoding, pack files and the
+//! in-memory chunk index. The format is written down in the man page (REPOSITORY
+//! FORMAT); this module is its one implementation.
+//!
+//! Every file is written to `tmp/`, fsynced, renamed into place and its directory
+//! fsynced, so a file under `packs/` or `snapshots/` is complete or absent, and is
+//! never changed again.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use homelab_core::{Error, Exit, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{self, Id, Keys};
+
+pub const FORMAT_NAME: &str = "backup-snap";
+pub const FORMAT_VERSION: u32 = 1;
+pub const PACK_MAGIC: &[u8; 8] = b"BSNPACK1";
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"BSNSNAP1";
+/// Default target size of a pack file.
+pub const DEFAULT_PACK_SIZE: u64 = 16 * 1024 * 1024;
+/// FastCDC 2020 sizes: smaller than restic's 1 MiB average, so a scattered edit
+/// costs about 128 KiB of new data instead of a megabyte or more.
+pub const CHUNK_MIN: u32 = 32 * 1024;
+pub const CHUNK_AVG: u32 = 128 * 1024;
+pub const CHUNK_MAX: u32 = 512 * 1024;
+pub const ZSTD_LEVEL: i32 = 3;
+const KEY_CHECK_TEXT: &[u8] = b"backup-snap key check";
+/// A trailer or manifest larger than this is not one we wrote.
+const METADATA_LIMIT: u64 = 1 << 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkerParams {
+    pub algorithm: String,
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+    pub normalization: u32,
+    /// "none" (seed 0) or "keyed" (derived from the key).
+    pub seed: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionParams {
+    pub aead: String,
+    pub kdf: String,
+    pub salt: String,
+    pub key_check: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub format: String,
+    pub version: u32,
+    pub created: String,
+    pub chunker: ChunkerParams,
+    pub id_hash: String,
+    pub compression: String,
+    pub compression_level: i32,
+    pub pack_size: u64,
+    pub encryption: Option<EncryptionParams>,
+}
+
+/// Where one chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub pack: u32,
+    pub offset: u64,
+    pub length: u32,
+    pub size: u32,
+}
+
+/// One entry of a pack's trailer: chunk id, offset and length of its stored blob,
+/// and the chunk's plaintext size.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrailerEntry(
+    #[serde(with = "serde_bytes")] pub [u8; 32],
+    pub u64,
+    pub u32,
+    pub u32,
+);
+
+/// An open repository.
+pub struct Repo {
+    pub path: PathBuf,
+    pub config: Config,
+    pub keys: Option<Keys>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repo({})", self.path.display())
+    }
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Maps an I/O error while writing the repository to an error that says what to do.
+pub fn write_error(doing: impl std::fmt::Display, e: io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+        return Error::new(
+            Exit::IoErr,
+            format!("{doing}: no space left on the repository's disk"),
+        )
+        .hint(
+            "free space (forget old snapshots and prune) or use a bigger disk; the repository is still valid",
+        );
+    }
+    Error::io(doing, e)
+}
+
+fn read_secret(path: &Path) -> Result<Vec<u8>> {
+    let secret = fs::read(path).map_err(|e| {
+        Error::io(format!("reading the key file {}", path.display()), e)
+            .hint("give --key-file (or BACKUP_SNAP_KEY_FILE) a readable file")
+    })?;
+    if secret.len() < crypto::MIN_SECRET_LEN {
+        return Err(Error::config(format!(
+            "the key file {} holds {} bytes, fewer than {}",
+            path.display(),
+            secret.len(),
+            crypto::MIN_SECRET_LEN
+        ))
+        .hint("create one with: head -c 32 /dev/urandom > KEYFILE (and keep a copy off the machine)"));
+    }
+    Ok(secret)
+}
+
+impl Repo {
+    /// Creates a new repository at `path` (which must be absent or an empty directory).
+    pub fn init(path: &Path, key_file: Option<&Path>, pack_size: u64) -> Result<Repo> {
+        if path.join("config").exists() {
+            return Err(Error::new(
+                Exit::CantCreate,
+                format!("{} already holds a repository", path.display()),
+            )
+            .hint("use it as it is, or give another --repo"));
+        }
+        match fs::read_dir(path) {
+            Ok(mut d) => {
+                if d.next().is_some() {
+                    return Err(
+                        Error::new(Exit::CantCreate, format!("{} is not empty", path.display()))
+                            .hint("give an empty or new directory to --repo"),
+                    );
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(path)
+                    .map_err(|e| write_error(format!("creating {}", path.display()), e))?;
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+        for d in ["packs", "snapshots", "locks", "tmp", "state"] {
+            fs::create_dir(path.join(d))
+                .map_err(|e| write_error(format!("creating {}", path.join(d).display()), e))?;
+        }
+        let (keys, encryption) = match key_file {
+            Some(kf) => {
+                let secret = read_secret(kf)?;
+                let mut salt = [0u8; 32];
+                crypto::random(&mut salt);
+                let keys = Keys::derive(&secret, &salt);
+                let check = keys.seal(KEY_CHECK_TEXT);
+                (
+                    Some(keys),
+                    Some(EncryptionParams {
+                        aead: "xchacha20-poly1305".into(),
+                        kdf: "blake3-derive-key".into(),
+                        salt: crypto::hex(&salt),
+                        key_check: crypto::hex(&check),
+                    }),
+                )
+            }
+            None => (None, None),
+        };
+        let config = Config {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            created: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            chunker: ChunkerParams {
+                algorithm: "fastcdc-2020".into(),
+                min_size: CHUNK_MIN,
+                avg_size: CHUNK_AVG,
+                max_size: CHUNK_MAX,
+                normalization: 1,
+                seed: if keys.is_some() { "keyed" } else { "none" }.into(),
+            },
+            id_hash: if keys.is_some() { "blake3-keyed" } else { "blake3" }.into(),
+            compression: "zstd".into(),
+            compression_level: ZSTD_LEVEL,
+            pack_size,
+            encryption,
+        };
+        let repo = Repo {
+            path: path.to_path_buf(),
+            config,
+            keys,
+        };
+        let json = serde_json::to_vec_pretty(&repo.config)
+            .map_err(|e| Error::bug(format!("serialising the config: {e}")))?;
+        repo.write_atomic(&path.join("config"), &json)?;
+        fsync_dir(path);
+        Ok(repo)
+    }
+
+    /// Opens an existing repository, checking the key when it is encrypted.
+    pub fn open(path: &Path, key_file: Option<&Path>) -> Result<Repo> {
+        let cfg_path = path.join("config");
+        let raw = fs::read(&cfg_path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::new(
+                    Exit::NoInput,
+                    format!(
+                        "{} is not a backup-snap repository (no config file)",
+                        path.display()
+                    ),
+                )
+                .hint("check --repo, or create one with: backup-snap --repo PATH init")
+            } else {
+                Error::io(format!("reading {}", cfg_path.display()), e)
+            }
+        })?;
+        let config: Config = serde_json::from_slice(&raw).map_err(|e| {
+            Error::data(format!("{} is damaged: {e}", cfg_path.display()))
+                .hint("restore the config file from a copy of the repository")
+        })?;
+        if config.format != FORMAT_NAME || config.version != FORMAT_VERSION {
+            return Err(Error::data(format!(
+                "{}: format {} version {} is not backup-snap version {FORMAT_VERSION}",
+                cfg_path.display(),
+                config.format,
+                config.version
+            ))
+            .hint("use the backup-snap version that created this repository"));
+        }
+        let c = &config.chunker;
+        if c.algorithm != "fastcdc-2020"
+            || !(64..=1 << 20).contains(&c.min_size)
+            || !(256..=4 << 20).contains(&c.avg_size)
+            || !(1024..=16 << 20).contains(&c.max_size)
+            || c.min_size > c.avg_size
+            || c.avg_size > c.max_size
+            || !c.min_size.is_multiple_of(2)
+            || !c.avg_size.is_multiple_of(2)
+            || !c.max_size.is_multiple_of(2)
+            || c.normalization > 3
+            || config.pack_size < 4096
+        {
+            return Err(Error::data(format!(
+                "{}: chunker or pack parameters this version cannot use",
+                cfg_path.display()
+            )));
+        }
+        let keys = match (&config.encryption, key_file) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(
+                    Error::config(format!("the repository {} is encrypted", path.display()))
+                        .hint("give its key with --key-file (or BACKUP_SNAP_KEY_FILE)"),
+                );
+            }
+            (Some(enc), Some(kf)) => {
+                let secret = read_secret(kf)?;
+                let salt = crypto::parse_hex(&enc.salt)
+                    .ok_or_else(|| Error::data(format!("{}: bad salt", cfg_path.display())))?;
+                let keys = Keys::derive(&secret, &salt);
+                let check = crypto::parse_hex(&enc.key_check)
+                    .ok_or_else(|| Error::data(format!("{}: bad key check", cfg_path.display())))?;
+                if keys.open(&check).as_deref() != Some(KEY_CHECK_TEXT) {
+                    return Err(Error::config(format!(
+                        "the key file {} does not open the repository {}",
+                        kf.display(),
+                        path.display()
+                    ))
+                    .hint("give the key file the repository was created with"));
+                }
+                Some(keys)
+            }
+        };
+        for d in ["packs", "snapshots", "locks", "tmp", "state"] {
+            let p = path.join(d);
+            if !p.is_dir() {
+                fs::create_dir_all(&p).map_err(|e| write_error(format!("creating {}", p.display()), e))?;
+            }
+        }
+        Ok(Repo {
+            path: path.to_path_buf(),
+            config,
+            keys,
+        })
+    }
+
+    pub fn chunker_seed(&self) -> u64 {
+        self.keys.as_ref().map_or(0, |k| k.chunker_seed)
+    }
+
+    pub fn chunk_id(&self, data: &[u8]) -> Id {
+        crypto::chunk_id(self.keys.as_ref(), data)
+    }
+
+    /// A new file name under `tmp/`, unique to this process.
+    pub fn tmp_path(&self, what: &str) -> PathBuf {
+        let n = TMP_SEQ.fetch_add(1, Ordering::SeqCst);
+        let mut r = [0u8; 4];
+        crypto::random(&mut r);
+        self.path
+            .join("tmp")
+            .join(format!("{what}-{}-{n}-{}", std::process::id(), crypto::hex(&r)))
+    }
+
+    /// Writes `bytes` to `dest` through a temporary file: complete or absent.
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.tmp_path("file");
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, dest)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(write_error(format!("writing {}", dest.display()), e));
+        }
+        if let Some(parent) = dest.parent() {
+            fsync_dir(parent);
+        }
+        Ok(())
+    }
+
+    pub fn pack_path(&self, id: &Id) -> PathBuf {
+        let h = crypto::hex(id);
+        self.path.join("packs").join(&h[..2]).join(h)
+    }
+
+    /// Encodes a blob: a type byte (0 stored, 1 zstd) and the payload, sealed when
+    /// the repository is encrypted.
+    pub fn encode_blob(&self, data: &[u8], zc: &mut zstd::bulk::Compressor<'_>) -> Result<Vec<u8>> {
+        let compressed = zc
+            .compress(data)
+            .map_err(|e| Error::bug(format!("zstd compression failed: {e}")))?;
+        let mut plain = Vec::with_capacity(1 + compressed.len().min(data.len()));
+        if compressed.len() < data.len() {
+            plain.push(1);
+            plain.extend_from_slice(&compressed);
+        } else {
+            plain.push(0);
+            plain.extend_from_slice(data);
+        }
+        Ok(match &self.keys {
+            Some(k) => k.seal(&plain),
+            None => plain,
+        })
+    }
+
+    /// Opens a stored blob (authenticates and decrypts it in an encrypted
+    /// repository) and splits off its type byte.
+    fn open_blob<'a>(&self, stored: &'a [u8]) -> std::result::Result<(u8, Cow<'a, [u8]>), String> {
+        let plain: Cow<'a, [u8]> = match &self.keys {
+            Some(k) => Cow::Owned(
+                k.open(stored)
+                    .ok_or("authentication failed (damaged or altered)")?,
+            ),
+            None => Cow::Borrowed(stored),
+        };
+        let t = *plain.first().ok_or("empty blob")?;
+        Ok((
+            t,
+            match plain {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[1..]),
+                Cow::Owned(mut v) => {
+                    v.remove(0);
+                    Cow::Owned(v)
+                }
+            },
+        ))
+    }
+
+    /// Decodes a blob; `limit` bounds the plaintext size. The error says what is wrong.
+    pub fn decode_blob(&self, stored: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
+        match self.open_blob(stored)? {
+            (0, rest) => Ok(rest.into_owned()),
+            (1, rest) => zstd::bulk::decompress(&rest, limit).map_err(|e| format!("zstd: {e}")),
+            (t, _) => Err(format!("unknown blob type {t}")),
+        }
+    }
+
+    /// Decodes a metadata blob (trailer or manifest part), without a fixed size bound.
+    pub fn decode_metadata(&self, stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        match self.open_blob(stored)? {
+            (0, rest) => Ok(rest.into_owned()),
+            (1, rest) => {
+                let mut out = Vec::new();
+                zstd::stream::read::Decoder::new(&rest[..])
+                    .map_err(|e| format!("zstd: {e}"))?
+                    .take(METADATA_LIMIT)
+                    .read_to_end(&mut out)
+                    .map_err(|e| format!("zstd: {e}"))?;
+                Ok(out)
+            }
+            (t, _) => Err(format!("unknown blob type {t}")),
+        }
+    }
+
+    /// Encodes metadata: always zstd (level 3), sealed when encrypted.
+    pub fn encode_metadata(&self, data: &[u8]) -> Result<Vec<u8>> {
+        let mut zc = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| Error::bug(format!("zstd: {e}")))?;
+        self.encode_blob(data, &mut zc)
+    }
+
+    /// Lists every pack file as (id, size). Names that are not pack ids are skipped.
+    pub fn list_packs(&self) -> Result<Vec<(Id, u64)>> {
+        let dir = self.path.join("packs");
+        let mut out = Vec::new();
+        let top = fs::read_dir(&dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+        for sub in top {
+            let sub = sub.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+            if !sub.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let files = fs::read_dir(sub.path())
+                .map_err(|e| Error::io(format!("reading {}", sub.path().display()), e))?;
+            for f in files {
+                let f = f.map_err(|e| Error::io(format!("reading {}", sub.path().display()), e))?;
+                let Some(id) = f.file_name().to_str().and_then(crypto::parse_id) else {
+                    continue;
+                };
+                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push((id, size));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Reads a pack's trailer. Errors are short descriptions for verify's records.
+    pub fn read_trailer(&self, id: &Id) -> std::result::Result<Vec<TrailerEntry>, String> {
+        let path = self.pack_path(id);
+        let mut f = File::open(&path).map_err(|e| homelab_core::exit::describe_io(&e))?;
+        let size = f
+            .metadata()
+            .map_err(|e| homelab_core::exit::describe_io(&e))?
+            .len();
+        if size < 12 {
+            return Err(format!("truncated ({size} bytes)"));
+        }
+        let mut tail = [0u8; 12];
+        f.seek(SeekFrom::Start(size - 12))
+            .and_then(|_| f.read_exact(&mut tail))
+            .map_err(|e| homelab_core::exit::describe_io(&e))?;
+        if &tail[4..] != PACK_MAGIC {
+            return Err("no pack trailer (truncated or damaged)".into());
+        }
+        let tlen = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+        if tlen + 12 > size {
+            return Err("trailer length beyond the file (truncated or damaged)".into());
+        }
+        let mut stored = vec![0u8; tlen as usize];
+        f.read_exact_at(&mut stored, size - 12 - tlen)
+            .map_err(|e| homelab_core::exit::describe_io(&e))?;
+        let plain = self
+            .decode_metadata(&stored)
+            .map_err(|e| format!("trailer: {e}"))?;
+        let entries: Vec<TrailerEntry> =
+            ciborium::from_reader(&plain[..]).map_err(|e| format!("trailer: {e}"))?;
+        let data_end = size - 12 - tlen;
+        for e in &entries {
+            if e.1 + e.2 as u64 > data_end {
+                return Err("trailer points beyond the pack's data".into());
+            }
+        }
+        Ok(entries)
+    }
+
+    pub fn max_chunk(&self) -> usize {
+        self.config.chunker.max_size as usize
+    }
+}
+
+/// fsyncs a directory so a rename or unlink in it is durable (best effort: some
+/// filesystems do not support it).
+pub fn fsync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The chunk index: where every chunk is, loaded from the pack trailers.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Pack ids by number; a pack being written has an all-zero placeholder.
+    pub packs: Vec<Id>,
+    pub pack_sizes: Vec<u64>,
+    map: HashMap<Id, Loc>,
+    /// Further copies of chunks stored more than once (after an interrupted run).
+    dups: HashMap<Id, Vec<Loc>>,
+    /// Packs whose trailer could not be read: (id, problem).
+    pub bad_packs: Vec<(Id, String)>,
+}
+
+impl Index {
+    pub fn load(repo: &Repo) -> Result<Index> {
+        let mut index = Index::default();
+        for (id, size) in repo.list_packs()? {
+            match repo.read_trailer(&id) {
+                Ok(entries) => {
+                    let n = index.add_pack(id, size);
+                    for e in entries {
+                        index.insert(
+                            e.0,
+                            Loc {
+                                pack: n,
+                                offset: e.1,
+                                length: e.2,
+                                size: e.3,
+                            },
+                        );
+                    }
+                }
+                Err(problem) => index.bad_packs.push((id, problem)),
+            }
+        }
+        Ok(index)
+    }
+
+    pub fn add_pack(&mut self, id: Id, size: u64) -> u32 {
+        self.packs.push(id);
+        self.pack_sizes.push(size);
+        (self.packs.len() - 1) as u32
+    }
+
+    pub fn insert(&mut self, id: Id, loc: Loc) {
+        match self.map.get(&id) {
+            None => {
+                self.map.insert(id, loc);
+            }
+            Some(l) if *l == loc => {}
+            Some(_) => self.dups.entry(id).or_default().push(loc),
+        }
+    }
+
+    pub fn get(&self, id: &Id) -> Option<Loc> {
+        self.map.get(id).copied()
+    }
+
+    pub fn contains(&self, id: &Id) -> bool {
+        self.map.contains_key(id)
+    }
+
+    /// Every location of a chunk, the canonical one first.
+    pub fn all(&self, id: &Id) -> Vec<Loc> {
+        let mut v: Vec<Loc> = self.map.get(id).copied().into_iter().collect();
+        if let Some(d) = self.dups.get(id) {
+            v.extend_from_slice(d);
+        }
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Writes one pack file: blobs streamed to a temporary file, then the trailer, then
+/// fsync and a rename to the name its content hashes to.
+pub struct PackWriter {
+    file: BufWriter<File>,
+    tmp: PathBuf,
+    hasher: blake3::Hasher,
+    entries: Vec<TrailerEntry>,
+    offset: u64,
+    /// The pack's number in the index while it is being written.
+    pub number: u32,
+}
+
+impl PackWriter {
+    pub fn create(repo: &Repo, number: u32) -> Result<PackWriter> {
+        let tmp = repo.tmp_path("pack");
+        let file = File::create(&tmp).map_err(|e| write_error(format!("creating {}", tmp.display()), e))?;
+        Ok(PackWriter {
+            file: BufWriter::with_capacity(1 << 20, file),
+            tmp,
+            hasher: blake3::Hasher::new(),
+            entries: Vec::new(),
+            offset: 0,
+            number,
+        })
+    }
+
+    /// Appends a stored blob; returns its location.
+    pub fn add(&mut self, id: Id, stored: &[u8], size: u32) -> Result<Loc> {
+        self.file
+            .write_all(stored)
+            .map_err(|e| write_error(format!("writing {}", self.tmp.display()), e))?;
+        self.hasher.update(stored);
+        let loc = Loc {
+            pack: self.number,
+            offset: self.offset,
+            length: stored.len() as u32,
+            size,
+        };
+        self.entries
+            .push(TrailerEntry(id, self.offset, stored.len() as u32, size));
+        self.offset += stored.len() as u64;
+        Ok(loc)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the trailer, fsyncs and renames the pack into place: (id, size).
+    pub fn finish(mut self, repo: &Repo) -> Result<(Id, u64)> {
+        let tmp = self.tmp.clone();
+        let result = (|| -> Result<(Id, u64)> {
+            let mut cbor = Vec::with_capacity(self.entries.len() * 48);
+            ciborium::into_writer(&self.entries, &mut cbor)
+                .map_err(|e| Error::bug(format!("encoding a pack trailer: {e}")))?;
+            let trailer = repo.encode_metadata(&cbor)?;
+            let mut tail = Vec::with_capacity(trailer.len() + 12);
+            tail.extend_from_slice(&trailer);
+            tail.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
+            tail.extend_from_slice(PACK_MAGIC);
+            let werr = |e| write_error(format!("writing {}", tmp.display()), e);
+            self.file.write_all(&tail).map_err(werr)?;
+            self.hasher.update(&tail);
+            self.file.flush().map_err(werr)?;
+            self.file.get_ref().sync_all().map_err(werr)?;
+            let id = *self.hasher.finalize().as_bytes();
+            let size = self.offset + tail.len() as u64;
+            let dest = repo.pack_path(&id);
+            let dir = dest.parent().expect("a pack path has a parent");
+            if !dir.is_dir() {
+                fs::create_dir_all(dir).map_err(|e| write_error(format!("creating {}", dir.display()), e))?;
+                fsync_dir(&repo.path.join("packs"));
+            }
+            fs::rename(&tmp, &dest)
+                .map_err(|e| write_error(format!("renaming {} into place", tmp.display()), e))?;
+            fsync_dir(dir);
+            Ok((id, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Throws the unfinished pack away.
+    pub fn abandon(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Reads stored blobs from pack files, keeping a few open.
+pub struct PackReader<'a> {
+    repo: &'a Repo,
+    open: HashMap<Id, File>,
+}
+
+impl<'a> PackReader<'a> {
+    pub fn new(repo: &'a Repo) -> Self {
+        PackReader {
+            repo,
+            open: HashMap::new(),
+        }
+    }
+
+    /// Reads and decodes one chunk, checking its id.
+    pub fn chunk(&mut self, index: &Index, id: &Id) -> std::result::Result<Vec<u8>, String> {
+        let locs = index.all(id);
+        if locs.is_empty() {
+            return Err(format!(
+                "chunk {} is missing from the repository",
+                crypto::hex(id)
+            ));
+        }
+        let mut last = String::new();
+        for loc in locs {
+            match self.read_loc(index, id, loc) {
+                Ok(d) => return Ok(d),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn read_loc(&mut self, index: &Index, id: &Id, loc: Loc) -> std::result::Result<Vec<u8>, String> {
+        let pack = index.packs[loc.pack as usize];
+        if !self.open.contains_key(&pack) {
+            if self.open.len() >= 16 {
+                self.open.clear();
+            }
+            let f = File::open(self.repo.pack_path(&pack)).map_err(|e| {
+                format!(
+                    "pack {}: {}",
+                    crypto::hex(&pack),
+                    homelab_core::exit::describe_io(&e)
+                )
+            })?;
+            self.open.insert(pack, f);
+        }
+        let f = &self.open[&pack];
+        let mut stored = vec![0u8; loc.length as usize];
+        f.read_exact_at(&mut stored, loc.offset).map_err(|e| {
+            format!(
+                "pack {}: {}",
+                crypto::hex(&pack),
+                homelab_core::exit::describe_io(&e)
+            )
+        })?;
+        let data = self
+            .repo
+            .decode_blob(&stored, self.repo.max_chunk())
+            .map_err(|e| format!("chunk {} in pack {}: {e}", crypto::hex(id), crypto::hex(&pack)))?;
+        if self.repo.chunk_id(&data) != *id {
+            return Err(format!(
+                "chunk {} in pack {}: content does not match its id",
+                crypto::hex(id),
+                crypto::hex(&pack)
+            ));
+        }
+        Ok(data)
+    }
+}
