@@ -5,6 +5,16 @@ mod common;
 
 use common::*;
 
+/// Runs pi-thermal on a fixture. The fixtures' mount points are statvfs'd on the disk
+/// of the machine running the tests, whose free space is not the fixture's: the disk
+/// thresholds are off here (they are tested on literal samples in alerts.rs and in
+/// `disk_thresholds_apply_to_every_real_mount` below).
+fn run(args: &[&str]) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--warn-disk", "0", "--crit-disk", "0"]);
+    common::run(&all)
+}
+
 #[test]
 fn pi5_reports_every_source() {
     let r = run(&[
@@ -252,5 +262,34 @@ fn text_format_is_a_table_with_alerts() {
         rows.iter()
             .any(|r| r.starts_with(&["critical", "temperature", "cpu-thermal"])),
         "{text}"
+    );
+}
+
+#[test]
+fn disk_thresholds_apply_to_every_real_mount() {
+    // Whatever this machine's free space, a threshold of 100 % free makes every mount
+    // critical and 0 % none.
+    let pi5 = fixture("pi5");
+    let r = common::run(&[
+        "--root",
+        pi5.to_str().unwrap(),
+        "--warn-disk",
+        "100",
+        "--crit-disk",
+        "100",
+        "--check",
+    ]);
+    assert_eq!(r.code(), Some(2));
+    let disks: Vec<&str> = r
+        .alerts
+        .iter()
+        .filter(|a| a.check == "disk")
+        .map(|a| a.subject.as_str())
+        .collect();
+    assert_eq!(disks, ["/", "/run", "/boot/firmware", "/mnt/nvme"]);
+    assert!(
+        r.alerts
+            .iter()
+            .all(|a| a.check != "disk" || a.severity == "critical")
     );
 }
