@@ -57,6 +57,15 @@ pub fn parse_start_ticks(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// How far apart two start times of one process may be read. The kernel's is exact,
+/// but qemu-user (which runs the aarch64 build in our tests) answers a process's
+/// own `/proc/self/stat` with the time qemu itself started, a few ticks later. A
+/// pid reused within seconds of the dead holder's start is not a real risk.
+const START_SLACK_SECONDS: u64 = 5;
+
+/// USER_HZ, the unit of /proc/PID/stat's start time: 100 on every Linux architecture.
+const TICKS_PER_SECOND: u64 = 100;
+
 /// Whether the holder of `info` is certainly gone.
 pub fn is_stale(info: &LockInfo, this_host: &str) -> bool {
     if info.host != this_host {
@@ -66,7 +75,9 @@ pub fn is_stale(info: &LockInfo, this_host: &str) -> bool {
         Err(_) => !Path::new(&format!("/proc/{}", info.pid)).exists(),
         Ok(stat) => match parse_start_ticks(&stat) {
             None => true,
-            Some(t) => info.start_ticks.is_some_and(|s| s != t),
+            Some(t) => info
+                .start_ticks
+                .is_some_and(|s| s.abs_diff(t) > START_SLACK_SECONDS * TICKS_PER_SECOND),
         },
     }
 }
@@ -153,7 +164,10 @@ mod tests {
             time: String::new(),
         };
         assert!(!is_stale(&info, "h"));
-        info.start_ticks = info.start_ticks.map(|t| t + 1);
+        let t = info.start_ticks.unwrap();
+        info.start_ticks = Some(t + 2);
+        assert!(!is_stale(&info, "h"), "read a tick off, as under qemu-user");
+        info.start_ticks = Some(t + 6 * TICKS_PER_SECOND);
         assert!(is_stale(&info, "h"), "a reused pid");
         assert!(!is_stale(&info, "other"), "another host's lock");
         info.pid = u32::MAX - 1;
