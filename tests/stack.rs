@@ -1354,7 +1354,7 @@ fn glibc_base(docker: &homelab_testkit::Docker, binary: &Path) -> Image {
     std::fs::create_dir_all(r.join("usr/bin")).unwrap();
     std::fs::create_dir_all(r.join("tmp")).unwrap();
     let tag = format!("hlt-stack-base:{}", std::process::id());
-    let tar = Command::new("tar")
+    let mut tar = Command::new("tar")
         .arg("-C")
         .arg(r)
         .args(["-c", "."])
@@ -1364,9 +1364,10 @@ fn glibc_base(docker: &homelab_testkit::Docker, binary: &Path) -> Image {
     let out = docker
         .command()
         .args(["import", "--change", "ENV PATH=/usr/bin:/bin", "-", &tag])
-        .stdin(tar.stdout.unwrap())
+        .stdin(tar.stdout.take().unwrap())
         .output()
         .unwrap();
+    assert!(tar.wait().unwrap().success(), "tar of the base image");
     assert!(
         out.status.success(),
         "docker import: {}",
