@@ -1333,20 +1333,67 @@ impl Drop for Image {
     }
 }
 
+/// The ELF machine of a binary (bytes 18-19 of its header).
+fn elf_machine(path: &Path) -> [u8; 2] {
+    let head = std::fs::read(path).unwrap();
+    [head[18], head[19]]
+}
+
+/// The shared libraries and loader a binary needs, as (file on this machine, path in
+/// the image). A binary of this machine's architecture: what ldd finds. One built for
+/// the Pi (tests run under qemu-user): its NEEDED libraries and interpreter from
+/// Debian's cross libc under QEMU_LD_PREFIX, which the kernel's binfmt qemu (flag F)
+/// runs inside a container too.
+fn runtime_files(binary: &Path) -> Vec<(PathBuf, PathBuf)> {
+    if elf_machine(binary) == elf_machine(Path::new("/bin/busybox")) {
+        let ldd = Command::new("ldd").arg(binary).output().unwrap();
+        return String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+            .map(|w| (PathBuf::from(w), PathBuf::from(w)))
+            .collect();
+    }
+    let prefix = PathBuf::from(std::env::var("QEMU_LD_PREFIX").unwrap_or("/usr/aarch64-linux-gnu".into()));
+    let readelf = |flag: &str| {
+        let out = Command::new("readelf")
+            .arg(flag)
+            .arg(binary)
+            .output()
+            .expect("readelf (binutils)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut files = Vec::new();
+    for l in readelf("-d").lines() {
+        if let Some(name) = l
+            .split("Shared library: [")
+            .nth(1)
+            .and_then(|n| n.strip_suffix(']'))
+        {
+            files.push((prefix.join("lib").join(name), PathBuf::from("/lib").join(name)));
+        }
+    }
+    for l in readelf("-l").lines() {
+        if let Some(interp) = l
+            .split("program interpreter: ")
+            .nth(1)
+            .and_then(|n| n.strip_suffix(']'))
+        {
+            files.push((prefix.join(interp.trim_start_matches('/')), PathBuf::from(interp)));
+        }
+    }
+    assert!(files.len() >= 2, "no libraries found for {}", binary.display());
+    files
+}
+
 fn glibc_base(docker: &homelab_testkit::Docker, binary: &Path) -> Image {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
-    let ldd = Command::new("ldd").arg(binary).output().unwrap();
-    let mut files: Vec<PathBuf> = String::from_utf8_lossy(&ldd.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-        .map(PathBuf::from)
-        .collect();
-    files.push(PathBuf::from("/bin/busybox"));
-    for f in files {
-        let dest = r.join(f.strip_prefix("/").unwrap());
+    let mut files = runtime_files(binary);
+    files.push((PathBuf::from("/bin/busybox"), PathBuf::from("/bin/busybox")));
+    for (src, dest) in files {
+        let dest = r.join(dest.strip_prefix("/").unwrap());
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&f, &dest).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        std::fs::copy(&src, &dest).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     }
     for applet in ["sh", "find", "test"] {
         std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
@@ -1493,4 +1540,23 @@ fn log_tail_ship_s_health_check_passes_on_a_fresh_textfile_and_fails_on_a_stale_
     )
     .unwrap();
     assert!(!check(), "stale file: unhealthy");
+}
+
+#[test]
+fn the_overview_man_page_names_every_unit_and_service() {
+    let page = read(&workspace().join("man/homelab-tools.7"));
+    let mut names: Vec<String> = services(&config()).into_iter().map(|(n, _)| n).collect();
+    for e in std::fs::read_dir(workspace().join("scripts/systemd")).unwrap() {
+        let p = e.unwrap().path();
+        let file = p.file_name().unwrap().to_string_lossy().into_owned();
+        // A timer's service is named by its timer; log-tail-ship's is a service.
+        if file.ends_with(".timer") || file == "log-tail-ship.service" {
+            names.push(file);
+        }
+    }
+    let missing = homelab_testkit::undocumented(&page, names.iter().map(String::as_str));
+    assert!(
+        missing.is_empty(),
+        "man/homelab-tools.7 does not name {missing:?}"
+    );
 }

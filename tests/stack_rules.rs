@@ -222,3 +222,14 @@ fn a_broken_rule_fails_promtool() {
     ]);
     assert!(!ok, "promtool passed a unit test with a wrong expectation");
 }
+
+#[test]
+fn the_overview_man_page_names_every_alert() {
+    let page = std::fs::read_to_string(homelab_e2e::workspace().join("man/homelab-tools.7")).unwrap();
+    let names: BTreeSet<String> = alerts().into_iter().map(|(n, _, _)| n).collect();
+    let missing = homelab_testkit::undocumented(&page, names.iter().map(String::as_str));
+    assert!(
+        missing.is_empty(),
+        "man/homelab-tools.7 does not name {missing:?}"
+    );
+}
