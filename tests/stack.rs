@@ -1560,3 +1560,116 @@ fn the_overview_man_page_names_every_unit_and_service() {
         "man/homelab-tools.7 does not name {missing:?}"
     );
 }
+
+/// An HTTP server on loopback answering every request with `status`; records the
+/// request lines it got.
+fn status_server(status: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 || l.trim().is_empty() {
+                    break;
+                }
+            }
+            log.lock().unwrap().push(first.trim().to_string());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn http_health_checks_pass_on_200_and_fail_otherwise() {
+    // Each HTTP health check of the compose file, run here with the same kind of
+    // client the image has (busybox wget, curl, node) against a server that answers
+    // 200, then 503, then a port where nothing listens.
+    let c = config();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox (Debian package busybox-static; scripts/test installs it)");
+    let tools = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(busybox, tools.path().join("wget")).unwrap();
+    let path_env = format!("{}:/usr/bin:/bin", tools.path().display());
+    let url = regex::Regex::new(r"http://127\.0\.0\.1:(\d+)(/[^ '\x22]*)").unwrap();
+    let mut checked = Vec::new();
+    for (name, s) in services(&c) {
+        let test = strings(&s["healthcheck"]["test"]);
+        let joined = test.join(" ");
+        let Some(m) = url.captures(&joined) else { continue };
+        let (port, path) = (m[1].to_string(), m[2].to_string());
+        let run = |target: u16| -> bool {
+            let rewrite =
+                |a: &String| a.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{target}"));
+            let mut cmd = match test[0].as_str() {
+                "CMD" => {
+                    let mut c = Command::new(if test[1] == "wget" {
+                        busybox
+                    } else {
+                        test[1].as_str()
+                    });
+                    if test[1] == "wget" {
+                        c.arg("wget");
+                    }
+                    c.args(test[2..].iter().map(rewrite));
+                    c
+                }
+                "CMD-SHELL" => {
+                    let mut c = Command::new(busybox);
+                    c.args(["sh", "-c", &rewrite(&test[1])]);
+                    c
+                }
+                other => panic!("{name}: {other}"),
+            };
+            cmd.env("PATH", &path_env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap_or_else(|e| panic!("{name}: {:?}: {e} (node: Debian package nodejs)", test))
+                .success()
+        };
+        let (ok_port, seen) = status_server(200);
+        assert!(run(ok_port), "{name}: {joined} fails against a 200");
+        assert_eq!(
+            seen.lock().unwrap().first().map(String::as_str),
+            Some(format!("GET {path} HTTP/1.1").as_str()),
+            "{name}"
+        );
+        let (bad_port, _) = status_server(503);
+        assert!(!run(bad_port), "{name}: {joined} passes against a 503");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(!run(closed), "{name}: {joined} passes with nothing listening");
+        checked.push(name);
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "alertmanager",
+            "grafana",
+            "loki",
+            "n8n",
+            "n8n-runners",
+            "node-exporter",
+            "prometheus"
+        ],
+        "the HTTP health checks"
+    );
+}

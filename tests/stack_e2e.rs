@@ -222,15 +222,7 @@ fn web_container(d: &Docker, bypass_port: u16) -> Container {
         ],
         &["sleep", "600"],
     );
-    d.run(&[
-        "exec",
-        &c.id,
-        "sh",
-        "-c",
-        "ip link add eth1 type veth peer name veth0 && ip link set veth0 name eth2 && \
-         ip link set eth1 up && ip link set eth2 up && ip addr add 169.254.77.1/30 dev eth1 && \
-         arping -c 2 -w 2 -I eth1 169.254.77.2 >/dev/null; true",
-    ]);
+    c.add_veth_pair();
     wait_until(Duration::from_secs(30), "the container to be healthy", || {
         c.inspect("{{.State.Health.Status}}") == "healthy"
     });
