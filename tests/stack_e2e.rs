@@ -1,6 +1,6 @@
 //! The stack's monitoring end to end, with real services: this test starts its own
 //! node_exporter (with the collectors the compose file enables), Prometheus (the
-//! repository's configuration and rules, with a 1 s scrape and evaluation interval)
+//! repository's configuration and rules, with a 2 s scrape and 1 s evaluation interval)
 //! and Alertmanager (the repository's routes, with the ntfy webhook pointed at a
 //! receiver in this test), each on a free loopback port and stopped by pid. Their
 //! textfile directory holds real tool output: pi-thermal on the Pi 5 fixture tree,
@@ -554,8 +554,9 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
 
     // --- Prometheus: the repository's configuration, short intervals ----------------
     let mut prom_conf = yaml_file(&stack_dir().join("config/prometheus/prometheus.yml"));
-    set(&mut prom_conf, &["global", "scrape_interval"], Yaml::from("1s"));
-    set(&mut prom_conf, &["global", "scrape_timeout"], Yaml::from("1s"));
+    // Scrapes every 2 s (a loaded machine must not miss one), rules every second.
+    set(&mut prom_conf, &["global", "scrape_interval"], Yaml::from("2s"));
+    set(&mut prom_conf, &["global", "scrape_timeout"], Yaml::from("2s"));
     set(
         &mut prom_conf,
         &["global", "evaluation_interval"],
@@ -596,7 +597,7 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
     assert_eq!(query(&prom, "node_textfile_scrape_error")[0]["value"][1], "0");
 
     // --- every Prometheus query of every dashboard returns data ---------------------
-    // $__rate_interval is at least four scrape intervals (1 s here).
+    // $__rate_interval is at least four scrape intervals (2 s here).
     let prom_queries: Vec<(String, String)> = queries()
         .into_iter()
         .filter(|q| q.datasource == "prometheus")
