@@ -41,3 +41,5 @@ pub fn tool_names() -> Vec<String> {
 }
 
 pub use homelab_testkit::{http_get, service_env};
+
+pub mod stack;

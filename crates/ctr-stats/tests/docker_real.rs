@@ -381,17 +381,7 @@ fn inside_net(c: &Container) -> (u64, u64) {
 fn network_counters_from_the_containers_namespace() {
     let g = Group::new("ctrs-net");
     let c = g.start("ctrs-net", &["--cap-add", "NET_ADMIN"], &["sleep", "600"]);
-    // A veth pair inside the container's own namespace: ARP probes sent on eth1
-    // arrive on eth2, and never leave the namespace.
-    c.docker.run(&[
-        "exec",
-        &c.id,
-        "sh",
-        "-c",
-        "ip link add eth1 type veth peer name veth0 && ip link set veth0 name eth2 && \
-         ip link set eth1 up && ip link set eth2 up && ip addr add 169.254.77.1/30 dev eth1 && \
-         arping -c 3 -w 3 -I eth1 169.254.77.2 >/dev/null; true",
-    ]);
+    c.add_veth_pair();
     let before = inside_net(&c);
     assert!(
         before.0 > 0 && before.1 > 0,

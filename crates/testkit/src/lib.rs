@@ -226,6 +226,22 @@ impl Container {
     pub fn pid(&self) -> u32 {
         self.inspect("{{.State.Pid}}").parse().unwrap_or(0)
     }
+
+    /// Gives a `--network none` container network traffic of its own: a veth pair
+    /// (eth1, eth2) inside its namespace, with ARP probes sent on eth1 arriving on
+    /// eth2, none of it leaving the namespace. Needs `--cap-add NET_ADMIN` and the
+    /// busybox image's `ip` and `arping`.
+    pub fn add_veth_pair(&self) {
+        self.docker.run(&[
+            "exec",
+            &self.id,
+            "sh",
+            "-c",
+            "ip link add eth1 type veth peer name veth0 && ip link set veth0 name eth2 && \
+             ip link set eth1 up && ip link set eth2 up && ip addr add 169.254.77.1/30 dev eth1 && \
+             arping -c 3 -w 3 -I eth1 169.254.77.2 >/dev/null; true",
+        ]);
+    }
 }
 
 impl Drop for Container {
