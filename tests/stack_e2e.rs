@@ -6,8 +6,8 @@
 //! textfile directory holds real tool output: pi-thermal on the Pi 5 fixture tree,
 //! ctr-stats on a container on the real Docker engine, cpu-pin on a process of this
 //! test, route-check on that container's Traefik labels through a real TLS proxy
-//! (nginx), and stand-ins with the pinned names for log-tail-ship and backup-snap,
-//! which are not in this branch yet.
+//! (nginx), log-tail-ship shipping a file to a receiver that answers like Loki, and
+//! backup-snap backing up a small tree into a new repository and verifying it.
 //!
 //! Every Prometheus query of every dashboard must return data; a cool Pi fires no
 //! alert, and a hot one fires PiSocTemperatureHigh, which Alertmanager delivers to
@@ -142,24 +142,64 @@ fn set_soc_temperature(root: &Path, millidegrees: u32) {
     );
 }
 
-/// The pinned metric names of a tool not in this branch, from the stand-in page.
-fn stand_in(textfile: &Path, tool_name: &str, pinned: &[&str]) {
-    let template =
-        std::fs::read_to_string(workspace().join(format!("tests/fixtures/stack/{tool_name}.prom.in")))
-            .unwrap();
-    let page = template.replace("@NOW@", &now().to_string());
+/// The metric names a tool wrote to the textfile directory must include every name
+/// its issue pins (the dashboards and alert rules are written against them).
+fn assert_pinned(textfile: &Path, tool_name: &str, pinned: &[&str]) {
+    let page = std::fs::read_to_string(textfile.join(format!("{tool_name}.prom")))
+        .unwrap_or_else(|e| panic!("{tool_name}.prom: {e}"));
     promtool_check_metrics(&page);
     let names: BTreeSet<&str> = page
         .lines()
-        .filter(|l| !l.starts_with('#'))
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split(['{', ' ']).next().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        pinned.iter().copied().collect(),
-        "{tool_name}'s stand-in names"
+    let missing: Vec<&str> = pinned.iter().copied().filter(|n| !names.contains(n)).collect();
+    assert!(missing.is_empty(), "{tool_name}.prom lacks {missing:?}:\n{page}");
+}
+
+/// log-tail-ship ships a log file once (a health-check line dropped) to a receiver
+/// that answers like Loki's push API, and writes its metrics.
+fn log_tail_ship(w: &Path, textfile: &Path) {
+    let log = w.join("app.log");
+    std::fs::write(&log, "GET / 200\nGET /health 200\nPOST /api/login 401\n").unwrap();
+    let loki = webhook();
+    run(Command::new(tool("log-tail-ship"))
+        .arg("--file")
+        .arg(&log)
+        .args(["--from-beginning", "--once", "--drop", "GET /health"])
+        .args(["--loki", &format!("http://127.0.0.1:{}", loki.port)])
+        .arg("--positions")
+        .arg(w.join("positions.json"))
+        .arg("--textfile-dir")
+        .arg(textfile)
+        .arg("--quiet"));
+    assert!(
+        !loki.bodies.lock().unwrap().is_empty(),
+        "log-tail-ship pushed nothing"
     );
-    std::fs::write(textfile.join(format!("{tool_name}.prom")), page).unwrap();
+    assert_pinned(textfile, "log-tail-ship", LOGSHIP_PINNED);
+}
+
+/// backup-snap backs up a small tree into a new repository, verifies it, and writes
+/// its metrics.
+fn backup_snap(w: &Path, textfile: &Path) {
+    let src = w.join("n8n-data");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("config"), "{\"encryptionKey\": \"e2e\"}\n").unwrap();
+    let repo = w.join("backups");
+    let bs = |args: &[&str]| {
+        run(Command::new(tool("backup-snap"))
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--textfile-dir")
+            .arg(textfile)
+            .arg("--quiet")
+            .args(args));
+    };
+    bs(&["init"]);
+    bs(&["create", "--job", "homelab", src.to_str().unwrap()]);
+    bs(&["verify"]);
+    assert_pinned(textfile, "backup-snap", BACKUP_PINNED);
 }
 
 const LOGSHIP_PINNED: &[&str] = &[
@@ -465,8 +505,8 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
         .arg(&textfile)
         .arg("--quiet"));
 
-    stand_in(&textfile, "log-tail-ship", LOGSHIP_PINNED);
-    stand_in(&textfile, "backup-snap", BACKUP_PINNED);
+    log_tail_ship(w, &textfile);
+    backup_snap(w, &textfile);
     for f in [
         "pi-thermal",
         "ctr-stats",
