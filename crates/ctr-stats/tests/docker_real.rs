@@ -183,20 +183,29 @@ fn restart_count_matches_docker() {
 #[test]
 fn oom_killed_container() {
     let g = Group::new("ctrs-oom");
-    // tail keeps the endless line in memory until the OOM killer ends it.
-    let c = g.start(
-        "ctrs-oom",
-        &["--memory", "16m", "--memory-swap", "16m"],
-        &["tail", "/dev/zero"],
-    );
     let fine = g.start("ctrs-ok", &[], &["true"]);
-    wait_for_state(&c, "exited");
+    // tail keeps the endless line in memory until the OOM killer ends it. Docker sets
+    // OOMKilled from an event that it can miss when the process is gone first (Docker
+    // 20.10 on cgroup v1, under load): the container is then killed (137) but not
+    // marked, and ctr-stats, which reports Docker's flag, has nothing to show. Such a
+    // run is repeated, at most three times in all.
+    let mut attempts = 0;
+    let c = loop {
+        attempts += 1;
+        let c = g.start(
+            "ctrs-oom",
+            &["--memory", "16m", "--memory-swap", "16m"],
+            &["tail", "/dev/zero"],
+        );
+        wait_for_state(&c, "exited");
+        assert_eq!(c.inspect("{{.State.ExitCode}}"), "137", "killed by SIGKILL");
+        if c.inspect("{{.State.OOMKilled}}") == "true" {
+            break c;
+        }
+        assert!(attempts < 3, "docker never marked the container OOM-killed");
+        eprintln!("attempt {attempts}: docker missed the OOM kill; again");
+    };
     wait_for_state(&fine, "exited");
-    assert_eq!(
-        c.inspect("{{.State.OOMKilled}}"),
-        "true",
-        "docker agrees it was OOM-killed"
-    );
     let r = g.run(&["--window", "0"]);
     let rec = r.get(&c.name);
     assert_eq!(rec.state, "exited");
