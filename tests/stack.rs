@@ -1433,12 +1433,7 @@ fn the_homelab_tools_image_builds_from_the_binaries_and_runs_them() {
     // Only pi-thermal goes in (debug binaries are large and this engine copies every
     // layer): the script picks whichever tools it finds.
     let only = tempfile::tempdir().unwrap();
-    std::fs::copy(homelab_e2e::tool("pi-thermal"), only.path().join("pi-thermal")).unwrap();
-    std::fs::set_permissions(
-        only.path().join("pi-thermal"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    homelab_testkit::copy_executable(&homelab_e2e::tool("pi-thermal"), &only.path().join("pi-thermal"));
     let image = Image {
         docker: docker.clone(),
         tag: format!("hlt-homelab-tools:{}", std::process::id()),

@@ -483,7 +483,7 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
     // cpu-pin: a process of this test, under a name no other process has.
     let comm = format!("hlte2e{}", std::process::id() % 100_000);
     let sleeper_bin = w.join(&comm);
-    std::fs::copy("/bin/sleep", &sleeper_bin).unwrap();
+    homelab_testkit::copy_executable("/bin/sleep".as_ref(), &sleeper_bin);
     let mut sleeper = Command::new(&sleeper_bin).arg("600").spawn().unwrap();
     let plan = w.join("cpu-pin.plan");
     std::fs::write(&plan, format!("e2e comm={comm} cpus=0\n")).unwrap();

@@ -142,7 +142,7 @@ fn permission_denied_exits_77_and_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("cpu-pin");
-    std::fs::copy(env!("CARGO_BIN_EXE_cpu-pin"), &bin).unwrap();
+    homelab_testkit::copy_executable(env!("CARGO_BIN_EXE_cpu-pin").as_ref(), &bin);
     let out = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",

@@ -69,8 +69,7 @@ fn a_socket_without_permission_is_77() {
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
     let bin = dir.path().join("ctr-stats");
-    std::fs::copy(env!("CARGO_BIN_EXE_ctr-stats"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    homelab_testkit::copy_executable(env!("CARGO_BIN_EXE_ctr-stats").as_ref(), &bin);
     let out = std::process::Command::new(&bin)
         .args(["--docker-host", &format!("unix://{}", sock.display())])
         .uid(65534)

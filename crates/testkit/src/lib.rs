@@ -29,6 +29,26 @@ pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) 
     }
 }
 
+/// Copies an executable (mode 0755) with install(1), in a child process. A copy
+/// written by the test process itself would be open for writing while another test
+/// thread forks; the forked child keeps that descriptor until it execs, and running
+/// the copy meanwhile fails with ETXTBSY, "Text file busy" (rust-lang/rust#114554).
+pub fn copy_executable(src: &std::path::Path, dest: &std::path::Path) {
+    let out = Command::new("install")
+        .args(["-m", "0755"])
+        .arg(src)
+        .arg(dest)
+        .output()
+        .expect("install(1) from coreutils");
+    assert!(
+        out.status.success(),
+        "install {} {}: {}",
+        src.display(),
+        dest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// GET a URL over plain HTTP and return the body.
 pub fn http_get(url: &str) -> String {
     ureq::get(url)
