@@ -256,12 +256,10 @@ fn read_v2(root: &Root, dir: &str, memory: bool, io: bool, u: &mut Usage) {
     } else {
         e.push(MEMORY_CONTROLLER_NOTE.into());
     }
-    if io {
-        if let Some(t) = text(root, &format!("{dir}/io.stat"), e) {
-            match parse_io_stat(&t) {
-                Some((r, w)) => (u.blk_read, u.blk_write) = (Some(r), Some(w)),
-                None => e.push(format!("{dir}/io.stat: not the kernel's format")),
-            }
+    if io && let Some(t) = text(root, &format!("{dir}/io.stat"), e) {
+        match parse_io_stat(&t) {
+            Some((r, w)) => (u.blk_read, u.blk_write) = (Some(r), Some(w)),
+            None => e.push(format!("{dir}/io.stat: not the kernel's format")),
         }
     }
     u.pids = value(root, &format!("{dir}/pids.current"), e);
