@@ -5,7 +5,7 @@
 //! opened so a rotation during an outage loses nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ use crate::docker::{self, ContainerInfo, Joiner, Stream, Update};
 use crate::files::Files;
 use crate::pipeline::{Filter, RateLimit, SourceId, Stats, StreamId, Streams, merge_labels, truncate};
 use crate::positions::{self, PositionsFile};
-use crate::sink::{Loki, Outcome, Sink, now_ns};
+use crate::sink::{Loki, Outcome, Sink, StdoutSink, now_ns};
 use crate::stdin::StdinLines;
 use crate::tail::{Change, Format as TailFormat};
 use crate::{Cli, TOOL, metrics};
@@ -71,8 +71,7 @@ impl Pipe {
         if cut || was_cut {
             self.stats.truncated += 1;
         }
-        let text = String::from_utf8_lossy(&bytes);
-        self.sink.add(&self.streams, stream, ts, text)
+        self.sink.add(&self.streams, stream, ts, &bytes)
     }
 }
 
@@ -138,18 +137,7 @@ impl Agent {
                 cli.batch_bytes as usize,
                 cli.batch_wait,
             ))),
-            None => Sink::Stdout {
-                stamps: Default::default(),
-                out: Box::new(Output::new(
-                    TOOL,
-                    &cli.output,
-                    host.clone(),
-                    BufWriter::with_capacity(64 * 1024, io::stdout()),
-                )),
-                pending: 0,
-                line_bytes: 0,
-                bytes: 0,
-            },
+            None => Sink::Stdout(Box::new(StdoutSink::new(&cli.output, host.clone()))),
         };
         let restored = match &cli.positions {
             Some(p) => positions::load(p)?.map(|f| {
@@ -492,8 +480,10 @@ impl Agent {
         };
         s.fill(&mut io::stdin().lock())
             .map_err(|e| Error::io("reading standard input", e))?;
+        // Read time, once per read: every line in it was there now.
+        let read_ns = now_ns();
         while let Some((line, cut)) = s.next_line(self.pipe.max_line) {
-            let ts = now_ns().max(self.stdin_last_ns + 1);
+            let ts = read_ns.max(self.stdin_last_ns + 1);
             self.stdin_last_ns = ts;
             self.pipe.line(stream, source, ts, line, cut)?;
         }
@@ -881,9 +871,7 @@ impl Agent {
             return Ok(());
         }
         match &mut self.pipe.sink {
-            Sink::Stdout { out, .. } => {
-                out.write_record("summary", &summary)?;
-            }
+            Sink::Stdout(s) => s.summary(&summary)?,
             Sink::Loki(_) => {
                 let args = homelab_core::OutputArgs {
                     format: self.format,

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod docker;
 pub mod files;
+pub mod json;
 pub mod metrics;
 pub mod pipeline;
 pub mod positions;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexSet};
 
 /// Appended to a line cut at `--max-line-bytes`.
 pub const TRUNCATION_MARKER: &str = "…[truncated]";
@@ -67,26 +67,67 @@ pub fn merge_labels<'a>(
 /// `--keep` and `--drop`: a line must match a keep (if any) and no drop.
 #[derive(Debug, Default)]
 pub struct Filter {
-    keep: Vec<Regex>,
-    drop: Vec<Regex>,
+    keep: Option<AnyOf>,
+    drop: Option<AnyOf>,
+}
+
+/// Several patterns matched in one pass: one regex `(?:a)|(?:b)|...` (inline flags
+/// stay inside their group), or a `RegexSet` where the patterns cannot be joined
+/// (the same group name twice, a verbose-mode comment running to the end). A loop over separate regexes searches each line once
+/// per pattern.
+#[derive(Debug)]
+enum AnyOf {
+    /// One pattern without metacharacters (`GET /health`): a substring search, without
+    /// the regex engine's setup for every line.
+    Literal(Box<memchr::memmem::Finder<'static>>),
+    One(Regex),
+    Set(RegexSet),
+}
+
+impl AnyOf {
+    fn new(flag: &str, patterns: &[String]) -> Result<Option<AnyOf>, String> {
+        let mut each = patterns
+            .iter()
+            .map(|r| Regex::new(r).map_err(|e| format!("{flag} {r:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let [p] = patterns
+            && regex::escape(p) == *p
+        {
+            let finder = memchr::memmem::Finder::new(p.as_bytes()).into_owned();
+            return Ok(Some(AnyOf::Literal(Box::new(finder))));
+        }
+        if each.len() <= 1 {
+            return Ok(each.pop().map(AnyOf::One));
+        }
+        let joined: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
+        if let Ok(r) = Regex::new(&joined.join("|")) {
+            return Ok(Some(AnyOf::One(r)));
+        }
+        RegexSet::new(patterns)
+            .map(|s| Some(AnyOf::Set(s)))
+            .map_err(|e| format!("{flag}: {e}"))
+    }
+
+    fn is_match(&self, line: &[u8]) -> bool {
+        match self {
+            AnyOf::Literal(f) => f.find(line).is_some(),
+            AnyOf::One(r) => r.is_match(line),
+            AnyOf::Set(s) => s.is_match(line),
+        }
+    }
 }
 
 impl Filter {
     pub fn new(keep: &[String], drop: &[String]) -> Result<Filter, String> {
-        let compile = |flag: &str, rs: &[String]| {
-            rs.iter()
-                .map(|r| Regex::new(r).map_err(|e| format!("{flag} {r:?}: {e}")))
-                .collect::<Result<Vec<_>, _>>()
-        };
         Ok(Filter {
-            keep: compile("--keep", keep)?,
-            drop: compile("--drop", drop)?,
+            keep: AnyOf::new("--keep", keep)?,
+            drop: AnyOf::new("--drop", drop)?,
         })
     }
 
     pub fn pass(&self, line: &[u8]) -> bool {
-        (self.keep.is_empty() || self.keep.iter().any(|r| r.is_match(line)))
-            && !self.drop.iter().any(|r| r.is_match(line))
+        self.keep.as_ref().is_none_or(|k| k.is_match(line))
+            && !self.drop.as_ref().is_some_and(|d| d.is_match(line))
     }
 }
 
@@ -191,14 +232,45 @@ mod tests {
     #[test]
     fn keep_and_drop() {
         let f = Filter::new(&["error|warn".into()], &["healthcheck".into()]).unwrap();
+        assert!(matches!(f.keep, Some(AnyOf::One(_))));
+        assert!(matches!(f.drop, Some(AnyOf::Literal(_))));
         assert!(f.pass(b"an error happened"));
         assert!(!f.pass(b"info: fine"));
         assert!(!f.pass(b"error in healthcheck"));
         assert!(f.pass(b"warn \xff\xfe invalid utf-8"));
+        // A literal with a space and a slash is still a literal; a dot is not.
+        let f = Filter::new(&[], &["GET /health".into()]).unwrap();
+        assert!(matches!(f.drop, Some(AnyOf::Literal(_))));
+        assert!(!f.pass(b"1.2.3.4 \"GET /health HTTP/1.1\"") && f.pass(b"GET /healt"));
+        let f = Filter::new(&["a.c".into()], &[]).unwrap();
+        assert!(matches!(f.keep, Some(AnyOf::One(_))));
+        assert!(f.pass(b"abc"));
         let none = Filter::new(&[], &[]).unwrap();
         assert!(none.pass(b""));
         let e = Filter::new(&[], &["(".into()]).unwrap_err();
         assert!(e.starts_with("--drop \"(\""), "{e}");
+        let e = Filter::new(&[], &["ok".into(), "[".into()]).unwrap_err();
+        assert!(e.starts_with("--drop \"[\""), "{e}");
+        // Several patterns: any of them; each keeps its own flags and anchors.
+        let f = Filter::new(&[], &["(?i)^debug".into(), "health$".into(), "x|y".into()]).unwrap();
+        assert!(matches!(f.drop, Some(AnyOf::One(_))));
+        for (line, pass) in [
+            (&b"DEBUG: noise"[..], false),
+            (b"GET /health", false),
+            (b"the health check", true),
+            (b"not debug", true),
+            (b"a x", false),
+            (b"ERROR", true),
+        ] {
+            assert_eq!(f.pass(line), pass, "{}", String::from_utf8_lossy(line));
+        }
+        // The same group name twice cannot be one regex: a set does it.
+        let f = Filter::new(&["(?P<n>err)".into(), "(?P<n>warn)".into()], &[]).unwrap();
+        assert!(matches!(f.keep, Some(AnyOf::Set(_))));
+        assert!(f.pass(b"warn: x") && f.pass(b"err: y") && !f.pass(b"info"));
+        // A verbose-mode comment would swallow the joining: a set, still any of them.
+        let f = Filter::new(&[], &["(?x) debug # noise".into(), "health".into()]).unwrap();
+        assert!(!f.pass(b"debug x") && !f.pass(b"health") && f.pass(b"info"));
     }
 
     #[test]

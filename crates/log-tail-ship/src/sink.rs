@@ -2,15 +2,15 @@
 //! lines on stdout. A sink says when a batch was accepted; only then do the files'
 //! acknowledged offsets move.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use homelab_core::{Output, Result};
-use serde::ser::{SerializeMap, SerializeSeq};
+use homelab_core::{Error, Output, OutputArgs, Result};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::TOOL;
+use crate::json::{self, StampCache};
 use crate::pipeline::{Labels, StreamId, Streams};
 
 /// What one push attempt came to.
@@ -42,88 +42,86 @@ pub fn classify(status: u16, body: &str) -> Outcome {
     }
 }
 
-/// Lines waiting to be pushed, grouped by stream.
+/// Lines waiting to be pushed, grouped by stream, each stream's entries kept already
+/// encoded (`["<ns>","<line>"],...`): no allocation per line, and the push body is a
+/// few large writes into the compressor.
 #[derive(Debug, Default)]
 pub struct Batch {
-    streams: Vec<(StreamId, Vec<(u64, String)>)>,
-    index: HashMap<StreamId, usize>,
+    /// Per stream in the batch (or kept from earlier ones, then empty): its entries.
+    streams: Vec<(StreamId, Vec<u8>)>,
+    /// Stream id → its place in `streams`.
+    index: Vec<Option<usize>>,
+    /// Size of the encoded entries.
     pub bytes: usize,
+    /// Size of the lines themselves (`logship_bytes_shipped_total`).
+    pub line_bytes: u64,
     pub lines: u64,
     pub first_at: Option<Instant>,
 }
 
 impl Batch {
-    pub fn add(&mut self, stream: StreamId, ts_ns: u64, line: String) {
-        let i = *self.index.entry(stream).or_insert_with(|| {
+    /// Entry buffers are kept from batch to batch (no fresh pages to fault in for
+    /// every batch) while they hold at most this much together.
+    const KEEP_BYTES: usize = 4 * 1024 * 1024;
+
+    /// Adds a line (bytes that should be UTF-8; see [`json::push_lossy`]).
+    pub fn add(&mut self, stream: StreamId, ts_ns: u64, line: &[u8]) {
+        if self.index.len() <= stream {
+            self.index.resize(stream + 1, None);
+        }
+        let i = *self.index[stream].get_or_insert_with(|| {
             self.streams.push((stream, Vec::new()));
             self.streams.len() - 1
         });
-        // Rough JSON size: the line, its timestamp and the punctuation.
-        self.bytes += line.len() + 26;
+        let values = &mut self.streams[i].1;
+        let before = values.len();
+        if before > 0 {
+            values.push(b',');
+        }
+        // Loki wants the nanoseconds as a string.
+        values.extend_from_slice(b"[\"");
+        json::push_u64(values, ts_ns);
+        values.extend_from_slice(b"\",");
+        let text_len = json::push_lossy(values, line);
+        values.push(b']');
+        self.bytes += values.len() - before;
+        self.line_bytes += text_len as u64;
         self.lines += 1;
         self.first_at.get_or_insert_with(Instant::now);
-        self.streams[i].1.push((ts_ns, line));
     }
 
     pub fn clear(&mut self) {
-        self.streams.clear();
-        self.index.clear();
+        let held: usize = self.streams.iter().map(|s| s.1.capacity()).sum();
+        if held <= Self::KEEP_BYTES {
+            self.streams.iter_mut().for_each(|s| s.1.clear());
+        } else {
+            self.streams.clear();
+            self.index.clear();
+        }
         self.bytes = 0;
+        self.line_bytes = 0;
         self.lines = 0;
         self.first_at = None;
     }
 
     /// The push body: `{"streams":[{"stream":{labels},"values":[["ns","line"],...]}]}`.
     pub fn to_json(&self, streams: &Streams, out: &mut impl Write) -> io::Result<()> {
-        let body = PushBody {
-            streams: self
-                .streams
-                .iter()
-                .map(|(id, values)| PushStream {
-                    stream: LabelMap(streams.labels(*id)),
-                    values,
-                })
-                .collect(),
-        };
-        serde_json::to_writer(out, &body).map_err(io::Error::other)
-    }
-}
-
-#[derive(Serialize)]
-struct PushBody<'a> {
-    streams: Vec<PushStream<'a>>,
-}
-
-#[derive(Serialize)]
-struct PushStream<'a> {
-    stream: LabelMap<'a>,
-    #[serde(serialize_with = "values")]
-    values: &'a Vec<(u64, String)>,
-}
-
-fn values<S: Serializer>(v: &&Vec<(u64, String)>, s: S) -> Result<S::Ok, S::Error> {
-    struct Value<'a>(u64, &'a str);
-    impl Serialize for Value<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut seq = s.serialize_seq(Some(2))?;
-            // Loki wants the nanoseconds as a string.
-            seq.serialize_element(&NsString(self.0))?;
-            seq.serialize_element(self.1)?;
-            seq.end()
+        out.write_all(b"{\"streams\":[")?;
+        let mut head = Vec::new();
+        let in_batch = self.streams.iter().filter(|s| !s.1.is_empty());
+        for (n, (id, values)) in in_batch.enumerate() {
+            head.clear();
+            if n > 0 {
+                head.push(b',');
+            }
+            head.extend_from_slice(b"{\"stream\":");
+            serde_json::to_writer(&mut head, &LabelMap(streams.labels(*id))).map_err(io::Error::other)?;
+            head.extend_from_slice(b",\"values\":[");
+            out.write_all(&head)?;
+            out.write_all(values)?;
+            out.write_all(b"]}")?;
         }
-    }
-    let mut seq = s.serialize_seq(Some(v.len()))?;
-    for (ts, line) in v.iter() {
-        seq.serialize_element(&Value(*ts, line))?;
-    }
-    seq.end()
-}
-
-struct NsString(u64);
-
-impl Serialize for NsString {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        out.write_all(b"]}")
     }
 }
 
@@ -169,8 +167,9 @@ pub struct Loki {
     auth: Option<String>,
     agent: ureq::Agent,
     pub batch: Batch,
-    /// The gzipped body of the batch being pushed (kept across retries).
-    body: Option<Vec<u8>>,
+    /// The gzipped body of the batch being pushed (kept across retries), once built.
+    body: Vec<u8>,
+    body_ready: bool,
     pub batch_bytes: usize,
     pub batch_wait: Duration,
 }
@@ -204,7 +203,8 @@ impl Loki {
             auth: auth.header(),
             agent,
             batch: Batch::default(),
-            body: None,
+            body: Vec::new(),
+            body_ready: false,
             batch_bytes,
             batch_wait,
         }
@@ -212,22 +212,21 @@ impl Loki {
 
     /// One attempt to push the current batch.
     pub fn push(&mut self, streams: &Streams) -> Outcome {
-        if self.body.is_none() {
-            // JSON first, then one gzip pass: small writes into the encoder are slow.
-            let mut json = Vec::with_capacity(self.batch.bytes + 64);
-            if let Err(e) = self.batch.to_json(streams, &mut json) {
+        if !self.body_ready {
+            // The JSON goes straight into the compressor in a few large writes (the
+            // entries of each stream are one buffer); the body's buffer is reused.
+            let mut buf = std::mem::take(&mut self.body);
+            buf.clear();
+            let mut gz = flate2::write::GzEncoder::new(buf, flate2::Compression::fast());
+            if let Err(e) = self.batch.to_json(streams, &mut gz) {
                 return Outcome::Retry(format!("building the push body: {e}"));
             }
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(json.len() / 4),
-                flate2::Compression::fast(),
-            );
-            match gz.write_all(&json).and_then(|_| gz.finish()) {
-                Ok(b) => self.body = Some(b),
+            match gz.finish() {
+                Ok(b) => self.body = b,
                 Err(e) => return Outcome::Retry(format!("compressing the push body: {e}")),
             }
+            self.body_ready = true;
         }
-        let body = self.body.as_deref().unwrap_or_default();
         let mut req = self
             .agent
             .post(&self.url)
@@ -239,7 +238,7 @@ impl Loki {
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
-        match req.send(body) {
+        match req.send(&self.body[..]) {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
                 let text = resp
@@ -256,7 +255,7 @@ impl Loki {
 
     pub fn done(&mut self) {
         self.batch.clear();
-        self.body = None;
+        self.body_ready = false;
     }
 }
 
@@ -265,34 +264,120 @@ impl Loki {
 pub struct LineRecord<'a> {
     pub labels: LabelMap<'a>,
     /// RFC 3339 UTC with nanoseconds.
-    pub timestamp: String,
+    pub timestamp: &'a str,
     pub line: &'a str,
 }
 
-/// RFC 3339 UTC with nanoseconds from Unix ns.
-pub fn rfc3339_nanos(ns: u64) -> String {
-    let t = UNIX_EPOCH + Duration::from_nanos(ns);
-    humantime::format_rfc3339_nanos(t).to_string()
+/// The end of a [`LineRecord`] with an empty timestamp and line, as the envelope
+/// renders it; what comes before it is the same for every line of a stream in a batch.
+const EMPTY_TAIL: &[u8] = b"\",\"line\":\"\"}\n";
+
+/// `--stdout`: `kind: line` records, written and flushed a batch at a time.
+///
+/// The envelope and labels of a stream's records are rendered once per batch by
+/// [`Output`] (the record up to the value of `timestamp`); each line then only adds
+/// its timestamp and its escaped text to the batch.
+pub struct StdoutSink {
+    /// The summary at the end; the line records' envelope comes from it too.
+    out: Output<io::Stdout>,
+    args: OutputArgs,
+    host: String,
+    /// The line records of the pending batch.
+    records: Vec<u8>,
+    /// Per stream id: the batch its head was rendered for, and the head.
+    heads: Vec<(u64, Vec<u8>)>,
+    /// Number of the pending batch (0: none yet), and its envelope time.
+    batch: u64,
+    batch_time: SystemTime,
+    stamps: StampCache,
+    pending: u64,
+    /// Bytes of the pending lines themselves.
+    line_bytes: u64,
 }
 
-/// [`rfc3339_nanos`] for a stream of close timestamps: the date and time of day are
-/// formatted once per second.
-#[derive(Debug, Default)]
-pub struct StampCache {
-    secs: u64,
-    prefix: String,
-}
+impl StdoutSink {
+    /// Records go out in batches of about this size.
+    const BATCH_BYTES: usize = 256 * 1024;
 
-impl StampCache {
-    pub fn format(&mut self, ns: u64) -> String {
-        let secs = ns / 1_000_000_000;
-        if self.prefix.is_empty() || secs != self.secs {
-            let full = rfc3339_nanos(secs * 1_000_000_000);
-            // "2026-11-26T06:00:00.000000000Z" → "2026-11-26T06:00:00"
-            self.prefix = full.get(..19).unwrap_or(&full).to_string();
-            self.secs = secs;
+    pub fn new(args: &OutputArgs, host: String) -> StdoutSink {
+        StdoutSink {
+            out: Output::new(TOOL, args, host.clone(), io::stdout()),
+            args: args.clone(),
+            host,
+            records: Vec::with_capacity(Self::BATCH_BYTES + 64 * 1024),
+            heads: Vec::new(),
+            batch: 0,
+            batch_time: UNIX_EPOCH,
+            stamps: StampCache::default(),
+            pending: 0,
+            line_bytes: 0,
         }
-        format!("{}.{:09}Z", self.prefix, ns % 1_000_000_000)
+    }
+
+    /// Appends one record to the batch.
+    pub fn add(&mut self, labels: &Labels, stream: StreamId, ts_ns: u64, line: &[u8]) -> Result<()> {
+        if self.pending == 0 {
+            // One envelope time per batch: the records are written together.
+            self.batch += 1;
+            self.batch_time = SystemTime::now();
+        }
+        if self.heads.len() <= stream {
+            self.heads.resize_with(stream + 1, || (0, Vec::new()));
+        }
+        if self.heads[stream].0 != self.batch {
+            self.heads[stream] = (self.batch, self.render_head(labels)?);
+        }
+        let r = &mut self.records;
+        r.extend_from_slice(&self.heads[stream].1);
+        self.stamps.push(r, ts_ns);
+        r.extend_from_slice(b"\",\"line\":");
+        let text_len = json::push_lossy(r, line);
+        r.extend_from_slice(b"}\n");
+        self.pending += 1;
+        self.line_bytes += text_len as u64;
+        Ok(())
+    }
+
+    /// A stream's record of this batch up to the opening quote of the timestamp's value.
+    fn render_head(&self, labels: &Labels) -> Result<Vec<u8>> {
+        let mut head = Vec::with_capacity(256);
+        let mut o = Output::new(TOOL, &self.args, self.host.clone(), &mut head);
+        o.set_time(Some(self.batch_time));
+        o.write_record_unflushed(
+            "line",
+            &LineRecord {
+                labels: LabelMap(labels),
+                timestamp: "",
+                line: "",
+            },
+        )?;
+        if !head.ends_with(EMPTY_TAIL) {
+            return Err(Error::bug(format!(
+                "a line record ends unexpectedly: {}",
+                String::from_utf8_lossy(&head)
+            )));
+        }
+        head.truncate(head.len() - EMPTY_TAIL.len());
+        Ok(head)
+    }
+
+    /// Writes and flushes the batch.
+    fn write(&mut self) -> Result<()> {
+        let mut w = io::stdout().lock();
+        w.write_all(&self.records)
+            .and_then(|_| w.flush())
+            .map_err(Error::stdout)
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.pending = 0;
+        self.line_bytes = 0;
+    }
+
+    /// The summary record at the end.
+    pub fn summary<T: Serialize>(&mut self, summary: &T) -> Result<()> {
+        self.out.write_record("summary", summary)
     }
 }
 
@@ -306,55 +391,27 @@ pub fn now_ns() -> u64 {
 /// Where lines go.
 pub enum Sink {
     Loki(Box<Loki>),
-    Stdout {
-        out: Box<Output<BufWriter<io::Stdout>>>,
-        stamps: StampCache,
-        pending: u64,
-        /// Bytes of the pending lines, and a rough size of their records.
-        line_bytes: u64,
-        bytes: usize,
-    },
+    Stdout(Box<StdoutSink>),
 }
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Sink::Loki(l) => l.fmt(f),
-            Sink::Stdout { pending, .. } => f.debug_struct("Stdout").field("pending", pending).finish(),
+            Sink::Stdout(s) => f.debug_struct("Stdout").field("pending", &s.pending).finish(),
         }
     }
 }
 
 impl Sink {
-    pub fn add(&mut self, streams: &Streams, stream: StreamId, ts_ns: u64, line: Cow<'_, str>) -> Result<()> {
+    /// Adds a line: bytes that should be UTF-8 (each invalid sequence becomes U+FFFD).
+    pub fn add(&mut self, streams: &Streams, stream: StreamId, ts_ns: u64, line: &[u8]) -> Result<()> {
         match self {
             Sink::Loki(l) => {
-                l.batch.add(stream, ts_ns, line.into_owned());
+                l.batch.add(stream, ts_ns, line);
                 Ok(())
             }
-            Sink::Stdout {
-                out,
-                stamps,
-                pending,
-                line_bytes,
-                bytes,
-            } => {
-                if *pending == 0 {
-                    // One envelope time per batch: the records are written together.
-                    out.set_time(Some(SystemTime::now()));
-                }
-                *pending += 1;
-                *line_bytes += line.len() as u64;
-                *bytes += line.len() + 100;
-                out.write_record_unflushed(
-                    "line",
-                    &LineRecord {
-                        labels: LabelMap(streams.labels(stream)),
-                        timestamp: stamps.format(ts_ns),
-                        line: &line,
-                    },
-                )
-            }
+            Sink::Stdout(s) => s.add(streams.labels(stream), stream, ts_ns, line),
         }
     }
 
@@ -362,7 +419,7 @@ impl Sink {
     pub fn pending(&self) -> u64 {
         match self {
             Sink::Loki(l) => l.batch.lines,
-            Sink::Stdout { pending, .. } => *pending,
+            Sink::Stdout(s) => s.pending,
         }
     }
 
@@ -370,7 +427,7 @@ impl Sink {
     pub fn full(&self) -> bool {
         match self {
             Sink::Loki(l) => l.batch.bytes >= l.batch_bytes,
-            Sink::Stdout { bytes, .. } => *bytes >= 256 * 1024,
+            Sink::Stdout(s) => s.records.len() >= StdoutSink::BATCH_BYTES,
         }
     }
 
@@ -378,7 +435,7 @@ impl Sink {
     pub fn deadline(&self) -> Option<Instant> {
         match self {
             Sink::Loki(l) => l.batch.first_at.map(|t| t + l.batch_wait),
-            Sink::Stdout { pending, .. } => (*pending > 0).then(Instant::now),
+            Sink::Stdout(s) => (s.pending > 0).then(Instant::now),
         }
     }
 
@@ -386,22 +443,16 @@ impl Sink {
     pub fn push(&mut self, streams: &Streams) -> Result<(Outcome, u64)> {
         match self {
             Sink::Loki(l) => {
-                let bytes: u64 = l
-                    .batch
-                    .streams
-                    .iter()
-                    .flat_map(|s| &s.1)
-                    .map(|v| v.1.len() as u64)
-                    .sum();
+                let bytes = l.batch.line_bytes;
                 let o = l.push(streams);
                 if o != Outcome::Accepted {
                     return Ok((o, 0));
                 }
                 Ok((o, bytes))
             }
-            Sink::Stdout { out, line_bytes, .. } => {
-                out.flush()?;
-                Ok((Outcome::Accepted, *line_bytes))
+            Sink::Stdout(s) => {
+                s.write()?;
+                Ok((Outcome::Accepted, s.line_bytes))
             }
         }
     }
@@ -410,16 +461,7 @@ impl Sink {
     pub fn done(&mut self) {
         match self {
             Sink::Loki(l) => l.done(),
-            Sink::Stdout {
-                pending,
-                line_bytes,
-                bytes,
-                ..
-            } => {
-                *pending = 0;
-                *line_bytes = 0;
-                *bytes = 0;
-            }
+            Sink::Stdout(s) => s.clear(),
         }
     }
 }
@@ -433,15 +475,28 @@ mod tests {
         let mut s = Streams::default();
         let a = s.id(&[("job", "x"), ("host", "pi")]);
         let mut b = Batch::default();
-        b.add(a, 1_570_818_238_000_000_000, "fizz \"buzz\"".into());
-        b.add(a, 1_570_818_238_000_000_001, "\u{0}nul".into());
+        b.add(a, 1_570_818_238_000_000_000, b"fizz \"buzz\"");
+        b.add(a, 1_570_818_238_000_000_001, b"\0nul");
+        let c = s.id(&[("job", "y")]);
+        b.add(c, 1, b"other \xffstream");
         let mut out = Vec::new();
         b.to_json(&s, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"{"streams":[{"stream":{"host":"pi","job":"x"},"values":[["1570818238000000000","fizz \"buzz\""],["1570818238000000001","\u0000nul"]]}]}"#
+            r#"{"streams":[{"stream":{"host":"pi","job":"x"},"values":[["1570818238000000000","fizz \"buzz\""],["1570818238000000001","\u0000nul"]]},{"stream":{"job":"y"},"values":[["1","other �stream"]]}]}"#
         );
-        assert_eq!(b.lines, 2);
+        assert_eq!((b.lines, b.line_bytes), (3, 11 + 4 + 15));
+        // The next batch: only the streams it has lines of.
+        b.clear();
+        assert_eq!((b.lines, b.line_bytes, b.bytes), (0, 0, 0));
+        b.add(c, 2, b"again");
+        let mut out = Vec::new();
+        b.to_json(&s, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"streams":[{"stream":{"job":"y"},"values":[["2","again"]]}]}"#
+        );
+        assert_eq!(b.bytes, r#"["2","again"]"#.len());
     }
 
     #[test]
@@ -458,10 +513,60 @@ mod tests {
     }
 
     #[test]
-    fn nanosecond_timestamps() {
+    fn stdout_records_are_what_the_envelope_renders() {
+        let mut streams = Streams::default();
+        let a = streams.id(&[("filename", "/var/log/\"odd\".log"), ("host", "pi")]);
+        let b = streams.id(&[("job", "journal"), ("host", "ü\u{1}")]);
+        let args = OutputArgs::default();
+        let mut sink = StdoutSink::new(&args, "pi\"5".into());
+        let lines: &[(StreamId, u64, &[u8])] = &[
+            (a, 1_546_341_071_111_111_111, b"plain"),
+            (
+                b,
+                1_546_341_071_111_111_112,
+                br#"192.168.1.1 - "GET /x HTTP/1.1" 200 "-""#,
+            ),
+            (
+                a,
+                1_546_341_072_000_000_001,
+                "tab\tnul\0 \\ ünï ✓ \u{1f}".as_bytes(),
+            ),
+            (b, 0, b""),
+            (a, 5, b"invalid \xff\xfe \"utf-8\""),
+        ];
+        for &(s, ts, l) in lines {
+            sink.add(streams.labels(s), s, ts, l).unwrap();
+        }
+        let mut want = Vec::new();
+        let mut o = Output::new(TOOL, &args, "pi\"5".into(), &mut want);
+        o.set_time(Some(sink.batch_time));
+        for &(s, ts, l) in lines {
+            let stamp = json::rfc3339_nanos(ts);
+            o.write_record_unflushed(
+                "line",
+                &LineRecord {
+                    labels: LabelMap(streams.labels(s)),
+                    timestamp: &stamp,
+                    line: &String::from_utf8_lossy(l),
+                },
+            )
+            .unwrap();
+        }
+        drop(o);
         assert_eq!(
-            rfc3339_nanos(1_546_341_071_111_111_111),
-            "2019-01-01T11:11:11.111111111Z"
+            String::from_utf8(sink.records.clone()).unwrap(),
+            String::from_utf8(want).unwrap()
         );
+        let text_bytes = lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l.2).len() as u64)
+            .sum();
+        assert_eq!((sink.pending, sink.line_bytes), (5, text_bytes));
+        // The next batch gets its own envelope time and heads.
+        sink.clear();
+        let before = sink.batch;
+        sink.add(streams.labels(a), a, 1, b"x").unwrap();
+        assert_eq!(sink.batch, before + 1);
+        assert_eq!(sink.heads[a].0, sink.batch);
     }
 }

@@ -1,0 +1,307 @@
+//! The parts of a record that change from line to line, appended to a byte buffer:
+//! a JSON string (escaped byte for byte as serde_json escapes it), a decimal number
+//! and an RFC 3339 timestamp. Everything else in a record is rendered by serde
+//! (through `homelab_core::Output` for the envelope) once per batch and stream; these
+//! are the per-line hot path, where going through serde for every line cost more than
+//! reading, filtering and writing together.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `w` that JSON must escape (a control byte below
+/// 0x20, `"` or `\`). Bits above the first such byte may be set spuriously by borrows,
+/// but the lowest set bit is always exact, which is all [`escape`] uses.
+#[inline]
+fn specials(w: u64) -> u64 {
+    let control = w.wrapping_sub(ONES * 0x20) & !w;
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let b = w ^ (ONES * u64::from(b'\\'));
+    let backslash = b.wrapping_sub(ONES) & !b;
+    (control | quote | backslash) & HIGHS
+}
+
+/// Appends `s` as a JSON string, quotes included, exactly as `serde_json` writes it
+/// (`\"`, `\\`, `\b \t \n \f \r`, other control bytes as `\u00xx`, nothing else
+/// escaped).
+pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    escape(out, s.as_bytes(), false);
+}
+
+/// [`push_str`] for bytes that should be UTF-8, checked on the way: false (and `out`
+/// unchanged) when they are not. A line of ASCII is checked for free in the escaping
+/// pass; from its first other byte on, `std::str::from_utf8` checks the rest.
+pub fn push_utf8(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    escape(out, b, true)
+}
+
+/// Appends a line as a JSON string, each invalid UTF-8 sequence replaced by U+FFFD
+/// (as `String::from_utf8_lossy` does). Returns the length of the text, unescaped.
+pub fn push_lossy(out: &mut Vec<u8>, b: &[u8]) -> usize {
+    if push_utf8(out, b) {
+        return b.len();
+    }
+    let text = String::from_utf8_lossy(b);
+    push_str(out, &text);
+    text.len()
+}
+
+/// Eight bytes at a time: log lines are long runs with a few quotes. With `check`,
+/// returns false (and truncates `out` back) when `b` is not UTF-8.
+fn escape(out: &mut Vec<u8>, b: &[u8], mut check: bool) -> bool {
+    let old = out.len();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut run = 0; // start of the bytes not yet copied
+    let mut i = 0;
+    loop {
+        // Find the next byte to escape (or, while checking, the first non-ASCII one).
+        let high = if check { HIGHS } else { 0 };
+        let at = loop {
+            if let Some(chunk) = b.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let w = u64::from_le_bytes(word);
+                let m = specials(w) | (w & high);
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                break Some(i + (m.trailing_zeros() / 8) as usize);
+            }
+            break b[i..]
+                .iter()
+                .position(|&c| needs_escape(c) || (check && c >= 0x80))
+                .map(|p| i + p);
+        };
+        let Some(at) = at else {
+            out.extend_from_slice(&b[run..]);
+            break;
+        };
+        let c = b[at];
+        if c >= 0x80 {
+            // Everything before is ASCII; the rest is checked once, then only escaped.
+            if std::str::from_utf8(&b[at..]).is_err() {
+                out.truncate(old);
+                return false;
+            }
+            check = false;
+            i = at;
+            continue;
+        }
+        out.extend_from_slice(&b[run..at]);
+        i = at + 1;
+        run = i;
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 0xf)],
+            ]),
+        }
+    }
+    out.push(b'"');
+    true
+}
+
+#[inline]
+fn needs_escape(c: u8) -> bool {
+    c < 0x20 || c == b'"' || c == b'\\'
+}
+
+/// Appends `n` in decimal.
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// RFC 3339 UTC with nanoseconds from Unix ns: `2019-01-01T11:11:11.111111111Z`.
+pub fn rfc3339_nanos(ns: u64) -> String {
+    let t = UNIX_EPOCH + Duration::from_nanos(ns);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+/// [`rfc3339_nanos`] for a stream of close timestamps, appended to a buffer: the date
+/// and time of day are formatted once per second, the nanoseconds per line.
+#[derive(Debug, Default)]
+pub struct StampCache {
+    secs: Option<u64>,
+    /// "2026-11-26T06:00:00"
+    prefix: Vec<u8>,
+}
+
+impl StampCache {
+    pub fn push(&mut self, out: &mut Vec<u8>, ns: u64) {
+        let secs = ns / 1_000_000_000;
+        if self.secs != Some(secs) {
+            let full = rfc3339_nanos(secs * 1_000_000_000);
+            // "2026-11-26T06:00:00.000000000Z" → "2026-11-26T06:00:00"
+            self.prefix = full.as_bytes()[..full.len() - 11].to_vec();
+            self.secs = Some(secs);
+        }
+        out.extend_from_slice(&self.prefix);
+        let mut frac = *b".000000000Z";
+        let mut n = ns % 1_000_000_000;
+        for d in frac[1..10].iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend_from_slice(&frac);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut v = Vec::new();
+        push_str(&mut v, s);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn strings_are_escaped_exactly_like_serde_json() {
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "plain ascii".into(),
+            r#"192.168.1.1 - - [26/Nov/2026:06:00:00 +0000] "GET /api HTTP/1.1" 200 1 "-" "curl/8.5.0""#
+                .into(),
+            "back\\slash \\\\ and \"quotes\"\"".into(),
+            "tab\tnl\ncr\rff\u{c}bs\u{8}nul\0esc\u{1b}del\u{7f}".into(),
+            "ünïcödé ✓ 日本語 🎉 \u{2028}\u{2029}".into(),
+            "\"".into(),
+            "\"\"\"\"\"\"\"\"\"".into(),
+            "1234567\"".into(),
+            "12345678\"".into(),
+            "123456789\"".into(),
+            "é\"é\"é\"é\"\u{1f}".into(),
+        ];
+        // Every ASCII byte, alone and at every offset within and across a word.
+        for c in 0u8..0x80 {
+            let ch = char::from(c);
+            for at in 0..18 {
+                let mut s = "x".repeat(at);
+                s.push(ch);
+                s.push_str("yz");
+                cases.push(s);
+            }
+        }
+        // A deterministic mixture of specials, multi-byte characters and plain runs.
+        let alphabet: Vec<char> = "ab \"\\\n\t\u{0}\u{1f}é✓🎉~".chars().collect();
+        let mut x: u32 = 12345;
+        for len in 0..200 {
+            let s: String = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    alphabet[(x >> 16) as usize % alphabet.len()]
+                })
+                .collect();
+            cases.push(s);
+        }
+        for s in &cases {
+            let want = serde_json::to_string(s).unwrap();
+            assert_eq!(escaped(s), want, "{s:?}");
+            let mut v = b"before".to_vec();
+            assert!(push_utf8(&mut v, s.as_bytes()), "{s:?}");
+            assert_eq!(v, [&b"before"[..], want.as_bytes()].concat(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_special_byte_of_a_word_is_found_exactly() {
+        // Every byte value at every place in a word, after plain bytes and before
+        // neighbours that are special, plain or high (a borrow could spill into them).
+        for c in 0..=255u8 {
+            for fill in [b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xff] {
+                for at in 0..8 {
+                    let mut w = [b'a'; 8];
+                    w[at..].fill(fill);
+                    w[at] = c;
+                    let first = w.iter().position(|&b| needs_escape(b));
+                    let m = specials(u64::from_le_bytes(w));
+                    let found = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+                    assert_eq!(found, first, "{c:#x} at {at} before {fill:#x}");
+                    assert_eq!(m & !HIGHS, 0, "only high bits");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_leave_the_buffer_as_it_was() {
+        let mut bad: Vec<Vec<u8>> = vec![
+            b"\xff".to_vec(),
+            b"ascii then \xfe\xff".to_vec(),
+            b"\"quoted\" \xc3".to_vec(), // cut inside a character
+            "é valid first, then ".bytes().chain([0xed, 0xa0, 0x80]).collect(), // a surrogate
+            b"\xc0\xaf overlong".to_vec(),
+        ];
+        for at in 0..20 {
+            let mut l = vec![b'a'; at];
+            l.push(0x80);
+            l.extend_from_slice(b"\"tail\"");
+            bad.push(l);
+        }
+        for b in &bad {
+            assert!(std::str::from_utf8(b).is_err());
+            let mut v = b"kept".to_vec();
+            assert!(!push_utf8(&mut v, b), "{b:?}");
+            assert_eq!(v, b"kept");
+            let text = String::from_utf8_lossy(b);
+            assert_eq!(push_lossy(&mut v, b), text.len());
+            assert_eq!(
+                v,
+                [&b"kept"[..], serde_json::to_string(&text).unwrap().as_bytes()].concat()
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_and_timestamps() {
+        for n in [0, 7, 10, 99, 1_570_818_238_000_000_001, u64::MAX] {
+            let mut v = Vec::new();
+            push_u64(&mut v, n);
+            assert_eq!(v, n.to_string().as_bytes());
+        }
+        assert_eq!(
+            rfc3339_nanos(1_546_341_071_111_111_111),
+            "2019-01-01T11:11:11.111111111Z"
+        );
+        let mut c = StampCache::default();
+        let mut v = Vec::new();
+        for ns in [
+            0,
+            1_546_341_071_111_111_111,
+            1_546_341_071_000_000_005,
+            1_546_341_072_999_999_999,
+            1_546_341_071_111_111_111,
+        ] {
+            v.clear();
+            c.push(&mut v, ns);
+            assert_eq!(String::from_utf8(v.clone()).unwrap(), rfc3339_nanos(ns));
+        }
+    }
+}
