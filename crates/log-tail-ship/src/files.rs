@@ -516,4 +516,56 @@ mod tests {
         assert_eq!(f.tails[c].processed, 2);
         assert_eq!(f.tails[0].processed, 0);
     }
+
+    /// Reads tail `i` to its end as the agent does (processed moves with each line).
+    fn read_all(f: &mut Files, i: usize, out: &mut Vec<String>) {
+        let t = &mut f.tails[i];
+        while let Some(l) = t.next_line(1 << 20).unwrap() {
+            out.push(String::from_utf8_lossy(t.bytes(&l.range)).into_owned());
+            t.processed = l.end.unwrap();
+        }
+    }
+
+    #[test]
+    fn copytruncate_between_the_check_and_the_read_loses_nothing() {
+        // The fault test's loss: the agent looked at the file, then a push was retried
+        // for seconds; meanwhile the file was copied, truncated and written past the
+        // read offset. Reading on at that offset took the new lines for the rest of the
+        // old ones, and the copy was then adopted from far beyond the last old line.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        fs::write(&p, "").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        let old: Vec<String> = (0..20_000).map(|n| format!("{n:07} old generation")).collect();
+        let mut new: Vec<String> = (0..9_000).map(|n| format!("{n:07} new generation")).collect();
+        let text = |l: &[String]| l.iter().map(|s| format!("{s}\n")).collect::<String>();
+        fs::write(&p, text(&old)).unwrap();
+        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Same);
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            let t = &mut f.tails[0];
+            let l = t.next_line(1 << 20).unwrap().unwrap();
+            got.push(String::from_utf8_lossy(t.bytes(&l.range)).into_owned());
+            t.processed = l.end.unwrap();
+        }
+        // copytruncate, and the writer goes on past the old read offset.
+        fs::copy(&p, d.path().join("app.log.1")).unwrap();
+        fs::write(&p, text(&new)).unwrap();
+        read_all(&mut f, 0, &mut got);
+        new.push("9000000 new generation".into());
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .and_then(|mut w| std::io::Write::write_all(&mut w, b"9000000 new generation\n"))
+            .unwrap();
+        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Truncated);
+        let copy = f.truncated(0).unwrap().expect("the copy is adopted");
+        read_all(&mut f, copy, &mut got);
+        read_all(&mut f, 0, &mut got);
+        let (got_old, got_new): (Vec<String>, Vec<String>) =
+            got.into_iter().partition(|l| l.ends_with("old generation"));
+        assert_eq!(got_old, old, "every old line once, in order");
+        assert_eq!(got_new, new, "every new line once, read from the restarted file");
+    }
 }
