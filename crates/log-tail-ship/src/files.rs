@@ -340,28 +340,31 @@ impl Files {
     }
 
     /// Tail `i` was truncated (copytruncate): every line it had read is acknowledged
-    /// (the caller flushed first). Adopts the copy, if a sibling holds the old bytes,
-    /// from the same offset, and restarts `i` at 0. Returns the copy's index.
+    /// (the caller flushed first). Adopts the copy, if a file not followed yet holds
+    /// the old bytes, from the same offset, and restarts `i` at 0. Returns the copy's
+    /// index.
+    ///
+    /// The copy is looked for among all the watched files and their rotated siblings,
+    /// not only beside `i`'s name: while reading was paused (a push retried), `i` may
+    /// have been renamed by the next rotation, which also shifted the copy.
     pub fn truncated(&mut self, i: usize) -> std::io::Result<Option<usize>> {
-        let (old_fp, offset, path) = {
+        let (old_fp, offset) = {
             let t = &self.tails[i];
-            (t.fp, t.processed, t.path.clone())
+            (t.fp, t.processed)
         };
         let mut adopted = None;
         if old_fp.len > 0 {
-            for s in Files::siblings(&path) {
-                let Ok(md) = fs::metadata(&s) else { continue };
-                let id = Identity {
-                    dev: md.dev(),
-                    ino: md.ino(),
-                };
-                if self.tails.iter().any(|t| t.id == id) || md.len() < offset {
+            for c in self.candidates() {
+                if self.tails.iter().any(|t| t.id == c.id) {
                     continue;
                 }
-                let Ok(file) = fs::File::open(&s) else { continue };
-                if Fingerprint::of(&file, old_fp.len).is_ok_and(|fp| fp == old_fp) {
-                    let display = self.root.display(&s);
-                    let mut t = Tail::open(s, display, self.tails[i].format.clone(), offset)?;
+                let Ok(file) = fs::File::open(&c.path) else {
+                    continue;
+                };
+                if file.metadata().is_ok_and(|m| m.len() >= offset)
+                    && Fingerprint::of(&file, old_fp.len).is_ok_and(|fp| fp == old_fp)
+                {
+                    let mut t = Tail::open(c.path, c.display, self.tails[i].format.clone(), offset)?;
                     t.anchors = self.tails[i].anchors.clone();
                     t.anchors_saved = self.tails[i].anchors_saved;
                     t.safe = t.size;
@@ -515,6 +518,45 @@ mod tests {
         let c = f.truncated(0).unwrap().unwrap();
         assert_eq!(f.tails[c].processed, 2);
         assert_eq!(f.tails[0].processed, 0);
+    }
+
+    #[test]
+    fn a_copytruncated_file_renamed_before_the_truncation_is_seen_still_finds_its_copy() {
+        // The fault test's other loss: reading paused for seconds (pushes retried),
+        // the file was copytruncated, then renamed by the next rotation, which also
+        // shifted the copy. The copy is no sibling of the renamed file's name.
+        let d = tempfile::tempdir().unwrap();
+        let (p, p1, p2) = (
+            d.path().join("app.log"),
+            d.path().join("app.log.1"),
+            d.path().join("app.log.2"),
+        );
+        fs::write(&p, "").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        fs::write(&p, "a\nb\nc\n").unwrap();
+        f.tails[0].check().unwrap();
+        let mut got = Vec::new();
+        let l = f.tails[0].next_line(100).unwrap().unwrap();
+        got.push(String::from_utf8_lossy(f.tails[0].bytes(&l.range)).into_owned());
+        f.tails[0].processed = l.end.unwrap();
+        // copytruncate: the copy waits for the truncation to be seen.
+        fs::copy(&p, &p1).unwrap();
+        fs::write(&p, "d\n").unwrap();
+        assert!(f.scan().is_empty(), "a copy is not read on its own");
+        // The next rotation, by rename, before anything was read again.
+        fs::rename(&p1, &p2).unwrap();
+        fs::rename(&p, &p1).unwrap();
+        fs::write(&p, "e\n").unwrap();
+        assert_eq!(f.scan(), [1]);
+        assert!(f.tails[0].display.ends_with("app.log.1"));
+        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Truncated);
+        let copy = f.truncated(0).unwrap().expect("the copy is adopted");
+        assert!(f.tails[copy].display.ends_with("app.log.2"));
+        for i in [copy, 0, 1] {
+            read_all(&mut f, i, &mut got);
+        }
+        assert_eq!(got, ["a", "b", "c", "d", "e"]);
     }
 
     /// Reads tail `i` to its end as the agent does (processed moves with each line).
