@@ -537,9 +537,7 @@ mod tests {
         fs::write(&p, "a\nb\nc\n").unwrap();
         f.tails[0].check().unwrap();
         let mut got = Vec::new();
-        let l = f.tails[0].next_line(100).unwrap().unwrap();
-        got.push(String::from_utf8_lossy(f.tails[0].bytes(&l.range)).into_owned());
-        f.tails[0].processed = l.end.unwrap();
+        read_lines(&mut f, 0, 1, &mut got);
         // copytruncate: the copy waits for the truncation to be seen.
         fs::copy(&p, &p1).unwrap();
         fs::write(&p, "d\n").unwrap();
@@ -554,15 +552,19 @@ mod tests {
         let copy = f.truncated(0).unwrap().expect("the copy is adopted");
         assert!(f.tails[copy].display.ends_with("app.log.2"));
         for i in [copy, 0, 1] {
-            read_all(&mut f, i, &mut got);
+            read_lines(&mut f, i, usize::MAX, &mut got);
         }
         assert_eq!(got, ["a", "b", "c", "d", "e"]);
     }
 
-    /// Reads tail `i` to its end as the agent does (processed moves with each line).
-    fn read_all(f: &mut Files, i: usize, out: &mut Vec<String>) {
+    /// Reads up to `n` lines of tail `i` as the agent does (processed moves with
+    /// each line).
+    fn read_lines(f: &mut Files, i: usize, n: usize, out: &mut Vec<String>) {
         let t = &mut f.tails[i];
-        while let Some(l) = t.next_line(1 << 20).unwrap() {
+        for _ in 0..n {
+            let Some(l) = t.next_line(1 << 20).unwrap() else {
+                return;
+            };
             out.push(String::from_utf8_lossy(t.bytes(&l.range)).into_owned());
             t.processed = l.end.unwrap();
         }
@@ -585,16 +587,12 @@ mod tests {
         fs::write(&p, text(&old)).unwrap();
         assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Same);
         let mut got = Vec::new();
-        while got.len() < 10 {
-            let t = &mut f.tails[0];
-            let l = t.next_line(1 << 20).unwrap().unwrap();
-            got.push(String::from_utf8_lossy(t.bytes(&l.range)).into_owned());
-            t.processed = l.end.unwrap();
-        }
+        read_lines(&mut f, 0, 10, &mut got);
+        assert_eq!(got.len(), 10);
         // copytruncate, and the writer goes on past the old read offset.
         fs::copy(&p, d.path().join("app.log.1")).unwrap();
         fs::write(&p, text(&new)).unwrap();
-        read_all(&mut f, 0, &mut got);
+        read_lines(&mut f, 0, usize::MAX, &mut got);
         new.push("9000000 new generation".into());
         fs::OpenOptions::new()
             .append(true)
@@ -603,8 +601,8 @@ mod tests {
             .unwrap();
         assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Truncated);
         let copy = f.truncated(0).unwrap().expect("the copy is adopted");
-        read_all(&mut f, copy, &mut got);
-        read_all(&mut f, 0, &mut got);
+        read_lines(&mut f, copy, usize::MAX, &mut got);
+        read_lines(&mut f, 0, usize::MAX, &mut got);
         let (got_old, got_new): (Vec<String>, Vec<String>) =
             got.into_iter().partition(|l| l.ends_with("old generation"));
         assert_eq!(got_old, old, "every old line once, in order");
