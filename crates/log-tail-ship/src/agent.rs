@@ -641,6 +641,8 @@ impl Agent {
                 if !self.read_tail(i)? {
                     return Ok(false);
                 }
+                // Rewritten under the read: truncated, handled on the next pass.
+                again |= self.files.tails[i].rewritten();
             }
             if !again {
                 return Ok(true);

@@ -340,28 +340,31 @@ impl Files {
     }
 
     /// Tail `i` was truncated (copytruncate): every line it had read is acknowledged
-    /// (the caller flushed first). Adopts the copy, if a sibling holds the old bytes,
-    /// from the same offset, and restarts `i` at 0. Returns the copy's index.
+    /// (the caller flushed first). Adopts the copy, if a file not followed yet holds
+    /// the old bytes, from the same offset, and restarts `i` at 0. Returns the copy's
+    /// index.
+    ///
+    /// The copy is looked for among all the watched files and their rotated siblings,
+    /// not only beside `i`'s name: while reading was paused (a push retried), `i` may
+    /// have been renamed by the next rotation, which also shifted the copy.
     pub fn truncated(&mut self, i: usize) -> std::io::Result<Option<usize>> {
-        let (old_fp, offset, path) = {
+        let (old_fp, offset) = {
             let t = &self.tails[i];
-            (t.fp, t.processed, t.path.clone())
+            (t.fp, t.processed)
         };
         let mut adopted = None;
         if old_fp.len > 0 {
-            for s in Files::siblings(&path) {
-                let Ok(md) = fs::metadata(&s) else { continue };
-                let id = Identity {
-                    dev: md.dev(),
-                    ino: md.ino(),
-                };
-                if self.tails.iter().any(|t| t.id == id) || md.len() < offset {
+            for c in self.candidates() {
+                if self.tails.iter().any(|t| t.id == c.id) {
                     continue;
                 }
-                let Ok(file) = fs::File::open(&s) else { continue };
-                if Fingerprint::of(&file, old_fp.len).is_ok_and(|fp| fp == old_fp) {
-                    let display = self.root.display(&s);
-                    let mut t = Tail::open(s, display, self.tails[i].format.clone(), offset)?;
+                let Ok(file) = fs::File::open(&c.path) else {
+                    continue;
+                };
+                if file.metadata().is_ok_and(|m| m.len() >= offset)
+                    && Fingerprint::of(&file, old_fp.len).is_ok_and(|fp| fp == old_fp)
+                {
+                    let mut t = Tail::open(c.path, c.display, self.tails[i].format.clone(), offset)?;
                     t.anchors = self.tails[i].anchors.clone();
                     t.anchors_saved = self.tails[i].anchors_saved;
                     t.safe = t.size;
@@ -515,5 +518,94 @@ mod tests {
         let c = f.truncated(0).unwrap().unwrap();
         assert_eq!(f.tails[c].processed, 2);
         assert_eq!(f.tails[0].processed, 0);
+    }
+
+    #[test]
+    fn a_copytruncated_file_renamed_before_the_truncation_is_seen_still_finds_its_copy() {
+        // The fault test's other loss: reading paused for seconds (pushes retried),
+        // the file was copytruncated, then renamed by the next rotation, which also
+        // shifted the copy. The copy is no sibling of the renamed file's name.
+        let d = tempfile::tempdir().unwrap();
+        let (p, p1, p2) = (
+            d.path().join("app.log"),
+            d.path().join("app.log.1"),
+            d.path().join("app.log.2"),
+        );
+        fs::write(&p, "").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        fs::write(&p, "a\nb\nc\n").unwrap();
+        f.tails[0].check().unwrap();
+        let mut got = Vec::new();
+        read_lines(&mut f, 0, 1, &mut got);
+        // copytruncate: the copy waits for the truncation to be seen.
+        fs::copy(&p, &p1).unwrap();
+        fs::write(&p, "d\n").unwrap();
+        assert!(f.scan().is_empty(), "a copy is not read on its own");
+        // The next rotation, by rename, before anything was read again.
+        fs::rename(&p1, &p2).unwrap();
+        fs::rename(&p, &p1).unwrap();
+        fs::write(&p, "e\n").unwrap();
+        assert_eq!(f.scan(), [1]);
+        assert!(f.tails[0].display.ends_with("app.log.1"));
+        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Truncated);
+        let copy = f.truncated(0).unwrap().expect("the copy is adopted");
+        assert!(f.tails[copy].display.ends_with("app.log.2"));
+        for i in [copy, 0, 1] {
+            read_lines(&mut f, i, usize::MAX, &mut got);
+        }
+        assert_eq!(got, ["a", "b", "c", "d", "e"]);
+    }
+
+    /// Reads up to `n` lines of tail `i` as the agent does (processed moves with
+    /// each line).
+    fn read_lines(f: &mut Files, i: usize, n: usize, out: &mut Vec<String>) {
+        let t = &mut f.tails[i];
+        for _ in 0..n {
+            let Some(l) = t.next_line(1 << 20).unwrap() else {
+                return;
+            };
+            out.push(String::from_utf8_lossy(t.bytes(&l.range)).into_owned());
+            t.processed = l.end.unwrap();
+        }
+    }
+
+    #[test]
+    fn copytruncate_between_the_check_and_the_read_loses_nothing() {
+        // The fault test's loss: the agent looked at the file, then a push was retried
+        // for seconds; meanwhile the file was copied, truncated and written past the
+        // read offset. Reading on at that offset took the new lines for the rest of the
+        // old ones, and the copy was then adopted from far beyond the last old line.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        fs::write(&p, "").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        let old: Vec<String> = (0..20_000).map(|n| format!("{n:07} old generation")).collect();
+        let mut new: Vec<String> = (0..9_000).map(|n| format!("{n:07} new generation")).collect();
+        let text = |l: &[String]| l.iter().map(|s| format!("{s}\n")).collect::<String>();
+        fs::write(&p, text(&old)).unwrap();
+        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Same);
+        let mut got = Vec::new();
+        read_lines(&mut f, 0, 10, &mut got);
+        assert_eq!(got.len(), 10);
+        // copytruncate, and the writer goes on past the old read offset.
+        fs::copy(&p, d.path().join("app.log.1")).unwrap();
+        fs::write(&p, text(&new)).unwrap();
+        read_lines(&mut f, 0, usize::MAX, &mut got);
+        new.push("9000000 new generation".into());
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .and_then(|mut w| std::io::Write::write_all(&mut w, b"9000000 new generation\n"))
+            .unwrap();
+        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Truncated);
+        let copy = f.truncated(0).unwrap().expect("the copy is adopted");
+        read_lines(&mut f, copy, usize::MAX, &mut got);
+        read_lines(&mut f, 0, usize::MAX, &mut got);
+        let (got_old, got_new): (Vec<String>, Vec<String>) =
+            got.into_iter().partition(|l| l.ends_with("old generation"));
+        assert_eq!(got_old, old, "every old line once, in order");
+        assert_eq!(got_new, new, "every new line once, read from the restarted file");
     }
 }

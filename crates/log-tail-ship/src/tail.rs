@@ -101,6 +101,9 @@ pub struct Tail {
     head: usize,
     /// Skipping the rest of an over-long line up to its newline.
     skipping: bool,
+    /// A read found the first bytes changed (copytruncate between two looks): what it
+    /// got was discarded, and [`Tail::check`] reports the truncation.
+    rewritten: bool,
     /// Every line before it has been handed to the pipeline (or dropped there).
     pub processed: u64,
     /// Every line before it has been acknowledged by the sink.
@@ -147,6 +150,7 @@ impl Tail {
             buf: Vec::new(),
             head: 0,
             skipping: false,
+            rewritten: false,
             processed: offset,
             acked: offset,
             anchors: Vec::new(),
@@ -169,18 +173,21 @@ impl Tail {
         if md.nlink() == 0 && self.gone_since.is_none() {
             self.gone_since = Some(Instant::now());
         }
-        if self.size < self.read_pos {
+        // The fingerprint is compared even when the size did not change: a file
+        // truncated and written again up to exactly the read offset is another file.
+        if self.rewritten || self.size < self.read_pos || !self.fp.matches(&self.file)? {
             return Ok(Change::Truncated);
         }
-        if self.size > self.read_pos || self.fp.len < FINGERPRINT_MAX {
-            if !self.fp.matches(&self.file)? {
-                return Ok(Change::Truncated);
-            }
-            if self.fp.len < FINGERPRINT_MAX && self.size > u64::from(self.fp.len) {
-                self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
-            }
+        if self.fp.len < FINGERPRINT_MAX && self.size > u64::from(self.fp.len) {
+            self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
         }
         Ok(Change::Same)
+    }
+
+    /// Whether a read saw the file rewritten: it is to be checked (and restarted)
+    /// before anything more is read from it.
+    pub fn rewritten(&self) -> bool {
+        self.rewritten
     }
 
     /// Starts over at offset 0 (after a truncation); the caller sets new anchors.
@@ -191,6 +198,7 @@ impl Tail {
         self.buf.clear();
         self.head = 0;
         self.skipping = false;
+        self.rewritten = false;
         self.safe = 0;
         self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
         self.size = self.file.metadata()?.len();
@@ -219,7 +227,8 @@ impl Tail {
 
     /// An unterminated last line, handed over when the file is closed for good.
     pub fn remainder(&mut self) -> Option<LineRef> {
-        if self.skipping || self.head >= self.buf.len() {
+        // Rewritten: the line goes on in the copy, where it is read whole.
+        if self.skipping || self.rewritten || self.head >= self.buf.len() {
             return None;
         }
         let start = self.read_pos - (self.buf.len() - self.head) as u64;
@@ -275,11 +284,32 @@ impl Tail {
         }
     }
 
-    /// Reads one more chunk; false at the end of the file.
+    /// Reads one more chunk; false at the end of the file, or when the file turned
+    /// out to be rewritten.
+    ///
+    /// The file may have been truncated and written again past `read_pos` at any time
+    /// since the last [`Tail::check`] (a push retried for seconds in between, say):
+    /// the chunk would then be the new content's, taken for the rest of the old one,
+    /// and the old lines after `read_pos` (still in the copy) skipped. The writer
+    /// rewrote the first bytes before the ones just read, so comparing the
+    /// fingerprint after the read tells; such a chunk is dropped.
     fn fill(&mut self) -> io::Result<bool> {
+        if self.rewritten {
+            return Ok(false);
+        }
         let pos = self.read_pos;
         let file = &self.file;
         let n = append_chunk(&mut self.buf, &mut self.head, |b| file.read_at(b, pos))?;
+        let same = if n > 0 {
+            self.fp.matches(&self.file)
+        } else {
+            Ok(true)
+        };
+        if !matches!(same, Ok(true)) {
+            self.buf.truncate(self.buf.len() - n);
+            self.rewritten = same.is_ok();
+            return same;
+        }
         self.read_pos += n as u64;
         if self.read_pos > self.size {
             self.size = self.read_pos;
@@ -380,7 +410,38 @@ mod tests {
         assert_eq!(t.check().unwrap(), Change::Truncated);
         t.restart().unwrap();
         assert_eq!(lines(&mut t, 100).len(), 3);
+        // Written again up to exactly where reading stopped (longer than the
+        // fingerprint): the size alone says nothing.
+        std::fs::write(&p, "a".repeat(299) + "\n").unwrap();
+        assert_eq!(t.check().unwrap(), Change::Truncated);
+        t.restart().unwrap();
+        assert_eq!(lines(&mut t, 1000).len(), 1);
+        assert_eq!(t.check().unwrap(), Change::Same);
+        std::fs::write(&p, "b".repeat(299) + "\n").unwrap();
+        assert_eq!(t.check().unwrap(), Change::Truncated);
         std::fs::write(&p, b"").unwrap();
         assert_eq!(t.check().unwrap(), Change::Truncated);
+    }
+
+    #[test]
+    fn a_chunk_read_after_a_rewrite_is_dropped_and_the_rewrite_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let old = "o".repeat(CHUNK - 1) + "\n" + "old tail\n";
+        std::fs::write(&p, &old).unwrap();
+        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        assert_eq!(t.check().unwrap(), Change::Same);
+        assert_eq!(t.next_line(CHUNK).unwrap().unwrap().end, Some(CHUNK as u64));
+        // copytruncate and more written than was read, before the next read.
+        std::fs::write(&p, "n".repeat(CHUNK) + "\nnew tail\n").unwrap();
+        assert!(
+            t.next_line(CHUNK).unwrap().is_none(),
+            "nothing of the new content"
+        );
+        assert!(t.rewritten() && t.remainder().is_none());
+        assert_eq!(t.check().unwrap(), Change::Truncated);
+        t.restart().unwrap();
+        assert!(!t.rewritten());
+        assert_eq!(lines(&mut t, 2 * CHUNK).len(), 2);
     }
 }
