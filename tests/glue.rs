@@ -283,10 +283,6 @@ fn install_is_idempotent_and_uninstall_removes_what_it_installed() {
     assert!(snapshot(d).is_empty());
 }
 
-/// Tools whose binaries are not in this branch yet (log-tail-ship: issue 4;
-/// homelab-hygiene, from scripts/hygiene: issue 7).
-const NOT_YET_HERE: &[&str] = &["log-tail-ship", "homelab-hygiene"];
-
 /// Runs `systemd-analyze verify` on unit files; its status and what it printed.
 fn verify_units(units: &[PathBuf]) -> (bool, String) {
     let out = Command::new("systemd-analyze")
@@ -324,13 +320,6 @@ fn installed_units_pass_systemd_analyze_verify() {
         units.push(copy);
     }
     assert!(units.len() >= 13, "{units:?}");
-    for name in NOT_YET_HERE {
-        let bin = staged.join(name);
-        if !bin.exists() {
-            fs::write(&bin, "#!/bin/sh\n").unwrap();
-            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
     let (ok, report) = verify_units(&units);
     assert!(
         ok && report.trim().is_empty(),
@@ -342,12 +331,7 @@ fn installed_units_pass_systemd_analyze_verify() {
     for u in &units {
         for c in man.captures_iter(&fs::read_to_string(u).unwrap()) {
             let page = d.join(format!("usr/local/share/man/man{}/{}.{}", &c[2], &c[1], &c[2]));
-            assert!(
-                page.is_file() || NOT_YET_HERE.contains(&&c[1]) || &c[1] == "backup-snap",
-                "{}: {} is not installed",
-                u.display(),
-                &c[0]
-            );
+            assert!(page.is_file(), "{}: {} is not installed", u.display(), &c[0]);
         }
     }
 
