@@ -49,8 +49,22 @@ struct Pipe {
 impl Pipe {
     /// One line: filter, rate limit, cut, into the sink.
     fn line(&mut self, stream: StreamId, source: SourceId, ts: u64, bytes: &[u8], cut: bool) -> Result<()> {
+        let pass = self.filter.pass(bytes);
+        self.admit(pass, stream, source, ts, bytes, cut)
+    }
+
+    /// [`Pipe::line`] for a line whose filter verdict is known.
+    fn admit(
+        &mut self,
+        pass: bool,
+        stream: StreamId,
+        source: SourceId,
+        ts: u64,
+        bytes: &[u8],
+        cut: bool,
+    ) -> Result<()> {
         self.stats.sources[source].read += 1;
-        if !self.filter.pass(bytes) {
+        if !pass {
             self.stats.dropped_filter += 1;
             return Ok(());
         }
@@ -680,8 +694,15 @@ impl Agent {
         let pass_ns = now_ns();
         loop {
             if self.pipe.sink.full() {
-                if !self.flush()? {
-                    return Ok(false);
+                match &mut self.pipe.sink {
+                    // Written while the next batch is read; acknowledged at the next
+                    // push (when the files are at their end, or a few batches on).
+                    Sink::Stdout(s) if s.may_hand_off() => s.hand_off()?,
+                    _ => {
+                        if !self.flush()? {
+                            return Ok(false);
+                        }
+                    }
                 }
                 if self.needs_anchor(i) {
                     self.write_positions()?;
@@ -705,7 +726,15 @@ impl Agent {
                         pass_ns.max(t.last_ns + 1)
                     };
                     t.last_ns = ts;
-                    self.pipe.line(t.streams[0], t.source, ts, bytes, l.cut)?;
+                    // A cut line's filters see only what is kept of it: on its own.
+                    let pass = if l.cut {
+                        self.pipe.filter.pass(bytes)
+                    } else {
+                        self.pipe
+                            .filter
+                            .pass_in(&mut t.scan, &t.buf, t.buf_version, l.range.clone())
+                    };
+                    self.pipe.admit(pass, t.streams[0], t.source, ts, bytes, l.cut)?;
                     if let Some(end) = l.end {
                         t.processed = end;
                     }

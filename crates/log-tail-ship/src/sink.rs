@@ -3,6 +3,7 @@
 //! acknowledged offsets move.
 
 use std::io::{self, Write};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use homelab_core::{Error, Output, OutputArgs, Result};
@@ -275,67 +276,155 @@ const EMPTY_TAIL: &[u8] = b"\",\"line\":\"\"}\n";
 /// `--stdout`: `kind: line` records, written and flushed a batch at a time.
 ///
 /// The envelope and labels of a stream's records are rendered once per batch by
-/// [`Output`] (the record up to the value of `timestamp`); each line then only adds
-/// its timestamp and its escaped text to the batch.
+/// [`Output`] (the record up to the value of `timestamp`). A full batch goes to a
+/// writer thread, which adds each line's timestamp and escaped text and writes the
+/// records while the next batch is read; a push hands over what is left and waits
+/// until everything is written and flushed, and only then are the lines acknowledged.
+/// At most two batches are held (back-pressure from a slow reader of stdout).
 pub struct StdoutSink {
     /// The summary at the end; the line records' envelope comes from it too.
     out: Output<io::Stdout>,
     args: OutputArgs,
     host: String,
-    /// The line records of the pending batch.
-    records: Vec<u8>,
-    /// Per stream id: the batch its head was rendered for, and the head.
-    heads: Vec<(u64, Vec<u8>)>,
-    /// Number of the pending batch (0: none yet), and its envelope time.
+    /// The batch being filled.
+    raw: RawBatch,
+    /// A written batch's buffers, back from the writer for reuse.
+    spare: Option<RawBatch>,
+    /// Per stream id: the batch its head was rendered for, and its index in `raw.heads`.
+    heads: Vec<(u64, usize)>,
+    /// Number of the batch being filled (0: none yet), and its envelope time.
     batch: u64,
     batch_time: SystemTime,
-    stamps: StampCache,
-    pending: u64,
-    /// Bytes of the pending lines themselves.
-    line_bytes: u64,
+    /// Batches and lines handed to the writer since the last push, and the text bytes
+    /// of those already written.
+    batches_handed: u32,
+    handed: u64,
+    handed_bytes: u64,
+    in_flight: bool,
+    writer: Option<Writer>,
+}
+
+/// The writer thread's two ends.
+struct Writer {
+    to: mpsc::Sender<RawBatch>,
+    back: mpsc::Receiver<(RawBatch, io::Result<u64>)>,
+}
+
+/// The lines of one batch as they came, with the heads of their streams.
+#[derive(Debug, Default)]
+struct RawBatch {
+    /// The lines' bytes, one after another.
+    text: Vec<u8>,
+    /// Per line: the index of its head in `heads`, its timestamp (Unix ns) and where
+    /// its bytes end in `text`.
+    lines: Vec<(usize, u64, usize)>,
+    /// A stream's record up to the opening quote of the timestamp's value.
+    heads: Vec<Vec<u8>>,
+}
+
+impl RawBatch {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+        self.heads.clear();
+    }
+
+    /// Renders the records and writes them to `w` (in pieces of about
+    /// [`StdoutSink::WRITE_BYTES`]), then flushes. Returns the lines' text bytes (after
+    /// invalid UTF-8 was replaced).
+    fn write(&self, stamps: &mut StampCache, records: &mut Vec<u8>, w: &mut impl Write) -> io::Result<u64> {
+        records.clear();
+        let mut text = 0;
+        let mut start = 0;
+        for &(head, ts, end) in &self.lines {
+            records.extend_from_slice(&self.heads[head]);
+            stamps.push(records, ts);
+            records.extend_from_slice(b"\",\"line\":");
+            text += json::push_lossy(records, &self.text[start..end]) as u64;
+            records.extend_from_slice(b"}\n");
+            start = end;
+            if records.len() >= StdoutSink::WRITE_BYTES {
+                w.write_all(records)?;
+                records.clear();
+            }
+        }
+        w.write_all(records)?;
+        records.clear();
+        w.flush()?;
+        Ok(text)
+    }
+}
+
+/// The writer thread: batches in, records out, each batch back with the outcome.
+fn write_batches(to: mpsc::Receiver<RawBatch>, back: mpsc::Sender<(RawBatch, io::Result<u64>)>) {
+    let mut stamps = StampCache::default();
+    let mut records = Vec::with_capacity(StdoutSink::WRITE_BYTES + 64 * 1024);
+    while let Ok(batch) = to.recv() {
+        let result = batch.write(&mut stamps, &mut records, &mut io::stdout().lock());
+        if back.send((batch, result)).is_err() {
+            break;
+        }
+    }
 }
 
 impl StdoutSink {
-    /// Records go out in batches of about this size.
+    /// A batch is full at this many bytes of lines.
     const BATCH_BYTES: usize = 256 * 1024;
+    /// Full batches handed to the writer between two pushes, at most: bounds what is
+    /// written but not yet acknowledged (sent again after a crash) while a file grows
+    /// faster than stdout is read.
+    const AHEAD_BATCHES: u32 = 16;
+    /// The writer writes its records in pieces of about this size.
+    const WRITE_BYTES: usize = 256 * 1024;
 
     pub fn new(args: &OutputArgs, host: String) -> StdoutSink {
         StdoutSink {
             out: Output::new(TOOL, args, host.clone(), io::stdout()),
             args: args.clone(),
             host,
-            records: Vec::with_capacity(Self::BATCH_BYTES + 64 * 1024),
+            raw: RawBatch::default(),
+            spare: None,
             heads: Vec::new(),
             batch: 0,
             batch_time: UNIX_EPOCH,
-            stamps: StampCache::default(),
-            pending: 0,
-            line_bytes: 0,
+            batches_handed: 0,
+            handed: 0,
+            handed_bytes: 0,
+            in_flight: false,
+            writer: None,
         }
     }
 
-    /// Appends one record to the batch.
+    /// Appends one line to the batch.
     pub fn add(&mut self, labels: &Labels, stream: StreamId, ts_ns: u64, line: &[u8]) -> Result<()> {
-        if self.pending == 0 {
+        if self.raw.lines.is_empty() {
             // One envelope time per batch: the records are written together.
             self.batch += 1;
             self.batch_time = SystemTime::now();
         }
         if self.heads.len() <= stream {
-            self.heads.resize_with(stream + 1, || (0, Vec::new()));
+            self.heads.resize(stream + 1, (0, 0));
         }
         if self.heads[stream].0 != self.batch {
-            self.heads[stream] = (self.batch, self.render_head(labels)?);
+            let head = self.render_head(labels)?;
+            self.raw.heads.push(head);
+            self.heads[stream] = (self.batch, self.raw.heads.len() - 1);
         }
-        let r = &mut self.records;
-        r.extend_from_slice(&self.heads[stream].1);
-        self.stamps.push(r, ts_ns);
-        r.extend_from_slice(b"\",\"line\":");
-        let text_len = json::push_lossy(r, line);
-        r.extend_from_slice(b"}\n");
-        self.pending += 1;
-        self.line_bytes += text_len as u64;
+        self.raw.text.extend_from_slice(line);
+        self.raw
+            .lines
+            .push((self.heads[stream].1, ts_ns, self.raw.text.len()));
         Ok(())
+    }
+
+    /// Lines added since the last push (written or not).
+    pub fn pending(&self) -> u64 {
+        self.handed + self.raw.lines.len() as u64
+    }
+
+    /// Whether the batch being filled should go to the writer.
+    pub fn full(&self) -> bool {
+        self.raw.text.len() >= Self::BATCH_BYTES
     }
 
     /// A stream's record of this batch up to the opening quote of the timestamp's value.
@@ -361,18 +450,77 @@ impl StdoutSink {
         Ok(head)
     }
 
-    /// Writes and flushes the batch.
-    fn write(&mut self) -> Result<()> {
-        let mut w = io::stdout().lock();
-        w.write_all(&self.records)
-            .and_then(|_| w.flush())
-            .map_err(Error::stdout)
+    /// Whether a full batch may go to the writer without a push (see
+    /// [`StdoutSink::AHEAD_BATCHES`]).
+    pub fn may_hand_off(&self) -> bool {
+        self.batches_handed < Self::AHEAD_BATCHES
+    }
+
+    /// Waits for the batch in flight (if any) to be written, then hands the batch
+    /// being filled (if any) to the writer. Its lines are acknowledged at the next
+    /// push, once written.
+    pub fn hand_off(&mut self) -> Result<()> {
+        self.wait()?;
+        if self.raw.lines.is_empty() {
+            return Ok(());
+        }
+        let next = self.spare.take().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.raw, next);
+        let lines = batch.lines.len() as u64;
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(Self::start_writer()?),
+        };
+        writer
+            .to
+            .send(batch)
+            .map_err(|_| Error::bug("the stdout writer thread is gone"))?;
+        self.handed += lines;
+        self.batches_handed += 1;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    fn start_writer() -> Result<Writer> {
+        let (to, from_main) = mpsc::channel();
+        let (to_main, back) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("stdout".into())
+            .spawn(move || write_batches(from_main, to_main))
+            .map_err(|e| Error::io("starting the stdout writer thread", e))?;
+        Ok(Writer { to, back })
+    }
+
+    /// Waits until the batch in flight is written and flushed.
+    fn wait(&mut self) -> Result<()> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        self.in_flight = false;
+        let Some(w) = &self.writer else {
+            return Err(Error::bug("a batch in flight without a writer"));
+        };
+        let (mut batch, written) = w
+            .back
+            .recv()
+            .map_err(|_| Error::bug("the stdout writer thread ended"))?;
+        batch.clear();
+        self.spare = Some(batch);
+        self.handed_bytes += written.map_err(Error::stdout)?;
+        Ok(())
+    }
+
+    /// Writes and flushes every line added; returns their text bytes.
+    fn write(&mut self) -> Result<u64> {
+        self.hand_off()?;
+        self.wait()?;
+        Ok(self.handed_bytes)
     }
 
     fn clear(&mut self) {
-        self.records.clear();
-        self.pending = 0;
-        self.line_bytes = 0;
+        self.batches_handed = 0;
+        self.handed = 0;
+        self.handed_bytes = 0;
     }
 
     /// The summary record at the end.
@@ -398,7 +546,7 @@ impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Sink::Loki(l) => l.fmt(f),
-            Sink::Stdout(s) => f.debug_struct("Stdout").field("pending", &s.pending).finish(),
+            Sink::Stdout(s) => f.debug_struct("Stdout").field("pending", &s.pending()).finish(),
         }
     }
 }
@@ -419,7 +567,7 @@ impl Sink {
     pub fn pending(&self) -> u64 {
         match self {
             Sink::Loki(l) => l.batch.lines,
-            Sink::Stdout(s) => s.pending,
+            Sink::Stdout(s) => s.pending(),
         }
     }
 
@@ -427,7 +575,7 @@ impl Sink {
     pub fn full(&self) -> bool {
         match self {
             Sink::Loki(l) => l.batch.bytes >= l.batch_bytes,
-            Sink::Stdout(s) => s.records.len() >= StdoutSink::BATCH_BYTES,
+            Sink::Stdout(s) => s.full(),
         }
     }
 
@@ -435,7 +583,7 @@ impl Sink {
     pub fn deadline(&self) -> Option<Instant> {
         match self {
             Sink::Loki(l) => l.batch.first_at.map(|t| t + l.batch_wait),
-            Sink::Stdout(s) => (s.pending > 0).then(Instant::now),
+            Sink::Stdout(s) => (s.pending() > 0).then(Instant::now),
         }
     }
 
@@ -450,10 +598,7 @@ impl Sink {
                 }
                 Ok((o, bytes))
             }
-            Sink::Stdout(s) => {
-                s.write()?;
-                Ok((Outcome::Accepted, s.line_bytes))
-            }
+            Sink::Stdout(s) => Ok((Outcome::Accepted, s.write()?)),
         }
     }
 
@@ -553,20 +698,81 @@ mod tests {
             .unwrap();
         }
         drop(o);
-        assert_eq!(
-            String::from_utf8(sink.records.clone()).unwrap(),
-            String::from_utf8(want).unwrap()
-        );
+        let mut got = Vec::new();
+        let text = sink
+            .raw
+            .write(&mut StampCache::default(), &mut Vec::new(), &mut got)
+            .unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
         let text_bytes = lines
             .iter()
             .map(|l| String::from_utf8_lossy(l.2).len() as u64)
             .sum();
-        assert_eq!((sink.pending, sink.line_bytes), (5, text_bytes));
+        assert_eq!((sink.pending(), text), (5, text_bytes));
+        assert_eq!(sink.raw.heads.len(), 2, "a head per stream and batch");
         // The next batch gets its own envelope time and heads.
-        sink.clear();
+        sink.raw.clear();
         let before = sink.batch;
         sink.add(streams.labels(a), a, 1, b"x").unwrap();
         assert_eq!(sink.batch, before + 1);
-        assert_eq!(sink.heads[a].0, sink.batch);
+        assert_eq!(sink.heads[a], (sink.batch, 0));
+    }
+
+    #[test]
+    fn records_are_written_in_pieces_and_flushed() {
+        // Counts writes and flushes; fails on demand.
+        #[derive(Default)]
+        struct Probe {
+            data: Vec<u8>,
+            writes: usize,
+            flushes: usize,
+            fail: bool,
+        }
+        impl Write for Probe {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.fail {
+                    return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+                }
+                self.writes += 1;
+                self.data.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                self.flushes += 1;
+                Ok(())
+            }
+        }
+        let mut streams = Streams::default();
+        let a = streams.id(&[("host", "pi")]);
+        let mut sink = StdoutSink::new(&OutputArgs::default(), "pi".into());
+        let line = [b'x'; 1000];
+        let n = 3 * StdoutSink::WRITE_BYTES / line.len();
+        for i in 0..n {
+            sink.add(streams.labels(a), a, i as u64, &line).unwrap();
+        }
+        assert!(sink.full());
+        let mut p = Probe::default();
+        let text = sink
+            .raw
+            .write(&mut StampCache::default(), &mut Vec::new(), &mut p)
+            .unwrap();
+        assert_eq!(text, (n * line.len()) as u64);
+        assert!(p.writes >= 3, "{} writes", p.writes);
+        assert_eq!(p.flushes, 1);
+        let records = String::from_utf8(p.data).unwrap();
+        assert_eq!(records.lines().count(), n);
+        assert!(
+            records
+                .lines()
+                .all(|r| r.ends_with(&format!("\"{}\"}}", "x".repeat(1000))))
+        );
+        let mut p = Probe {
+            fail: true,
+            ..Probe::default()
+        };
+        let e = sink
+            .raw
+            .write(&mut StampCache::default(), &mut Vec::new(), &mut p);
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
     }
 }
