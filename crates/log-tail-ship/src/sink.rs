@@ -276,11 +276,13 @@ const EMPTY_TAIL: &[u8] = b"\",\"line\":\"\"}\n";
 /// `--stdout`: `kind: line` records, written and flushed a batch at a time.
 ///
 /// The envelope and labels of a stream's records are rendered once per batch by
-/// [`Output`] (the record up to the value of `timestamp`). A full batch goes to a
-/// writer thread, which adds each line's timestamp and escaped text and writes the
-/// records while the next batch is read; a push hands over what is left and waits
-/// until everything is written and flushed, and only then are the lines acknowledged.
-/// At most two batches are held (back-pressure from a slow reader of stdout).
+/// [`Output`] (the record up to the value of `timestamp`). A full batch goes to one
+/// of [`FORMATTERS`] threads, taken in turn, which adds each line's timestamp and
+/// escaped text (most of the work per line) while the next batch is read; the
+/// formatters write their records in the batches' order. A push hands over what is
+/// left and waits until everything is written and flushed; only then are the lines
+/// acknowledged. At most one batch per formatter is in flight (back-pressure from a
+/// slow reader of stdout).
 pub struct StdoutSink {
     /// The summary at the end; the line records' envelope comes from it too.
     out: Output<io::Stdout>,
@@ -288,8 +290,8 @@ pub struct StdoutSink {
     host: String,
     /// The batch being filled.
     raw: RawBatch,
-    /// A written batch's buffers, back from the writer for reuse.
-    spare: Option<RawBatch>,
+    /// Written batches' buffers, back from the formatters for reuse.
+    spare: Vec<RawBatch>,
     /// Per stream id: the batch its head was rendered for, and its index in `raw.heads`.
     heads: Vec<(u64, usize)>,
     /// Number of the batch being filled (0: none yet), and its envelope time.
@@ -300,13 +302,28 @@ pub struct StdoutSink {
     batches_handed: u32,
     handed: u64,
     handed_bytes: u64,
-    in_flight: bool,
+    /// Batches handed over and not yet back.
+    in_flight: usize,
     writer: Option<Writer>,
+    /// Where the formatters write: stdout (something else in tests).
+    open: Open,
 }
 
-/// The writer thread's two ends.
+/// Opens the formatters' output, once per batch.
+type Open = fn() -> Box<dyn Write>;
+
+fn open_stdout() -> Box<dyn Write> {
+    Box::new(io::stdout().lock())
+}
+
+/// Threads that render and write the records of full batches.
+const FORMATTERS: usize = 2;
+
+/// The formatters' ends: one to send each its batches, one for the batches back.
 struct Writer {
-    to: mpsc::Sender<RawBatch>,
+    to: Vec<mpsc::Sender<RawBatch>>,
+    /// The formatter that gets the next batch.
+    next: usize,
     back: mpsc::Receiver<(RawBatch, io::Result<u64>)>,
 }
 
@@ -329,10 +346,9 @@ impl RawBatch {
         self.heads.clear();
     }
 
-    /// Renders the records and writes them to `w` (in pieces of about
-    /// [`StdoutSink::WRITE_BYTES`]), then flushes. Returns the lines' text bytes (after
-    /// invalid UTF-8 was replaced).
-    fn write(&self, stamps: &mut StampCache, records: &mut Vec<u8>, w: &mut impl Write) -> io::Result<u64> {
+    /// Renders the records into `records` (emptied first). Returns the lines' text
+    /// bytes (after invalid UTF-8 was replaced).
+    fn render(&self, stamps: &mut StampCache, records: &mut Vec<u8>) -> u64 {
         records.clear();
         let mut text = 0;
         let mut start = 0;
@@ -343,24 +359,33 @@ impl RawBatch {
             text += json::push_lossy(records, &self.text[start..end]) as u64;
             records.extend_from_slice(b"}\n");
             start = end;
-            if records.len() >= StdoutSink::WRITE_BYTES {
-                w.write_all(records)?;
-                records.clear();
-            }
         }
-        w.write_all(records)?;
-        records.clear();
-        w.flush()?;
-        Ok(text)
+        text
     }
 }
 
-/// The writer thread: batches in, records out, each batch back with the outcome.
-fn write_batches(to: mpsc::Receiver<RawBatch>, back: mpsc::Sender<(RawBatch, io::Result<u64>)>) {
+/// A formatter thread: renders each batch it gets, waits for its turn (the formatter
+/// before it has written), writes and flushes the records, passes the turn on, and
+/// sends the batch back with the outcome.
+fn format_batches(
+    batches: mpsc::Receiver<RawBatch>,
+    my_turn: mpsc::Receiver<()>,
+    next_turn: mpsc::Sender<()>,
+    back: mpsc::Sender<(RawBatch, io::Result<u64>)>,
+    open: Open,
+) {
     let mut stamps = StampCache::default();
-    let mut records = Vec::with_capacity(StdoutSink::WRITE_BYTES + 64 * 1024);
-    while let Ok(batch) = to.recv() {
-        let result = batch.write(&mut stamps, &mut records, &mut io::stdout().lock());
+    let mut records = Vec::new();
+    while let Ok(batch) = batches.recv() {
+        let text = batch.render(&mut stamps, &mut records);
+        if my_turn.recv().is_err() {
+            break;
+        }
+        let mut out = open();
+        let result = out.write_all(&records).and_then(|_| out.flush()).map(|_| text);
+        drop(out);
+        // After a failed write too: the others then fail the same way, not wait.
+        let _ = next_turn.send(());
         if back.send((batch, result)).is_err() {
             break;
         }
@@ -374,8 +399,6 @@ impl StdoutSink {
     /// written but not yet acknowledged (sent again after a crash) while a file grows
     /// faster than stdout is read.
     const AHEAD_BATCHES: u32 = 16;
-    /// The writer writes its records in pieces of about this size.
-    const WRITE_BYTES: usize = 256 * 1024;
 
     pub fn new(args: &OutputArgs, host: String) -> StdoutSink {
         StdoutSink {
@@ -383,15 +406,16 @@ impl StdoutSink {
             args: args.clone(),
             host,
             raw: RawBatch::default(),
-            spare: None,
+            spare: Vec::new(),
             heads: Vec::new(),
             batch: 0,
             batch_time: UNIX_EPOCH,
             batches_handed: 0,
             handed: 0,
             handed_bytes: 0,
-            in_flight: false,
+            in_flight: 0,
             writer: None,
+            open: open_stdout,
         }
     }
 
@@ -456,56 +480,63 @@ impl StdoutSink {
         self.batches_handed < Self::AHEAD_BATCHES
     }
 
-    /// Waits for the batch in flight (if any) to be written, then hands the batch
-    /// being filled (if any) to the writer. Its lines are acknowledged at the next
-    /// push, once written.
+    /// Hands the batch being filled (if any) to the next formatter, once it has
+    /// written its previous one. Its lines are acknowledged at the next push.
     pub fn hand_off(&mut self) -> Result<()> {
-        self.wait()?;
         if self.raw.lines.is_empty() {
             return Ok(());
         }
-        let next = self.spare.take().unwrap_or_default();
+        while self.in_flight >= FORMATTERS {
+            self.wait_one()?;
+        }
+        let next = self.spare.pop().unwrap_or_default();
         let batch = std::mem::replace(&mut self.raw, next);
         let lines = batch.lines.len() as u64;
         let writer = match &mut self.writer {
             Some(w) => w,
-            None => self.writer.insert(Self::start_writer()?),
+            None => self.writer.insert(Self::start_formatters(self.open)?),
         };
-        writer
-            .to
+        writer.to[writer.next]
             .send(batch)
-            .map_err(|_| Error::bug("the stdout writer thread is gone"))?;
+            .map_err(|_| Error::bug("a stdout formatter thread is gone"))?;
+        writer.next = (writer.next + 1) % FORMATTERS;
         self.handed += lines;
         self.batches_handed += 1;
-        self.in_flight = true;
+        self.in_flight += 1;
         Ok(())
     }
 
-    fn start_writer() -> Result<Writer> {
-        let (to, from_main) = mpsc::channel();
+    fn start_formatters(open: Open) -> Result<Writer> {
         let (to_main, back) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("stdout".into())
-            .spawn(move || write_batches(from_main, to_main))
-            .map_err(|e| Error::io("starting the stdout writer thread", e))?;
-        Ok(Writer { to, back })
+        let (turn_to, turn_from): (Vec<_>, Vec<_>) = (0..FORMATTERS).map(|_| mpsc::channel()).unzip();
+        // The first batch's formatter may write at once.
+        let _ = turn_to[0].send(());
+        let mut to = Vec::new();
+        for (i, my_turn) in turn_from.into_iter().enumerate() {
+            let (tx, batches) = mpsc::channel();
+            to.push(tx);
+            let next_turn = turn_to[(i + 1) % FORMATTERS].clone();
+            let back = to_main.clone();
+            std::thread::Builder::new()
+                .name(format!("stdout-{i}"))
+                .spawn(move || format_batches(batches, my_turn, next_turn, back, open))
+                .map_err(|e| Error::io("starting a stdout formatter thread", e))?;
+        }
+        Ok(Writer { to, next: 0, back })
     }
 
-    /// Waits until the batch in flight is written and flushed.
-    fn wait(&mut self) -> Result<()> {
-        if !self.in_flight {
-            return Ok(());
-        }
-        self.in_flight = false;
+    /// Waits until one more batch in flight is written and flushed.
+    fn wait_one(&mut self) -> Result<()> {
         let Some(w) = &self.writer else {
-            return Err(Error::bug("a batch in flight without a writer"));
+            return Err(Error::bug("a batch in flight without formatters"));
         };
         let (mut batch, written) = w
             .back
             .recv()
-            .map_err(|_| Error::bug("the stdout writer thread ended"))?;
+            .map_err(|_| Error::bug("a stdout formatter thread ended"))?;
+        self.in_flight -= 1;
         batch.clear();
-        self.spare = Some(batch);
+        self.spare.push(batch);
         self.handed_bytes += written.map_err(Error::stdout)?;
         Ok(())
     }
@@ -513,7 +544,9 @@ impl StdoutSink {
     /// Writes and flushes every line added; returns their text bytes.
     fn write(&mut self) -> Result<u64> {
         self.hand_off()?;
-        self.wait()?;
+        while self.in_flight > 0 {
+            self.wait_one()?;
+        }
         Ok(self.handed_bytes)
     }
 
@@ -699,10 +732,7 @@ mod tests {
         }
         drop(o);
         let mut got = Vec::new();
-        let text = sink
-            .raw
-            .write(&mut StampCache::default(), &mut Vec::new(), &mut got)
-            .unwrap();
+        let text = sink.raw.render(&mut StampCache::default(), &mut got);
         assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
         let text_bytes = lines
             .iter()
@@ -718,61 +748,80 @@ mod tests {
         assert_eq!(sink.heads[a], (sink.batch, 0));
     }
 
+    /// What the formatters of the test below wrote, and whether writing fails.
+    static WRITTEN: std::sync::Mutex<(Vec<u8>, usize, bool)> = std::sync::Mutex::new((Vec::new(), 0, false));
+
+    struct Probe;
+    impl Write for Probe {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let mut w = WRITTEN.lock().unwrap();
+            if w.2 {
+                return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+            }
+            w.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            WRITTEN.lock().unwrap().1 += 1;
+            Ok(())
+        }
+    }
+
     #[test]
-    fn records_are_written_in_pieces_and_flushed() {
-        // Counts writes and flushes; fails on demand.
-        #[derive(Default)]
-        struct Probe {
-            data: Vec<u8>,
-            writes: usize,
-            flushes: usize,
-            fail: bool,
-        }
-        impl Write for Probe {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                if self.fail {
-                    return Err(io::Error::from(io::ErrorKind::BrokenPipe));
-                }
-                self.writes += 1;
-                self.data.extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                self.flushes += 1;
-                Ok(())
-            }
-        }
+    fn formatters_write_the_batches_in_order_and_report_a_failed_write() {
         let mut streams = Streams::default();
         let a = streams.id(&[("host", "pi")]);
+        let b = streams.id(&[("host", "pi"), ("job", "b")]);
         let mut sink = StdoutSink::new(&OutputArgs::default(), "pi".into());
-        let line = [b'x'; 1000];
-        let n = 3 * StdoutSink::WRITE_BYTES / line.len();
-        for i in 0..n {
-            sink.add(streams.labels(a), a, i as u64, &line).unwrap();
+        sink.open = || Box::new(Probe);
+        // Batches of very different sizes, so a later one is often rendered first.
+        let mut want = Vec::new();
+        let mut batches = 0;
+        for i in 0..40_000u64 {
+            let long = if (i / 1000) % 3 == 0 { 300 } else { 1 };
+            let line = format!("{i} {}", "\"".repeat(long));
+            let s = if i % 2 == 0 { a } else { b };
+            sink.add(streams.labels(s), s, i, line.as_bytes()).unwrap();
+            want.push(line);
+            if sink.full() && sink.may_hand_off() {
+                sink.hand_off().unwrap();
+                batches += 1;
+            }
         }
-        assert!(sink.full());
-        let mut p = Probe::default();
-        let text = sink
-            .raw
-            .write(&mut StampCache::default(), &mut Vec::new(), &mut p)
-            .unwrap();
-        assert_eq!(text, (n * line.len()) as u64);
-        assert!(p.writes >= 3, "{} writes", p.writes);
-        assert_eq!(p.flushes, 1);
-        let records = String::from_utf8(p.data).unwrap();
-        assert_eq!(records.lines().count(), n);
-        assert!(
-            records
-                .lines()
-                .all(|r| r.ends_with(&format!("\"{}\"}}", "x".repeat(1000))))
-        );
-        let mut p = Probe {
-            fail: true,
-            ..Probe::default()
-        };
-        let e = sink
-            .raw
-            .write(&mut StampCache::default(), &mut Vec::new(), &mut p);
-        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+        assert!(batches > 2 * FORMATTERS, "{batches} batches");
+        assert_eq!(sink.pending(), 40_000);
+        let text = sink.write().unwrap();
+        assert_eq!(text, want.iter().map(|l| l.len() as u64).sum::<u64>());
+        assert_eq!((sink.in_flight, sink.raw.lines.len()), (0, 0));
+        let (out, flushes, _) = std::mem::take(&mut *WRITTEN.lock().unwrap());
+        assert_eq!(flushes, batches + 1, "one flush per batch");
+        let got: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(r).unwrap()["line"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "records out of order");
+        sink.clear();
+        // A reader gone: the push fails with a broken pipe, reported as such.
+        // It shows when a formatter is needed again, or at the push.
+        WRITTEN.lock().unwrap().2 = true;
+        let mut failed = None;
+        for i in 0..10 * 1024 {
+            sink.add(streams.labels(a), a, i, &[b'x'; 256]).unwrap();
+            if sink.full()
+                && let Err(e) = sink.hand_off()
+            {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.unwrap_or_else(|| sink.write().unwrap_err());
+        assert!(e.is_broken_pipe(), "{e}");
     }
 }
