@@ -47,11 +47,16 @@ if mknod "$work/null" c 1 3 2>/dev/null && echo probe >"$work/null" 2>/dev/null;
 else
   sink="| cat >/dev/null"; sink_name="a pipe read by cat"
 fi
-peer=$(python3 $m run "$runs" -- sh -c "tail -n +1 '$work/access.log' | grep -v '$regex' $sink")
-to_stdout=$(python3 $m run "$runs" -- sh -c "'$bin' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' $sink")
+# The two take turns, so a change in the machine's load hits both alike.
+pipe="tail -n +1 '$work/access.log' | grep -v '$regex' $sink"
+ours="'$bin' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' $sink"
+both=$(python3 $m turns "$runs" "$pipe" "$ours")
 # The "on one core": both pinned to CPU 0.
-peer_1=$(python3 $m run "$runs" -- taskset -c 0 sh -c "tail -n +1 '$work/access.log' | grep -v '$regex' $sink")
-to_stdout_1=$(python3 $m run "$runs" -- taskset -c 0 sh -c "'$bin' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' $sink")
+both_1=$(python3 $m turns "$runs" "taskset -c 0 sh -c \"$pipe\"" "taskset -c 0 sh -c \"$ours\"")
+peer=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["a"]))' "$both")
+to_stdout=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["b"]))' "$both")
+peer_1=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["a"]))' "$both_1")
+to_stdout_1=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["b"]))' "$both_1")
 # Peak RSS of the tool itself (not of the sh around it).
 stdout_rss=$(python3 $m run 1 -- "$bin" --file "$work/access.log" --from-beginning --once --stdout --drop "$regex")
 
@@ -82,10 +87,10 @@ user, system = (float(x) for x in sys.argv[10].split())
 peer_1, out_1 = json.loads(sys.argv[11]), json.loads(sys.argv[12])
 rate = lambda r: n / (r["wall_ms_median"] / 1000)
 print(f"file of {n} lines, drop regex 'GET /health' (10 % of lines), {runs} runs, medians; output to {sys.argv[13]}")
-print(f"tail -n +1 FILE | grep -v REGEX          {rate(peer):12,.0f} lines/s   {peer['wall_ms_median']:8.1f} ms")
-print(f"log-tail-ship --once --stdout --drop     {rate(out):12,.0f} lines/s   {out['wall_ms_median']:8.1f} ms   peak RSS {out_rss['rss_kib_max']/1024:.1f} MiB")
-print(f"the pipe on one core (taskset -c 0)      {rate(peer_1):12,.0f} lines/s   {peer_1['wall_ms_median']:8.1f} ms")
-print(f"log-tail-ship on one core                {rate(out_1):12,.0f} lines/s   {out_1['wall_ms_median']:8.1f} ms")
+print(f"tail -n +1 FILE | grep -v REGEX          {rate(peer):12,.0f} lines/s   {peer['wall_ms_median']:8.1f} ms (fastest {peer['wall_ms_min']:.1f})")
+print(f"log-tail-ship --once --stdout --drop     {rate(out):12,.0f} lines/s   {out['wall_ms_median']:8.1f} ms (fastest {out['wall_ms_min']:.1f})   peak RSS {out_rss['rss_kib_max']/1024:.1f} MiB")
+print(f"the pipe on one core (taskset -c 0)      {rate(peer_1):12,.0f} lines/s   {peer_1['wall_ms_median']:8.1f} ms (fastest {peer_1['wall_ms_min']:.1f})")
+print(f"log-tail-ship on one core                {rate(out_1):12,.0f} lines/s   {out_1['wall_ms_median']:8.1f} ms (fastest {out_1['wall_ms_min']:.1f})")
 print(f"log-tail-ship --once --loki --drop       {rate(loki):12,.0f} lines/s   {loki['wall_ms_median']:8.1f} ms   peak RSS {loki['rss_kib_max']/1024:.1f} MiB   (stand-in received {received} entries over {2*int(runs)} runs)")
 print(f"log-tail-ship --once --loki CPU         {user + system:.2f} s user+sys for {n} lines = {n / (user + system):,.0f} lines per CPU second (the rest of the wall time is the Python stand-in)")
 print(f"ratio stdout / pipe (lines/s)            {rate(out)/rate(peer):.3f}")
