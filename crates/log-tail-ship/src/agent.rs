@@ -68,6 +68,9 @@ impl Pipe {
             self.stats.dropped_filter += 1;
             return Ok(());
         }
+        if self.rate.is_none() && !cut && bytes.len() <= self.max_line {
+            return self.sink.add(&self.streams, stream, ts, bytes);
+        }
         if let Some(r) = &mut self.rate
             && !r.allow(stream, Instant::now())
         {

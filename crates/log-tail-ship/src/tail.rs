@@ -15,7 +15,7 @@ use crate::pipeline::Scan;
 pub const FINGERPRINT_MAX: u32 = 256;
 
 /// One read() asks for this much.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Identity {
@@ -329,7 +329,7 @@ impl Tail {
     }
 }
 
-/// Drops the consumed head of `buf` and appends one read of up to 64 KiB (retried on
+/// Drops the consumed head of `buf` and appends one read of up to 256 KiB (retried on
 /// EINTR); returns how many bytes came (0 at the end). Shared with stdin.
 pub(crate) fn append_chunk(
     buf: &mut Vec<u8>,
