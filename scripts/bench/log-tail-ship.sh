@@ -37,8 +37,26 @@ with open(path, "w") as f:
 PY
 size=$(stat -c %s "$work/access.log")
 
-peer=$(python3 $m run "$runs" -- sh -c "tail -n +1 '$work/access.log' | grep -v '$regex' >/dev/null")
-to_stdout=$(python3 $m run "$runs" -- sh -c "'$bin' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' >/dev/null")
+# Where both write. Not /dev/null itself: GNU grep recognises /dev/null as its output
+# and then stops at the first line it would print (as with -q), so the pipe would do
+# almost nothing. A device node of our own for the same null device is not
+# recognised: both sides do all their work and neither pays for a reader. Where a
+# node cannot be made (no CAP_MKNOD), both write into a pipe read by cat.
+if mknod "$work/null" c 1 3 2>/dev/null && echo probe >"$work/null" 2>/dev/null; then
+  sink="> '$work/null'"; sink_name="a null device node (not /dev/null)"
+else
+  sink="| cat >/dev/null"; sink_name="a pipe read by cat"
+fi
+# The two take turns, so a change in the machine's load hits both alike.
+pipe="tail -n +1 '$work/access.log' | grep -v '$regex' $sink"
+ours="'$bin' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' $sink"
+both=$(python3 $m turns "$runs" "$pipe" "$ours")
+# The issue's "on one core": both pinned to CPU 0.
+both_1=$(python3 $m turns "$runs" "taskset -c 0 sh -c \"$pipe\"" "taskset -c 0 sh -c \"$ours\"")
+peer=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["a"]))' "$both")
+to_stdout=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["b"]))' "$both")
+peer_1=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["a"]))' "$both_1")
+to_stdout_1=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["b"]))' "$both_1")
 # Peak RSS of the tool itself (not of the sh around it).
 stdout_rss=$(python3 $m run 1 -- "$bin" --file "$work/access.log" --from-beginning --once --stdout --drop "$regex")
 
@@ -58,7 +76,7 @@ for _ in $(seq 600); do [ -s "$work/pos.json" ] && grep -q "\"offset\":$size" "$
 idle_cpu=$(python3 $m cpu "$follower" "$idle")
 follower_rss=$(python3 $m hwm "$follower")
 
-python3 - "$lines" "$peer" "$to_stdout" "$stdout_rss" "$to_loki" "$received" "$idle_cpu" "$follower_rss" "$runs" "$loki_cpu" <<'PY'
+python3 - "$lines" "$peer" "$to_stdout" "$stdout_rss" "$to_loki" "$received" "$idle_cpu" "$follower_rss" "$runs" "$loki_cpu" "$peer_1" "$to_stdout_1" "$sink_name" <<'PY'
 import json, sys
 n = int(sys.argv[1])
 peer, out, out_rss, loki = (json.loads(a) for a in sys.argv[2:6])
@@ -66,13 +84,17 @@ received = int(sys.argv[6])
 idle, frss = json.loads(sys.argv[7]), json.loads(sys.argv[8])
 runs = sys.argv[9]
 user, system = (float(x) for x in sys.argv[10].split())
+peer_1, out_1 = json.loads(sys.argv[11]), json.loads(sys.argv[12])
 rate = lambda r: n / (r["wall_ms_median"] / 1000)
-print(f"file of {n} lines, drop regex 'GET /health' (10 % of lines), {runs} runs, medians")
-print(f"tail -n +1 FILE | grep -v REGEX          {rate(peer):12,.0f} lines/s   {peer['wall_ms_median']:8.1f} ms")
-print(f"log-tail-ship --once --stdout --drop     {rate(out):12,.0f} lines/s   {out['wall_ms_median']:8.1f} ms   peak RSS {out_rss['rss_kib_max']/1024:.1f} MiB")
+print(f"file of {n} lines, drop regex 'GET /health' (10 % of lines), {runs} runs, medians; output to {sys.argv[13]}")
+print(f"tail -n +1 FILE | grep -v REGEX          {rate(peer):12,.0f} lines/s   {peer['wall_ms_median']:8.1f} ms (fastest {peer['wall_ms_min']:.1f})")
+print(f"log-tail-ship --once --stdout --drop     {rate(out):12,.0f} lines/s   {out['wall_ms_median']:8.1f} ms (fastest {out['wall_ms_min']:.1f})   peak RSS {out_rss['rss_kib_max']/1024:.1f} MiB")
+print(f"the pipe on one core (taskset -c 0)      {rate(peer_1):12,.0f} lines/s   {peer_1['wall_ms_median']:8.1f} ms (fastest {peer_1['wall_ms_min']:.1f})")
+print(f"log-tail-ship on one core                {rate(out_1):12,.0f} lines/s   {out_1['wall_ms_median']:8.1f} ms (fastest {out_1['wall_ms_min']:.1f})")
 print(f"log-tail-ship --once --loki --drop       {rate(loki):12,.0f} lines/s   {loki['wall_ms_median']:8.1f} ms   peak RSS {loki['rss_kib_max']/1024:.1f} MiB   (stand-in received {received} entries over {2*int(runs)} runs)")
 print(f"log-tail-ship --once --loki CPU         {user + system:.2f} s user+sys for {n} lines = {n / (user + system):,.0f} lines per CPU second (the rest of the wall time is the Python stand-in)")
 print(f"ratio stdout / pipe (lines/s)            {rate(out)/rate(peer):.3f}")
+print(f"ratio on one core                        {rate(out_1)/rate(peer_1):.3f}")
 print(f"ratio loki / pipe (lines/s)              {rate(loki)/rate(peer):.3f}")
 print(f"follower after shipping the file         peak RSS {frss['rss_kib_peak']/1024:.1f} MiB")
 print(f"follower idle                            CPU {idle['cpu_percent']:.4f} % of one core over {idle['seconds']} s ({idle['cpu_seconds']} s CPU)")

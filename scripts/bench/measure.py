@@ -2,6 +2,9 @@
 """Small measuring helper shared by the benchmark scripts (not a test).
 
   measure.py run  RUNS -- CMD...   run CMD RUNS times: median wall ms, median/max peak RSS KiB
+  measure.py turns RUNS SH_A SH_B  run the shell commands A and B in turn, RUNS times
+                                   each (a change in the machine's load hits both):
+                                   median and min wall ms of each, as {"a": .., "b": ..}
   measure.py http RUNS URL         GET URL RUNS times: median wall ms, body bytes
   measure.py cpu  PID SECONDS      CPU used by PID (and its threads) over SECONDS, % of one core
   measure.py hwm  PID              peak RSS (VmHWM) of a running process, KiB
@@ -48,6 +51,19 @@ def http(runs, url):
     return {"runs": runs, "wall_ms_median": round(statistics.median(walls), 3), "bytes": size}
 
 
+def turns(runs, a, b):
+    walls = {"a": [], "b": []}
+    for _ in range(runs):
+        for key, cmd in (("a", a), ("b", b)):
+            t = time.perf_counter()
+            code = subprocess.call(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            walls[key].append((time.perf_counter() - t) * 1000)
+            if code not in (0, 1, 2):
+                sys.exit(f"measure.py: {cmd} exited {code}")
+    return {k: {"runs": runs, "wall_ms_median": round(statistics.median(w), 3),
+                "wall_ms_min": round(min(w), 3)} for k, w in walls.items()}
+
+
 def once(cmd):
     with tempfile.NamedTemporaryFile("r") as out:
         t = time.perf_counter()
@@ -86,6 +102,8 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "run" and "--" in sys.argv:
         print(json.dumps(run(int(sys.argv[2]), sys.argv[sys.argv.index("--") + 1:])))
+    elif what == "turns" and len(sys.argv) == 5:
+        print(json.dumps(turns(int(sys.argv[2]), sys.argv[3], sys.argv[4])))
     elif what == "once" and "--" in sys.argv:
         print(json.dumps(once(sys.argv[sys.argv.index("--") + 1:])))
     elif what == "http":

@@ -49,10 +49,27 @@ struct Pipe {
 impl Pipe {
     /// One line: filter, rate limit, cut, into the sink.
     fn line(&mut self, stream: StreamId, source: SourceId, ts: u64, bytes: &[u8], cut: bool) -> Result<()> {
+        let pass = self.filter.pass(bytes);
+        self.admit(pass, stream, source, ts, bytes, cut)
+    }
+
+    /// [`Pipe::line`] for a line whose filter verdict is known.
+    fn admit(
+        &mut self,
+        pass: bool,
+        stream: StreamId,
+        source: SourceId,
+        ts: u64,
+        bytes: &[u8],
+        cut: bool,
+    ) -> Result<()> {
         self.stats.sources[source].read += 1;
-        if !self.filter.pass(bytes) {
+        if !pass {
             self.stats.dropped_filter += 1;
             return Ok(());
+        }
+        if self.rate.is_none() && !cut && bytes.len() <= self.max_line {
+            return self.sink.add(&self.streams, stream, ts, bytes);
         }
         if let Some(r) = &mut self.rate
             && !r.allow(stream, Instant::now())
@@ -490,12 +507,25 @@ impl Agent {
         Ok(())
     }
 
+    /// Looks at every file without reading it: a file opened while (nearly) empty gets
+    /// the fingerprint of its first bytes as they come, so that a copytruncate before
+    /// any of it was read (during an outage, or while other files are caught up with)
+    /// is still seen as one and its copy found, also after a restart. A truncation
+    /// seen here is handled when the file's turn to be read comes.
+    fn look_at_files(&mut self) {
+        for t in &mut self.files.tails {
+            let _ = t.check();
+        }
+    }
+
     /// Writes the positions file (when asked for): acknowledged offsets, and fresh
     /// timestamp anchors for files that moved on.
     fn write_positions(&mut self) -> Result<()> {
         let Some(path) = self.positions.clone() else {
             return Ok(());
         };
+        // Fingerprints as long as they can be, for the next start.
+        self.look_at_files();
         let now = now_ns();
         let stale = self.sync_interval.as_nanos() as u64;
         for t in &mut self.files.tails {
@@ -601,6 +631,7 @@ impl Agent {
                         if self.rescan_needed {
                             self.rescan();
                         }
+                        self.look_at_files();
                     }
                     backoff = (backoff * 2).min(self.max_backoff);
                 }
@@ -680,8 +711,15 @@ impl Agent {
         let pass_ns = now_ns();
         loop {
             if self.pipe.sink.full() {
-                if !self.flush()? {
-                    return Ok(false);
+                match &mut self.pipe.sink {
+                    // Written while the next batch is read; acknowledged at the next
+                    // push (when the files are at their end, or a few batches on).
+                    Sink::Stdout(s) if s.may_hand_off() => s.hand_off()?,
+                    _ => {
+                        if !self.flush()? {
+                            return Ok(false);
+                        }
+                    }
                 }
                 if self.needs_anchor(i) {
                     self.write_positions()?;
@@ -705,7 +743,15 @@ impl Agent {
                         pass_ns.max(t.last_ns + 1)
                     };
                     t.last_ns = ts;
-                    self.pipe.line(t.streams[0], t.source, ts, bytes, l.cut)?;
+                    // A cut line's filters see only what is kept of it: on its own.
+                    let pass = if l.cut {
+                        self.pipe.filter.pass(bytes)
+                    } else {
+                        self.pipe
+                            .filter
+                            .pass_in(&mut t.scan, &t.buf, t.buf_version, l.range.clone())
+                    };
+                    self.pipe.admit(pass, t.streams[0], t.source, ts, bytes, l.cut)?;
                     if let Some(end) = l.end {
                         t.processed = end;
                     }

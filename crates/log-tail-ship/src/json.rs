@@ -143,6 +143,14 @@ pub fn rfc3339_nanos(ns: u64) -> String {
     humantime::format_rfc3339_nanos(t).to_string()
 }
 
+/// "00" to "99".
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
 /// [`rfc3339_nanos`] for a stream of close timestamps, appended to a buffer: the date
 /// and time of day are formatted once per second, the nanoseconds per line.
 #[derive(Debug, Default)]
@@ -164,10 +172,13 @@ impl StampCache {
         out.extend_from_slice(&self.prefix);
         let mut frac = *b".000000000Z";
         let mut n = ns % 1_000_000_000;
-        for d in frac[1..10].iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
+        // Two digits at a time.
+        for pair in frac[2..10].rchunks_exact_mut(2) {
+            let d = n % 100;
+            pair.copy_from_slice(&DIGIT_PAIRS[d as usize * 2..d as usize * 2 + 2]);
+            n /= 100;
         }
+        frac[1] = b'0' + n as u8;
         out.extend_from_slice(&frac);
     }
 }
@@ -298,6 +309,10 @@ mod tests {
             1_546_341_071_000_000_005,
             1_546_341_072_999_999_999,
             1_546_341_071_111_111_111,
+            1_546_341_071_123_456_789,
+            1_546_341_071_100_000_000,
+            1_546_341_071_987_654_321,
+            1_546_341_071_010_203_040,
         ] {
             v.clear();
             c.push(&mut v, ns);

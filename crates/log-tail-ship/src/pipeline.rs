@@ -117,6 +117,48 @@ impl AnyOf {
     }
 }
 
+/// Where a literal `--keep` or `--drop` occurs next in a buffer of lines: the buffer
+/// is searched once from a line on, not once per line, so only a matching line costs
+/// another search (as grep does). Valid while the buffer's version is unchanged.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NextMatch {
+    version: Option<u64>,
+    /// Searched from here to the end of the buffer ...
+    from: usize,
+    /// ... and the first match starts here (none: no match in the rest).
+    at: Option<usize>,
+}
+
+impl NextMatch {
+    /// Whether `finder`'s needle occurs within `line` of `buf`.
+    fn in_line(
+        &mut self,
+        finder: &memchr::memmem::Finder<'_>,
+        buf: &[u8],
+        version: u64,
+        line: &std::ops::Range<usize>,
+    ) -> bool {
+        let stale = self.version != Some(version)
+            || line.start < self.from
+            || self.at.is_some_and(|a| a < line.start);
+        if stale {
+            self.version = Some(version);
+            self.from = line.start;
+            self.at = finder.find(&buf[line.start..]).map(|p| line.start + p);
+        }
+        // A match from here on lies in this line only if it ends before the line does
+        // (a needle with a newline in it never lies within a line).
+        self.at.is_some_and(|a| a + finder.needle().len() <= line.end)
+    }
+}
+
+/// A buffer's [`NextMatch`] for the keep and the drop filter.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Scan {
+    keep: NextMatch,
+    drop: NextMatch,
+}
+
 impl Filter {
     pub fn new(keep: &[String], drop: &[String]) -> Result<Filter, String> {
         Ok(Filter {
@@ -128,6 +170,18 @@ impl Filter {
     pub fn pass(&self, line: &[u8]) -> bool {
         self.keep.as_ref().is_none_or(|k| k.is_match(line))
             && !self.drop.as_ref().is_some_and(|d| d.is_match(line))
+    }
+
+    /// [`Filter::pass`] for the line `buf[line]` of a buffer of newline-terminated
+    /// lines (`version` changing whenever `buf` does): a literal is looked for in the
+    /// rest of the buffer once, and again only after the line it was found in.
+    pub fn pass_in(&self, scan: &mut Scan, buf: &[u8], version: u64, line: std::ops::Range<usize>) -> bool {
+        let found = |any: &AnyOf, next: &mut NextMatch| match any {
+            AnyOf::Literal(f) => next.in_line(f, buf, version, &line),
+            other => other.is_match(&buf[line.clone()]),
+        };
+        self.keep.as_ref().is_none_or(|k| found(k, &mut scan.keep))
+            && !self.drop.as_ref().is_some_and(|d| found(d, &mut scan.drop))
     }
 }
 
@@ -271,6 +325,59 @@ mod tests {
         // A verbose-mode comment would swallow the joining: a set, still any of them.
         let f = Filter::new(&[], &["(?x) debug # noise".into(), "health".into()]).unwrap();
         assert!(!f.pass(b"debug x") && !f.pass(b"health") && f.pass(b"info"));
+    }
+
+    #[test]
+    fn a_buffer_searched_once_gives_each_line_its_own_verdict() {
+        // Lines with and without the needles, next to each other, at the buffer's ends,
+        // a needle across a newline, and (as the same buffer refilled) a new version.
+        let lines: &[&[u8]] = &[
+            b"GET /health 200",
+            b"GET /api 200",
+            b"GET /healt",
+            b"h 200 GET /health GET /health",
+            b"",
+            b"error: GET /health",
+            b"warn",
+            b"GET /health",
+        ];
+        let filters = [
+            Filter::new(&[], &["GET /health".into()]).unwrap(),
+            Filter::new(&["GET".into()], &["/health".into()]).unwrap(),
+            Filter::new(&["error|warn".into()], &["health".into()]).unwrap(),
+            Filter::new(&[], &["t\nh".into()]).unwrap(),
+            Filter::new(&[], &["".into()]).unwrap(),
+            Filter::new(&[], &[]).unwrap(),
+        ];
+        for f in &filters {
+            let mut scan = Scan::default();
+            for (version, order) in [(0, [0, 1, 2, 3, 4, 5, 6, 7]), (1, [7, 6, 3, 2, 0, 1, 4, 5])] {
+                let mut buf = Vec::new();
+                let mut ranges = Vec::new();
+                for &i in &order {
+                    let start = buf.len();
+                    buf.extend_from_slice(lines[i]);
+                    ranges.push(start..buf.len());
+                    buf.push(b'\n');
+                }
+                for r in ranges {
+                    let line = &buf[r.clone()];
+                    assert_eq!(
+                        f.pass_in(&mut scan, &buf, version, r.clone()),
+                        f.pass(line),
+                        "{f:?} {}",
+                        String::from_utf8_lossy(line)
+                    );
+                }
+            }
+        }
+        // Lines looked at again (a restart from an earlier line) are searched again.
+        let f = &filters[0];
+        let buf = b"a\nGET /health\nb\n";
+        let mut scan = Scan::default();
+        assert!(f.pass_in(&mut scan, buf, 7, 0..1));
+        assert!(f.pass_in(&mut scan, buf, 7, 15..16));
+        assert!(!f.pass_in(&mut scan, buf, 7, 2..13));
     }
 
     #[test]

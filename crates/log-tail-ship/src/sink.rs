@@ -3,6 +3,7 @@
 //! acknowledged offsets move.
 
 use std::io::{self, Write};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use homelab_core::{Error, Output, OutputArgs, Result};
@@ -275,67 +276,179 @@ const EMPTY_TAIL: &[u8] = b"\",\"line\":\"\"}\n";
 /// `--stdout`: `kind: line` records, written and flushed a batch at a time.
 ///
 /// The envelope and labels of a stream's records are rendered once per batch by
-/// [`Output`] (the record up to the value of `timestamp`); each line then only adds
-/// its timestamp and its escaped text to the batch.
+/// [`Output`] (the record up to the value of `timestamp`). A full batch goes to one
+/// of [`FORMATTERS`] threads, taken in turn, which adds each line's timestamp and
+/// escaped text (most of the work per line) while the next batch is read; the
+/// formatters write their records in the batches' order. A push hands over what is
+/// left and waits until everything is written and flushed; only then are the lines
+/// acknowledged. At most one batch per formatter is in flight (back-pressure from a
+/// slow reader of stdout).
 pub struct StdoutSink {
     /// The summary at the end; the line records' envelope comes from it too.
     out: Output<io::Stdout>,
     args: OutputArgs,
     host: String,
-    /// The line records of the pending batch.
-    records: Vec<u8>,
-    /// Per stream id: the batch its head was rendered for, and the head.
-    heads: Vec<(u64, Vec<u8>)>,
-    /// Number of the pending batch (0: none yet), and its envelope time.
+    /// The batch being filled.
+    raw: RawBatch,
+    /// Written batches' buffers, back from the formatters for reuse.
+    spare: Vec<RawBatch>,
+    /// Per stream id: the batch its head was rendered for, and its index in `raw.heads`.
+    heads: Vec<(u64, usize)>,
+    /// Number of the batch being filled (0: none yet), and its envelope time.
     batch: u64,
     batch_time: SystemTime,
-    stamps: StampCache,
-    pending: u64,
-    /// Bytes of the pending lines themselves.
-    line_bytes: u64,
+    /// Batches and lines handed to the writer since the last push, and the text bytes
+    /// of those already written.
+    batches_handed: u32,
+    handed: u64,
+    handed_bytes: u64,
+    /// Batches handed over and not yet back.
+    in_flight: usize,
+    writer: Option<Writer>,
+    /// Where the formatters write: stdout (something else in tests).
+    open: Open,
+}
+
+/// Opens the formatters' output, once per batch.
+type Open = fn() -> Box<dyn Write>;
+
+fn open_stdout() -> Box<dyn Write> {
+    Box::new(io::stdout().lock())
+}
+
+/// Threads that render and write the records of full batches.
+const FORMATTERS: usize = 2;
+
+/// The formatters' ends: one to send each its batches, one for the batches back.
+struct Writer {
+    to: Vec<mpsc::Sender<RawBatch>>,
+    /// The formatter that gets the next batch.
+    next: usize,
+    back: mpsc::Receiver<(RawBatch, io::Result<u64>)>,
+}
+
+/// The lines of one batch as they came, with the heads of their streams.
+#[derive(Debug, Default)]
+struct RawBatch {
+    /// The lines' bytes, one after another.
+    text: Vec<u8>,
+    /// Per line: the index of its head in `heads`, its timestamp (Unix ns) and where
+    /// its bytes end in `text`.
+    lines: Vec<(usize, u64, usize)>,
+    /// A stream's record up to the opening quote of the timestamp's value.
+    heads: Vec<Vec<u8>>,
+}
+
+impl RawBatch {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+        self.heads.clear();
+    }
+
+    /// Renders the records into `records` (emptied first). Returns the lines' text
+    /// bytes (after invalid UTF-8 was replaced).
+    fn render(&self, stamps: &mut StampCache, records: &mut Vec<u8>) -> u64 {
+        records.clear();
+        let mut text = 0;
+        let mut start = 0;
+        for &(head, ts, end) in &self.lines {
+            records.extend_from_slice(&self.heads[head]);
+            stamps.push(records, ts);
+            records.extend_from_slice(b"\",\"line\":");
+            text += json::push_lossy(records, &self.text[start..end]) as u64;
+            records.extend_from_slice(b"}\n");
+            start = end;
+        }
+        text
+    }
+}
+
+/// A formatter thread: renders each batch it gets, waits for its turn (the formatter
+/// before it has written), writes and flushes the records, passes the turn on, and
+/// sends the batch back with the outcome.
+fn format_batches(
+    batches: mpsc::Receiver<RawBatch>,
+    my_turn: mpsc::Receiver<()>,
+    next_turn: mpsc::Sender<()>,
+    back: mpsc::Sender<(RawBatch, io::Result<u64>)>,
+    open: Open,
+) {
+    let mut stamps = StampCache::default();
+    let mut records = Vec::new();
+    while let Ok(batch) = batches.recv() {
+        let text = batch.render(&mut stamps, &mut records);
+        if my_turn.recv().is_err() {
+            break;
+        }
+        let mut out = open();
+        let result = out.write_all(&records).and_then(|_| out.flush()).map(|_| text);
+        drop(out);
+        // After a failed write too: the others then fail the same way, not wait.
+        let _ = next_turn.send(());
+        if back.send((batch, result)).is_err() {
+            break;
+        }
+    }
 }
 
 impl StdoutSink {
-    /// Records go out in batches of about this size.
+    /// A batch is full at this many bytes of lines.
     const BATCH_BYTES: usize = 256 * 1024;
+    /// Full batches handed to the writer between two pushes, at most: bounds what is
+    /// written but not yet acknowledged (sent again after a crash) while a file grows
+    /// faster than stdout is read.
+    const AHEAD_BATCHES: u32 = 16;
 
     pub fn new(args: &OutputArgs, host: String) -> StdoutSink {
         StdoutSink {
             out: Output::new(TOOL, args, host.clone(), io::stdout()),
             args: args.clone(),
             host,
-            records: Vec::with_capacity(Self::BATCH_BYTES + 64 * 1024),
+            raw: RawBatch::default(),
+            spare: Vec::new(),
             heads: Vec::new(),
             batch: 0,
             batch_time: UNIX_EPOCH,
-            stamps: StampCache::default(),
-            pending: 0,
-            line_bytes: 0,
+            batches_handed: 0,
+            handed: 0,
+            handed_bytes: 0,
+            in_flight: 0,
+            writer: None,
+            open: open_stdout,
         }
     }
 
-    /// Appends one record to the batch.
+    /// Appends one line to the batch.
     pub fn add(&mut self, labels: &Labels, stream: StreamId, ts_ns: u64, line: &[u8]) -> Result<()> {
-        if self.pending == 0 {
+        if self.raw.lines.is_empty() {
             // One envelope time per batch: the records are written together.
             self.batch += 1;
             self.batch_time = SystemTime::now();
         }
         if self.heads.len() <= stream {
-            self.heads.resize_with(stream + 1, || (0, Vec::new()));
+            self.heads.resize(stream + 1, (0, 0));
         }
         if self.heads[stream].0 != self.batch {
-            self.heads[stream] = (self.batch, self.render_head(labels)?);
+            let head = self.render_head(labels)?;
+            self.raw.heads.push(head);
+            self.heads[stream] = (self.batch, self.raw.heads.len() - 1);
         }
-        let r = &mut self.records;
-        r.extend_from_slice(&self.heads[stream].1);
-        self.stamps.push(r, ts_ns);
-        r.extend_from_slice(b"\",\"line\":");
-        let text_len = json::push_lossy(r, line);
-        r.extend_from_slice(b"}\n");
-        self.pending += 1;
-        self.line_bytes += text_len as u64;
+        self.raw.text.extend_from_slice(line);
+        self.raw
+            .lines
+            .push((self.heads[stream].1, ts_ns, self.raw.text.len()));
         Ok(())
+    }
+
+    /// Lines added since the last push (written or not).
+    pub fn pending(&self) -> u64 {
+        self.handed + self.raw.lines.len() as u64
+    }
+
+    /// Whether the batch being filled should go to the writer.
+    pub fn full(&self) -> bool {
+        self.raw.text.len() >= Self::BATCH_BYTES
     }
 
     /// A stream's record of this batch up to the opening quote of the timestamp's value.
@@ -361,18 +474,86 @@ impl StdoutSink {
         Ok(head)
     }
 
-    /// Writes and flushes the batch.
-    fn write(&mut self) -> Result<()> {
-        let mut w = io::stdout().lock();
-        w.write_all(&self.records)
-            .and_then(|_| w.flush())
-            .map_err(Error::stdout)
+    /// Whether a full batch may go to the writer without a push (see
+    /// [`StdoutSink::AHEAD_BATCHES`]).
+    pub fn may_hand_off(&self) -> bool {
+        self.batches_handed < Self::AHEAD_BATCHES
+    }
+
+    /// Hands the batch being filled (if any) to the next formatter, once it has
+    /// written its previous one. Its lines are acknowledged at the next push.
+    pub fn hand_off(&mut self) -> Result<()> {
+        if self.raw.lines.is_empty() {
+            return Ok(());
+        }
+        while self.in_flight >= FORMATTERS {
+            self.wait_one()?;
+        }
+        let next = self.spare.pop().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.raw, next);
+        let lines = batch.lines.len() as u64;
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(Self::start_formatters(self.open)?),
+        };
+        writer.to[writer.next]
+            .send(batch)
+            .map_err(|_| Error::bug("a stdout formatter thread is gone"))?;
+        writer.next = (writer.next + 1) % FORMATTERS;
+        self.handed += lines;
+        self.batches_handed += 1;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn start_formatters(open: Open) -> Result<Writer> {
+        let (to_main, back) = mpsc::channel();
+        let (turn_to, turn_from): (Vec<_>, Vec<_>) = (0..FORMATTERS).map(|_| mpsc::channel()).unzip();
+        // The first batch's formatter may write at once.
+        let _ = turn_to[0].send(());
+        let mut to = Vec::new();
+        for (i, my_turn) in turn_from.into_iter().enumerate() {
+            let (tx, batches) = mpsc::channel();
+            to.push(tx);
+            let next_turn = turn_to[(i + 1) % FORMATTERS].clone();
+            let back = to_main.clone();
+            std::thread::Builder::new()
+                .name(format!("stdout-{i}"))
+                .spawn(move || format_batches(batches, my_turn, next_turn, back, open))
+                .map_err(|e| Error::io("starting a stdout formatter thread", e))?;
+        }
+        Ok(Writer { to, next: 0, back })
+    }
+
+    /// Waits until one more batch in flight is written and flushed.
+    fn wait_one(&mut self) -> Result<()> {
+        let Some(w) = &self.writer else {
+            return Err(Error::bug("a batch in flight without formatters"));
+        };
+        let (mut batch, written) = w
+            .back
+            .recv()
+            .map_err(|_| Error::bug("a stdout formatter thread ended"))?;
+        self.in_flight -= 1;
+        batch.clear();
+        self.spare.push(batch);
+        self.handed_bytes += written.map_err(Error::stdout)?;
+        Ok(())
+    }
+
+    /// Writes and flushes every line added; returns their text bytes.
+    fn write(&mut self) -> Result<u64> {
+        self.hand_off()?;
+        while self.in_flight > 0 {
+            self.wait_one()?;
+        }
+        Ok(self.handed_bytes)
     }
 
     fn clear(&mut self) {
-        self.records.clear();
-        self.pending = 0;
-        self.line_bytes = 0;
+        self.batches_handed = 0;
+        self.handed = 0;
+        self.handed_bytes = 0;
     }
 
     /// The summary record at the end.
@@ -398,7 +579,7 @@ impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Sink::Loki(l) => l.fmt(f),
-            Sink::Stdout(s) => f.debug_struct("Stdout").field("pending", &s.pending).finish(),
+            Sink::Stdout(s) => f.debug_struct("Stdout").field("pending", &s.pending()).finish(),
         }
     }
 }
@@ -419,7 +600,7 @@ impl Sink {
     pub fn pending(&self) -> u64 {
         match self {
             Sink::Loki(l) => l.batch.lines,
-            Sink::Stdout(s) => s.pending,
+            Sink::Stdout(s) => s.pending(),
         }
     }
 
@@ -427,7 +608,7 @@ impl Sink {
     pub fn full(&self) -> bool {
         match self {
             Sink::Loki(l) => l.batch.bytes >= l.batch_bytes,
-            Sink::Stdout(s) => s.records.len() >= StdoutSink::BATCH_BYTES,
+            Sink::Stdout(s) => s.full(),
         }
     }
 
@@ -435,7 +616,7 @@ impl Sink {
     pub fn deadline(&self) -> Option<Instant> {
         match self {
             Sink::Loki(l) => l.batch.first_at.map(|t| t + l.batch_wait),
-            Sink::Stdout(s) => (s.pending > 0).then(Instant::now),
+            Sink::Stdout(s) => (s.pending() > 0).then(Instant::now),
         }
     }
 
@@ -450,10 +631,7 @@ impl Sink {
                 }
                 Ok((o, bytes))
             }
-            Sink::Stdout(s) => {
-                s.write()?;
-                Ok((Outcome::Accepted, s.line_bytes))
-            }
+            Sink::Stdout(s) => Ok((Outcome::Accepted, s.write()?)),
         }
     }
 
@@ -553,20 +731,97 @@ mod tests {
             .unwrap();
         }
         drop(o);
-        assert_eq!(
-            String::from_utf8(sink.records.clone()).unwrap(),
-            String::from_utf8(want).unwrap()
-        );
+        let mut got = Vec::new();
+        let text = sink.raw.render(&mut StampCache::default(), &mut got);
+        assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
         let text_bytes = lines
             .iter()
             .map(|l| String::from_utf8_lossy(l.2).len() as u64)
             .sum();
-        assert_eq!((sink.pending, sink.line_bytes), (5, text_bytes));
+        assert_eq!((sink.pending(), text), (5, text_bytes));
+        assert_eq!(sink.raw.heads.len(), 2, "a head per stream and batch");
         // The next batch gets its own envelope time and heads.
-        sink.clear();
+        sink.raw.clear();
         let before = sink.batch;
         sink.add(streams.labels(a), a, 1, b"x").unwrap();
         assert_eq!(sink.batch, before + 1);
-        assert_eq!(sink.heads[a].0, sink.batch);
+        assert_eq!(sink.heads[a], (sink.batch, 0));
+    }
+
+    /// What the formatters of the test below wrote, and whether writing fails.
+    static WRITTEN: std::sync::Mutex<(Vec<u8>, usize, bool)> = std::sync::Mutex::new((Vec::new(), 0, false));
+
+    struct Probe;
+    impl Write for Probe {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let mut w = WRITTEN.lock().unwrap();
+            if w.2 {
+                return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+            }
+            w.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            WRITTEN.lock().unwrap().1 += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn formatters_write_the_batches_in_order_and_report_a_failed_write() {
+        let mut streams = Streams::default();
+        let a = streams.id(&[("host", "pi")]);
+        let b = streams.id(&[("host", "pi"), ("job", "b")]);
+        let mut sink = StdoutSink::new(&OutputArgs::default(), "pi".into());
+        sink.open = || Box::new(Probe);
+        // Batches of very different sizes, so a later one is often rendered first.
+        let mut want = Vec::new();
+        let mut batches = 0;
+        for i in 0..40_000u64 {
+            let long = if (i / 1000) % 3 == 0 { 300 } else { 1 };
+            let line = format!("{i} {}", "\"".repeat(long));
+            let s = if i % 2 == 0 { a } else { b };
+            sink.add(streams.labels(s), s, i, line.as_bytes()).unwrap();
+            want.push(line);
+            if sink.full() && sink.may_hand_off() {
+                sink.hand_off().unwrap();
+                batches += 1;
+            }
+        }
+        assert!(batches > 2 * FORMATTERS, "{batches} batches");
+        assert_eq!(sink.pending(), 40_000);
+        let text = sink.write().unwrap();
+        assert_eq!(text, want.iter().map(|l| l.len() as u64).sum::<u64>());
+        assert_eq!((sink.in_flight, sink.raw.lines.len()), (0, 0));
+        let (out, flushes, _) = std::mem::take(&mut *WRITTEN.lock().unwrap());
+        assert_eq!(flushes, batches + 1, "one flush per batch");
+        let got: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(r).unwrap()["line"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "records out of order");
+        sink.clear();
+        // A reader gone: the push fails with a broken pipe, reported as such.
+        // It shows when a formatter is needed again, or at the push.
+        WRITTEN.lock().unwrap().2 = true;
+        let mut failed = None;
+        for i in 0..10 * 1024 {
+            sink.add(streams.labels(a), a, i, &[b'x'; 256]).unwrap();
+            if sink.full()
+                && let Err(e) = sink.hand_off()
+            {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.unwrap_or_else(|| sink.write().unwrap_err());
+        assert!(e.is_broken_pipe(), "{e}");
     }
 }

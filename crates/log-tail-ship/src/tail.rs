@@ -9,11 +9,13 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::pipeline::Scan;
+
 /// How many of a file's first bytes identify it, with its device and inode.
 pub const FINGERPRINT_MAX: u32 = 256;
 
 /// One read() asks for this much.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Identity {
@@ -99,6 +101,11 @@ pub struct Tail {
     pub(crate) buf: Vec<u8>,
     /// Unconsumed bytes are `buf[head..]`; they start at file offset `read_pos - (len - head)`.
     head: usize,
+    /// Changes whenever `buf` does (a read, a restart): positions in it found before
+    /// are valid while this stays the same.
+    pub(crate) buf_version: u64,
+    /// Where the literal filters were last found in `buf`.
+    pub(crate) scan: Scan,
     /// Skipping the rest of an over-long line up to its newline.
     skipping: bool,
     /// A read found the first bytes changed (copytruncate between two looks): what it
@@ -148,6 +155,8 @@ impl Tail {
             format,
             read_pos: offset,
             buf: Vec::new(),
+            buf_version: 0,
+            scan: Scan::default(),
             head: 0,
             skipping: false,
             rewritten: false,
@@ -196,6 +205,7 @@ impl Tail {
         self.processed = 0;
         self.acked = 0;
         self.buf.clear();
+        self.buf_version += 1;
         self.head = 0;
         self.skipping = false;
         self.rewritten = false;
@@ -299,6 +309,7 @@ impl Tail {
         }
         let pos = self.read_pos;
         let file = &self.file;
+        self.buf_version += 1;
         let n = append_chunk(&mut self.buf, &mut self.head, |b| file.read_at(b, pos))?;
         let same = if n > 0 {
             self.fp.matches(&self.file)
@@ -318,7 +329,7 @@ impl Tail {
     }
 }
 
-/// Drops the consumed head of `buf` and appends one read of up to 64 KiB (retried on
+/// Drops the consumed head of `buf` and appends one read of up to 256 KiB (retried on
 /// EINTR); returns how many bytes came (0 at the end). Shared with stdin.
 pub(crate) fn append_chunk(
     buf: &mut Vec<u8>,

@@ -230,3 +230,68 @@ fn delete_and_recreate_drains_the_old_handle_first() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(rx.lines(), ["old 1", "old 2", "old 3", "new 1"]);
 }
+
+#[test]
+fn a_file_opened_empty_during_an_outage_then_copytruncated_loses_nothing() {
+    // The fault test found this: a file created while pushes were being retried was
+    // opened empty (nothing to fingerprint), filled, then copytruncated before any of
+    // it was read; its first lines were in the copy only, and never looked for.
+    let rx = Receiver::start();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("app.log");
+    let first = d.path().join("first.log");
+    std::fs::write(&first, "").unwrap();
+    let glob = format!("{}/*.log", d.path().display());
+    rx.script(&[Answer::Status(500); 10_000]);
+    let child = ship()
+        .args(["--file", &glob, "--from-beginning", "--loki", &rx.url()])
+        .args(["--batch-wait", "50ms", "--max-backoff", "200ms", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pushes = || rx.state.lock().unwrap().pushes;
+    // A line to push: from now on the push is retried and reading paused.
+    std::fs::write(&first, "before\n").unwrap();
+    wait_until(Duration::from_secs(20), "a first push", || pushes() >= 1);
+    // A new file, empty when the shipper opens it.
+    std::fs::write(&log, "").unwrap();
+    let fds = format!("/proc/{}/fd", child.id());
+    wait_until(Duration::from_secs(20), "app.log opened", || {
+        std::fs::read_dir(&fds)
+            .map(|fds| {
+                fds.flatten()
+                    .any(|f| std::fs::read_link(f.path()).is_ok_and(|p| p == log))
+            })
+            .unwrap_or(false)
+    });
+    // Its lines come while the push is still being retried ...
+    let old: Vec<String> = (0..200)
+        .map(|i| format!("old {i:03} written before the copytruncate"))
+        .collect();
+    std::fs::write(&log, old.join("\n") + "\n").unwrap();
+    let p = pushes();
+    wait_until(Duration::from_secs(20), "two more attempts", || pushes() >= p + 2);
+    // ... then it is copied, truncated and written again, all before it was read.
+    std::fs::copy(&log, d.path().join("app.log.1")).unwrap();
+    let new: Vec<String> = (0..300).map(|i| format!("new {i:03} after")).collect();
+    std::fs::write(&log, new.join("\n") + "\n").unwrap();
+    rx.state.lock().unwrap().script.clear();
+    let want = 1 + old.len() + new.len();
+    wait_until(Duration::from_secs(30), "every line", || {
+        rx.entries().len() >= want
+    });
+    let out = terminate(child);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = rx.lines();
+    got.sort();
+    let mut all: Vec<String> = old.into_iter().chain(new).collect();
+    all.push("before".into());
+    all.sort();
+    assert_eq!(got, all);
+}

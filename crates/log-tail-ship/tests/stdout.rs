@@ -183,3 +183,107 @@ fn bad_flags_and_bad_files_have_documented_exit_codes() {
     assert_eq!(r.code(), Some(64));
     assert!(r.output.stdout.is_empty());
 }
+
+#[test]
+fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
+    // Far more than one batch (the writer thread takes a full one while the next is
+    // read), with the dropped needle at every place relative to the 64 KiB reads, lines
+    // that need escaping, and a line that is not UTF-8.
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("access.log");
+    let pos = d.path().join("positions.json");
+    let mut data = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..120_000u32 {
+        let line = match i % 7 {
+            0 => format!("{i} \"GET /health HTTP/1.1\" 200"),
+            1 => format!("{i} \"GET /api/{} HTTP/1.1\" 200 \"-\" \\ back", i % 977),
+            2 => format!("{i}\ttab GET /healt"),
+            3 => format!("{i} {}", "x".repeat((i % 300) as usize)),
+            4 => format!("{i} GET /health"),
+            5 => format!("GET /health {i}"),
+            _ => format!("{i} ünïcödé"),
+        };
+        data.extend_from_slice(line.as_bytes());
+        data.push(b'\n');
+        if !line.contains("GET /health") {
+            want.push(line);
+        }
+    }
+    data.extend_from_slice(b"bad \xff utf-8\n");
+    want.push("bad \u{fffd} utf-8".into());
+    std::fs::write(&log, &data).unwrap();
+    let r = run(&[
+        "--file",
+        log.to_str().unwrap(),
+        "--from-beginning",
+        "--once",
+        "--stdout",
+        "--drop",
+        "GET /health",
+        "--positions",
+        pos.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr());
+    let texts = r.texts();
+    assert_eq!(texts.len(), want.len());
+    if let Some(i) = (0..want.len()).find(|&i| texts[i] != want[i]) {
+        panic!("line {i}: {:?} instead of {:?}", texts[i], want[i]);
+    }
+    let s = r.summary();
+    assert_eq!(s.lines_read_total, 120_001);
+    assert_eq!(s.lines_shipped_total, want.len() as u64);
+    assert_eq!(s.lines_dropped_filter_total, 120_001 - want.len() as u64);
+    assert_eq!(
+        s.bytes_shipped_total,
+        want.iter().map(|l| l.len() as u64).sum::<u64>()
+    );
+    assert_eq!((s.lines_pending, s.lag_bytes), (0, 0));
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pos).unwrap()).unwrap();
+    assert_eq!(saved["files"][0]["offset"], data.len() as u64, "{saved}");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly_and_nothing_is_acknowledged() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("app.log");
+    let pos = d.path().join("positions.json");
+    let line = "a line long enough to fill a few batches quickly\n";
+    std::fs::write(&log, line.repeat(200_000)).unwrap();
+    let mut child = ship()
+        .args(["--file", log.to_str().unwrap(), "--from-beginning", "--stdout"])
+        .args(["--positions", pos.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `log-tail-ship | head -1`: one record read, then the pipe is closed.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"kind\":\"line\""), "{first}");
+    let t = Instant::now();
+    let out = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "still running after its reader went away"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(out.code(), Some(0), "a broken pipe is success: {err}");
+    assert!(err.is_empty(), "{err}");
+    // Whatever the positions file says, it is not past what could have been read.
+    if let Ok(p) = std::fs::read_to_string(&pos) {
+        let saved: serde_json::Value = serde_json::from_str(&p).unwrap();
+        let acked = saved["files"][0]["offset"].as_u64().unwrap_or(0);
+        assert!(acked < (line.len() * 200_000) as u64, "{saved}");
+    }
+}
