@@ -2,15 +2,13 @@
 //! page passes promtool and node_exporter reads it, locks, unreadable files,
 //! excludes, one filesystem, bad input.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::{promtool_check_metrics, series, service_env, wait_until};
 
 fn keys(out: &std::process::Output, into: &mut BTreeSet<String>) {

@@ -2,13 +2,11 @@
 //! ISO-week and oldest-snapshot rules, and a generated history of two years of
 //! snapshots at irregular times checked against an independent reading of the rules.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::common::*;
 use backup_snap::policy::{Policy, Within, apply};
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike};
-use common::*;
 
 fn t(s: &str) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(s).unwrap()

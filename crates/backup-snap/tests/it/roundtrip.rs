@@ -2,15 +2,13 @@
 //! hard links, empty directories, sparse and large files and non-UTF-8 names is
 //! restored identical, compared by a full metadata and checksum walk.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn set_mtime(p: &Path, secs: i64, nsec: i64) {
     let ts = nix::sys::time::TimeSpec::new(secs, nsec);

@@ -1,17 +1,15 @@
 //! Damage: one flipped byte in a pack, a truncated pack, a missing pack, a corrupt
 //! manifest. verify names exactly the affected snapshots and files and exits 65.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::*;
 use backup_snap::crypto::{hex, parse_id};
 use backup_snap::repo::Repo;
 use backup_snap::snapshot;
-use common::*;
 
 struct Fixture {
     _dir: tempfile::TempDir,

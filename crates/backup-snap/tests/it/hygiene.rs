@@ -2,10 +2,7 @@
 //! logrotate on PATH that record how they were called: nothing on this machine is
 //! trimmed, vacuumed or rotated.
 
-mod common;
-
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,13 +27,10 @@ fn script() -> PathBuf {
 }
 
 fn stub(dir: &Path, name: &str, body: &str) {
-    let p = dir.join(name);
-    fs::write(
-        &p,
-        format!("#!/bin/sh\necho \"{name} $*\" >> \"$HYGIENE_CALLS\"\n{body}\n"),
-    )
-    .unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    homelab_testkit::write_executable(
+        &dir.join(name),
+        &format!("#!/bin/sh\necho \"{name} $*\" >> \"$HYGIENE_CALLS\"\n{body}\n"),
+    );
 }
 
 struct Setup {

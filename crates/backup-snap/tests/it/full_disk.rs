@@ -2,12 +2,10 @@
 //! runs as root). create fails with a clear error and exit 74, and the repository
 //! stays valid: verify --read-data passes and the earlier snapshot restores.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 struct Mounted(PathBuf);
 

@@ -3,8 +3,6 @@
 //! Debian PostgreSQL, see scripts/test) restored with pg_restore, and --pause with a
 //! SIGTERM in the middle of a snapshot.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
@@ -12,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::{Container, Docker, docker, service_env, wait_until};
 use rusqlite::Connection;
 

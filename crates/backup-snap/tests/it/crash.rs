@@ -4,15 +4,13 @@
 //! takes; the seed is printed so a failure can be replayed (BACKUP_SNAP_CRASH_SEED),
 //! and BACKUP_SNAP_CRASH_KEEP=DIR keeps a copy of a repository that fails verify.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ROUNDS: usize = 20;
 
