@@ -1,12 +1,10 @@
 //! pi-thermal on the machine running the tests, checked against what the kernel and
 //! coreutils say, and against its own man page.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn real_machine_numbers_match_the_kernel() {

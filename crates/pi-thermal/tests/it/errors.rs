@@ -1,15 +1,13 @@
 //! Broken inputs, failing helpers and bad flags: a clear note or a documented exit
 //! code, a valid page, never a panic.
 
-mod common;
-
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn broken_files_become_errors_and_the_rest_is_reported() {

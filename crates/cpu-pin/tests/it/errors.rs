@@ -2,11 +2,9 @@
 //! permission, an unreachable Docker engine, misused flags: one clear line on
 //! stderr and the documented exit status, and nothing pinned.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bad_cpu_lists_are_usage_errors() {

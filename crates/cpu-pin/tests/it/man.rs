@@ -1,11 +1,9 @@
 //! The man page documents every JSON field, every metric and every flag of every
 //! command, in the words the code uses.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::{json_keys, undocumented};
 
 fn man() -> String {

@@ -1,9 +1,7 @@
 //! pi-thermal on fixture trees: a Pi 5, a Pi 4 and a plain x86 machine, with fake
 //! vcgencmd scripts that print outputs captured on real boards.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Runs pi-thermal on a fixture. The fixtures' mount points are statvfs'd on the disk
 /// of the machine running the tests, whose free space is not the fixture's: the disk
@@ -12,7 +10,7 @@ use common::*;
 fn run(args: &[&str]) -> Run {
     let mut all = args.to_vec();
     all.extend(["--warn-disk", "0", "--crit-disk", "0"]);
-    common::run(&all)
+    crate::common::run(&all)
 }
 
 #[test]
@@ -270,7 +268,7 @@ fn disk_thresholds_apply_to_every_real_mount() {
     // Whatever this machine's free space, a threshold of 100 % free makes every mount
     // critical and 0 % none.
     let pi5 = fixture("pi5");
-    let r = common::run(&[
+    let r = crate::common::run(&[
         "--root",
         pi5.to_str().unwrap(),
         "--warn-disk",

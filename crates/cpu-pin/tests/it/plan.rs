@@ -3,13 +3,11 @@
 //! v1 cpusets on fixture trees, the metrics against golden files and promtool, and
 //! malformed plans.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 
 fn taskset_one_thread(tid: u32, cpu: &str) {
     let out = std::process::Command::new("taskset")

@@ -2,9 +2,7 @@
 //! pinned, later threads inherit it, descendants are reached, and a second run
 //! writes nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn set_pins_every_thread_and_later_threads_inherit() {

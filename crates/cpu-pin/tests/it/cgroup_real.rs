@@ -3,13 +3,11 @@
 //! every thread of the process the test moved into it. The cgroup is the test's
 //! own, created and removed here.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A cgroup made for one test, with the cpuset controller, removed when dropped.
 struct TestCgroup {

@@ -4,12 +4,10 @@
 //! `docker update` is found and fixed, and a recreated container is pinned again.
 //! Every container here is the test's own (label hlt.test=<name>).
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::{Container, Docker, docker};
 
 /// Host processes in the container's cgroup, found the way `ps` would show them

@@ -2,12 +2,10 @@
 //! collector on HLT_TEXTFILE_DIR): pi-thermal's page is read without error, carries
 //! the fixture's values, and stays readable while pi-thermal rewrites it in a loop.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 
 fn env(var: &str) -> String {
     homelab_testkit::service_env(var, "the node_exporter that scripts/test starts")

@@ -1,11 +1,9 @@
 //! Golden Prometheus pages per fixture (node_exporter's textfile_test.go pattern),
 //! and `promtool check metrics` on each. `UPDATE_GOLDEN=1 cargo test` rewrites them.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Values that depend on the machine running the test, not on the fixture: sizes of
 /// the filesystem under the fixture tree, and the run's own time.
