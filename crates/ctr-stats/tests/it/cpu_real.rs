@@ -1,15 +1,14 @@
 //! A CPU burner on the real engine: 60-100 % of one core from both sources, over
 //! --window and across the interval in a loop, and a restart between two rounds
-//! giving no figure rather than a negative or huge one. Its own test binary, one
-//! test, so that nothing else of ours competes for the two cores meanwhile.
-
-mod common;
+//! giving no figure rather than a negative or huge one. It holds
+//! `homelab_testkit::alone()`, so that none of our containers competes for the two
+//! cores meanwhile (every Docker test holds `shared()`).
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::docker;
 
 /// The container's CPU counter in nanoseconds, read by the test itself from its
@@ -91,6 +90,7 @@ fn check_burner(what: &str, pct: f64, seen_by_test: f64, others: f64) {
 
 #[test]
 fn cpu_burner() {
+    let _alone = homelab_testkit::alone();
     let d = docker();
     let group = d.unique_name("ctrs-cpu");
     let label = format!("hlt.test={group}");

@@ -2,12 +2,10 @@
 //! wrong kind, bad flags and filters: one clear line on stderr, a documented exit
 //! code, nothing on stdout.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 
-use common::*;
+use crate::common::*;
 
 fn assert_fails(args: &[&str], env: &[(&str, &str)], code: i32, needle: &str) -> String {
     let out = ctr_stats().args(args).envs(env.iter().copied()).output().unwrap();

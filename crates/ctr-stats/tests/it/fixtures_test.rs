@@ -4,12 +4,10 @@
 //! them. Golden Prometheus pages, checked by promtool; both sources give the same
 //! page; broken files become errors, never a panic.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const WEB: &str = "4f2b9c0d1e3a5b6c7d8e9f0a5b6c7d8e9f0a5b6c7d8e9f0a5b6c7d8e9f0a1234";
 const OLLAMA: &str = "9e8d7c6b5a401f2e3d4c5b6a1f2e3d4c5b6a1f2e3d4c5b6a1f2e3d4c5b6a5678";

@@ -4,25 +4,30 @@
 //! API sources agreeing. Every container carries `hlt.test=<group>` and every run
 //! filters on it, so tests sharing the engine never see each other's containers.
 
-mod common;
-
 use std::collections::HashMap;
+use std::sync::RwLockReadGuard;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::{Container, Docker, docker};
 
-/// A test's own set of containers: all carry `hlt.test=<group>`.
+/// A test's own set of containers: all carry `hlt.test=<group>`. While it lives, the
+/// CPU burner test (cpu_real.rs, `alone()`) waits: containers would compete with it.
 struct Group {
     d: Docker,
     name: String,
+    _machine: RwLockReadGuard<'static, ()>,
 }
 
 impl Group {
     fn new(prefix: &str) -> Group {
         let d = docker();
         let name = d.unique_name(prefix);
-        Group { d, name }
+        Group {
+            d,
+            name,
+            _machine: homelab_testkit::shared(),
+        }
     }
 
     /// Starts a container in the group (the later --label overrides testkit's own).
