@@ -2,12 +2,10 @@
 //! textfile, the loop, the golden Prometheus page, and a man page that documents
 //! every JSON field and metric the tool writes.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn clap_definition_is_sound() {

@@ -4,12 +4,10 @@
 //! the routes are probed through a real nginx. Then the API misbehaves: garbage, a
 //! hang, a 401.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn routers_from_every_page_are_probed_and_internal_ones_skipped() {

@@ -3,12 +3,10 @@
 //! intermediate that expires before the leaf), backends that answer 200, 502 and
 //! not at all, and a plain-HTTP port that redirects for some names and not others.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn probe(n: &Nginx, routes: &[&str], extra: &[&str]) -> Run {
     let mut args: Vec<String> = n.args();

@@ -7,9 +7,7 @@
 //! records the port bindings (HostConfig.PortBindings, what route-check reads with
 //! the list's Ports) without binding them, or with `--network host`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use homelab_testkit::{Container, docker};
 
 fn group(prefix: &str) -> String {
