@@ -1,5 +1,8 @@
 //! The shell glue: the collector runner (scripts/collect, installed as
 //! homelab-collect) and scripts/install.
+//!
+//! Every test holds `homelab_testkit::shared()`: they find tools on a PATH that ends
+//! in /usr/bin, where the package test installs ours while it holds `alone()`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -22,9 +25,7 @@ fn bin_dir_with(tools: &[&str]) -> tempfile::TempDir {
 }
 
 fn fake_tool(dir: &Path, name: &str, script: &str) {
-    let p = dir.join(name);
-    fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    homelab_testkit::write_executable(&dir.join(name), &format!("#!/bin/sh\n{script}\n"));
 }
 
 fn collect(bin: &Path, textfile: &Path, args: &[&str]) -> Command {
@@ -51,6 +52,7 @@ fn pi5() -> PathBuf {
 
 #[test]
 fn collect_runs_a_tool_into_the_textfile_dir_and_reports_it() {
+    let _machine = homelab_testkit::shared();
     let bin = bin_dir_with(&["pi-thermal"]);
     let textfile = tempfile::tempdir().unwrap();
     let out = collect(bin.path(), textfile.path(), &["pi-thermal"])
@@ -94,6 +96,7 @@ fn collect_runs_a_tool_into_the_textfile_dir_and_reports_it() {
 
 #[test]
 fn collect_never_overlaps_runs_of_one_tool() {
+    let _machine = homelab_testkit::shared();
     let bin = tempfile::tempdir().unwrap();
     let textfile = tempfile::tempdir().unwrap();
     let started = textfile.path().join("started");
@@ -124,6 +127,7 @@ fn collect_never_overlaps_runs_of_one_tool() {
 
 #[test]
 fn collect_kills_a_run_at_its_time_limit() {
+    let _machine = homelab_testkit::shared();
     let bin = tempfile::tempdir().unwrap();
     let textfile = tempfile::tempdir().unwrap();
     fake_tool(bin.path(), "hangs", "sleep 60");
@@ -140,6 +144,7 @@ fn collect_kills_a_run_at_its_time_limit() {
 
 #[test]
 fn collect_removes_files_of_tools_that_are_gone_and_nothing_else() {
+    let _machine = homelab_testkit::shared();
     let bin = bin_dir_with(&["pi-thermal"]);
     let textfile = tempfile::tempdir().unwrap();
     fs::write(textfile.path().join("ctr-stats.prom"), "old 1\n").unwrap();
@@ -167,6 +172,7 @@ fn collect_removes_files_of_tools_that_are_gone_and_nothing_else() {
 
 #[test]
 fn collect_usage_and_missing_directory() {
+    let _machine = homelab_testkit::shared();
     let bin = tempfile::tempdir().unwrap();
     let textfile = tempfile::tempdir().unwrap();
     let out = collect(bin.path(), textfile.path(), &[]).output().unwrap();
@@ -233,6 +239,7 @@ fn install(dest: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn install_is_idempotent_and_uninstall_removes_what_it_installed() {
+    let _machine = homelab_testkit::shared();
     let dest = tempfile::tempdir().unwrap();
     install(dest.path(), &["--cron"]);
     let d = dest.path();
@@ -302,6 +309,7 @@ fn verify_units(units: &[PathBuf]) -> (bool, String) {
 
 #[test]
 fn installed_units_pass_systemd_analyze_verify() {
+    let _machine = homelab_testkit::shared();
     let dest = tempfile::tempdir().unwrap();
     install(dest.path(), &[]);
     let d = dest.path();
@@ -466,6 +474,7 @@ fn cron_line(line: &str) -> Result<Option<(String, String)>, String> {
 
 #[test]
 fn the_crontab_is_valid_and_runs_what_the_timers_run() {
+    let _machine = homelab_testkit::shared();
     let cron = fs::read_to_string(workspace().join("scripts/cron/homelab-tools")).unwrap();
     let settings = fs::read_to_string(workspace().join("scripts/homelab-tools.env")).unwrap();
     let mut commands = Vec::new();

@@ -50,6 +50,8 @@ fn enabled_units() -> Vec<String> {
 
 #[test]
 fn amd64_package_installs_runs_and_removes_cleanly() {
+    // While our tools are in /usr/bin, the glue's tests would find them on PATH.
+    let _alone = homelab_testkit::alone();
     let deb = service_env("HLT_DEB_AMD64", "the amd64 package that scripts/test builds");
     assert!(Path::new(&deb).is_file(), "{deb} is missing");
     let _purge = Purge;

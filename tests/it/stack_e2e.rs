@@ -461,6 +461,9 @@ fn set(map: &mut Yaml, path: &[&str], value: Yaml) {
 
 #[test]
 fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
+    // Scrapes, rule evaluations and hold times are timed: no image build or compose
+    // run of the other tests beside it.
+    let _alone = homelab_testkit::alone();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let textfile = w.join("textfile");

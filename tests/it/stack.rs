@@ -59,6 +59,7 @@ fn strings(v: &Yaml) -> Vec<String> {
 
 #[test]
 fn docker_compose_validates_the_file_with_defaults_and_with_the_example_settings() {
+    let _machine = homelab_testkit::shared();
     let defaults = config();
     let names: BTreeSet<String> = services(&defaults).into_iter().map(|(n, _)| n).collect();
     for want in MONITORING.iter().chain(APP_SERVICES) {
@@ -83,6 +84,7 @@ fn docker_compose_validates_the_file_with_defaults_and_with_the_example_settings
 
 #[test]
 fn docker_compose_rejects_a_broken_file() {
+    let _machine = homelab_testkit::shared();
     // The validation above can fail: an unknown key in a service.
     let dir = tempfile::tempdir().unwrap();
     let broken = read(&stack_dir().join("docker-compose.yml")).replacen(
@@ -285,7 +287,7 @@ fn run_entrypoint(cpus: &str) -> (String, Option<i32>) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let fake = dir.path().join("ollama");
-    std::fs::write(
+    homelab_testkit::write_executable(
         &fake,
         "#!/bin/sh\n\
          case \"$1\" in\n\
@@ -296,9 +298,7 @@ fn run_entrypoint(cpus: &str) -> (String, Option<i32>) {
            pull) echo \"pull $2\" >>\"$FAKE_LOG\" ;;\n\
            create) echo \"create $2\" >>\"$FAKE_LOG\"; cat \"$4\" >>\"$FAKE_LOG\"; echo end >>\"$FAKE_LOG\" ;;\n\
          esac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let mut child = Command::new("taskset")
         .args(["-c", cpus, "sh"])
         .arg(stack_dir().join("config/ollama/entrypoint.sh"))
@@ -1415,6 +1415,7 @@ fn glibc_base(docker: &homelab_testkit::Docker, binary: &Path) -> Image {
 
 #[test]
 fn the_homelab_tools_image_builds_from_the_binaries_and_runs_them() {
+    let _machine = homelab_testkit::shared();
     let docker = homelab_testkit::docker();
     let base = glibc_base(&docker, &homelab_e2e::tool("pi-thermal"));
     // Only pi-thermal goes in (debug binaries are large and this engine copies every
