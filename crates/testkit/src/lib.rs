@@ -5,9 +5,10 @@
 //! it never passes by skipping.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// The value of a variable `scripts/test` exports for a service.
@@ -47,6 +48,37 @@ pub fn copy_executable(src: &std::path::Path, dest: &std::path::Path) {
         dest.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Writes a script or other executable (mode 0755) that a test then runs. The text
+/// goes to a file beside it first, which [`copy_executable`] installs from a child
+/// process, for the same reason: no descriptor of this process ever has `dest` open
+/// for writing, so a fork in another test thread cannot make exec fail with ETXTBSY.
+pub fn write_executable(dest: &Path, text: &str) {
+    let mut draft = dest.as_os_str().to_owned();
+    draft.push(".draft");
+    let draft = PathBuf::from(draft);
+    std::fs::write(&draft, text).unwrap_or_else(|e| panic!("writing {}: {e}", draft.display()));
+    copy_executable(&draft, dest);
+    std::fs::remove_file(&draft).unwrap_or_else(|e| panic!("removing {}: {e}", draft.display()));
+}
+
+/// Each crate's integration tests are one test binary, so tests of different files run
+/// side by side on the test threads. A test that changes or measures what the whole
+/// machine shows (a package installed into /usr/bin, a CPU burner measured against
+/// everything else) holds [`alone`]; the tests it would disturb, or be disturbed by,
+/// hold [`shared`]: they still run beside each other, never beside it.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// Waits until no test holding [`shared`] runs, and keeps them waiting while held.
+pub fn alone() -> RwLockWriteGuard<'static, ()> {
+    // A test that failed while holding the lock leaves nothing to repair.
+    MACHINE.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits while a test holding [`alone`] runs.
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// GET a URL over plain HTTP and return the body.

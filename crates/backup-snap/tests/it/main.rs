@@ -1,0 +1,15 @@
+//! backup-snap's integration tests, in one test binary: one compile and one link per
+//! target instead of one per file. Tests of every module run side by side on the test
+//! threads; one that must not have neighbours holds `homelab_testkit::alone()`, and
+//! those that would disturb it hold `homelab_testkit::shared()`.
+
+mod common;
+
+mod cli;
+mod corruption;
+mod crash;
+mod databases;
+mod full_disk;
+mod hygiene;
+mod retention;
+mod roundtrip;

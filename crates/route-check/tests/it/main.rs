@@ -1,0 +1,12 @@
+//! route-check's integration tests, in one test binary: one compile and one link per
+//! target instead of one per file. Tests of every module run side by side on the test
+//! threads; one that must not have neighbours holds `homelab_testkit::alone()`, and
+//! those that would disturb it hold `homelab_testkit::shared()`.
+
+mod common;
+
+mod cli;
+mod docker;
+mod stack_config;
+mod tls_proxy;
+mod traefik_api;
