@@ -1,14 +1,13 @@
 //! Lines to stdout: the record schema, filters, truncation, hostile input, and the
 //! documented exit codes for bad flags and bad files.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn stdin_lines_become_line_records_with_labels_and_a_summary() {
+    let _shared = homelab_testkit::shared();
     let r = run_with_input(
         &[
             "--stdin",
@@ -41,6 +40,7 @@ fn stdin_lines_become_line_records_with_labels_and_a_summary() {
 
 #[test]
 fn keep_and_drop_filters_and_counts() {
+    let _shared = homelab_testkit::shared();
     let input = b"GET /health 200\nerror: disk full\nwarn: slow\ninfo: fine\nerror: GET /health\n";
     let r = run_with_input(
         &[
@@ -61,6 +61,7 @@ fn keep_and_drop_filters_and_counts() {
 
 #[test]
 fn rate_limit_drops_and_counts_the_excess() {
+    let _shared = homelab_testkit::shared();
     let input: String = (0..100).map(|i| format!("line {i}\n")).collect();
     let r = run_with_input(
         &["--stdin", "--stdout", "--rate", "1", "--burst", "10"],
@@ -75,6 +76,7 @@ fn rate_limit_drops_and_counts_the_excess() {
 
 #[test]
 fn hostile_input_is_shipped_or_counted_never_a_crash_or_a_stall() {
+    let _shared = homelab_testkit::shared();
     let mut input = Vec::new();
     input.extend_from_slice(b"invalid \xff\xfe utf-8\n");
     input.extend_from_slice(b"nul \0 byte\n");
@@ -106,6 +108,7 @@ fn hostile_input_is_shipped_or_counted_never_a_crash_or_a_stall() {
 
 #[test]
 fn a_file_once_from_the_beginning_then_only_what_is_new() {
+    let _shared = homelab_testkit::shared();
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("app.log");
     let pos = d.path().join("positions.json");
@@ -143,6 +146,7 @@ fn a_file_once_from_the_beginning_then_only_what_is_new() {
 
 #[test]
 fn bad_flags_and_bad_files_have_documented_exit_codes() {
+    let _shared = homelab_testkit::shared();
     let d = tempfile::tempdir().unwrap();
     let r = run(&["--stdout"]);
     assert_eq!(r.code(), Some(64));
@@ -186,6 +190,7 @@ fn bad_flags_and_bad_files_have_documented_exit_codes() {
 
 #[test]
 fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
+    let _shared = homelab_testkit::shared();
     // Far more than one batch (the writer thread takes a full one while the next is
     // read), with the dropped needle at every place relative to the 64 KiB reads, lines
     // that need escaping, and a line that is not UTF-8.
@@ -245,6 +250,7 @@ fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
 
 #[test]
 fn a_reader_that_goes_away_ends_the_run_quietly_and_nothing_is_acknowledged() {
+    let _shared = homelab_testkit::shared();
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let d = tempfile::tempdir().unwrap();

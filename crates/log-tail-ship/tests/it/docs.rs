@@ -1,12 +1,10 @@
 //! The man page documents every JSON field and metric, and the Prometheus page of a
 //! known run matches its golden file and passes promtool.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn keys(v: &serde_json::Value, out: &mut BTreeSet<String>) {
     if let serde_json::Value::Object(m) = v {
@@ -56,6 +54,7 @@ fn prom_page(reject: bool) -> String {
 
 #[test]
 fn golden_prometheus_page() {
+    let _shared = homelab_testkit::shared();
     let page = prom_page(true);
     homelab_testkit::promtool_check_metrics(&page);
     let normalised: String = page
@@ -84,6 +83,7 @@ fn golden_prometheus_page() {
 
 #[test]
 fn man_page_documents_every_field_and_metric() {
+    let _shared = homelab_testkit::shared();
     let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../man/log-tail-ship.1"))
         .expect("man/log-tail-ship.1 exists (cargo run -p homelab-docs -- man)");
     let documented = |name: &str| man.contains(&format!("\\fB{}\\fR", name.replace('-', "\\-")));

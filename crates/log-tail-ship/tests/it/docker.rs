@@ -3,16 +3,15 @@
 //! split at 16 KiB joined again, the `local` driver reported, containers that start
 //! later picked up, and the lines of a container that exited still shipped.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::{docker, wait_until};
 
 #[test]
 fn ships_our_containers_json_logs_with_their_labels() {
+    let _shared = homelab_testkit::shared();
     let dk = docker();
     let tag = dk.unique_name("logship");
     let ours = format!("hlt.logship={tag}");

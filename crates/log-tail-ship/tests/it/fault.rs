@@ -7,8 +7,6 @@
 //!
 //! `FAULT_SEED=<n>` repeats a run's kill moments (the seed is printed).
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
@@ -18,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const LINES: u64 = 1_000_000;
 const ROTATE_EVERY: u64 = 80_000;
@@ -139,6 +137,7 @@ fn kill9(c: &mut Child) {
 
 #[test]
 fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
+    let _alone = homelab_testkit::alone();
     let seed: u64 = std::env::var("FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

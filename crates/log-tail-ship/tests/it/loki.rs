@@ -1,15 +1,14 @@
 //! Pushing to the Loki stand-in: body, headers, retries, rejections, metrics.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use homelab_testkit::{promtool_check_metrics, series, wait_until};
 
 #[test]
 fn pushes_gzipped_json_with_tenant_auth_and_labels() {
+    let _shared = homelab_testkit::shared();
     let rx = Receiver::start();
     let d = tempfile::tempdir().unwrap();
     let pw = d.path().join("pw");
@@ -57,6 +56,7 @@ fn pushes_gzipped_json_with_tenant_auth_and_labels() {
 
 #[test]
 fn retries_429_and_500_and_a_missing_server_without_dropping() {
+    let _shared = homelab_testkit::shared();
     let rx = Receiver::start();
     rx.script(&[Answer::Status(429), Answer::Status(500), Answer::Status(503)]);
     let r = run_with_input(
@@ -94,6 +94,7 @@ fn retries_429_and_500_and_a_missing_server_without_dropping() {
 
 #[test]
 fn a_400_batch_is_counted_as_rejected_and_not_sent_again() {
+    let _shared = homelab_testkit::shared();
     let rx = Receiver::start();
     rx.state.lock().unwrap().max_line = Some(10);
     let d = tempfile::tempdir().unwrap();
@@ -129,6 +130,7 @@ fn a_400_batch_is_counted_as_rejected_and_not_sent_again() {
 
 #[test]
 fn follows_a_file_and_keeps_metrics_fresh() {
+    let _shared = homelab_testkit::shared();
     let rx = Receiver::start();
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("app.log");
@@ -196,6 +198,7 @@ fn follows_a_file_and_keeps_metrics_fresh() {
 
 #[test]
 fn delete_and_recreate_drains_the_old_handle_first() {
+    let _shared = homelab_testkit::shared();
     use std::io::Write;
     let rx = Receiver::start();
     let d = tempfile::tempdir().unwrap();
@@ -233,6 +236,7 @@ fn delete_and_recreate_drains_the_old_handle_first() {
 
 #[test]
 fn a_file_opened_empty_during_an_outage_then_copytruncated_loses_nothing() {
+    let _shared = homelab_testkit::shared();
     // The fault test found this: a file created while pushes were being retried was
     // opened empty (nothing to fingerprint), filled, then copytruncated before any of
     // it was read; its first lines were in the copy only, and never looked for.
