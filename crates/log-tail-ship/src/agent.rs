@@ -507,25 +507,12 @@ impl Agent {
         Ok(())
     }
 
-    /// Looks at every file without reading it: a file opened while (nearly) empty gets
-    /// the fingerprint of its first bytes as they come, so that a copytruncate before
-    /// any of it was read (during an outage, or while other files are caught up with)
-    /// is still seen as one and its copy found, also after a restart. A truncation
-    /// seen here is handled when the file's turn to be read comes.
-    fn look_at_files(&mut self) {
-        for t in &mut self.files.tails {
-            let _ = t.check();
-        }
-    }
-
     /// Writes the positions file (when asked for): acknowledged offsets, and fresh
     /// timestamp anchors for files that moved on.
     fn write_positions(&mut self) -> Result<()> {
         let Some(path) = self.positions.clone() else {
             return Ok(());
         };
-        // Fingerprints as long as they can be, for the next start.
-        self.look_at_files();
         let now = now_ns();
         let stale = self.sync_interval.as_nanos() as u64;
         for t in &mut self.files.tails {
@@ -631,7 +618,6 @@ impl Agent {
                         if self.rescan_needed {
                             self.rescan();
                         }
-                        self.look_at_files();
                     }
                     backoff = (backoff * 2).min(self.max_backoff);
                 }

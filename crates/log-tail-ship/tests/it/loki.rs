@@ -237,9 +237,9 @@ fn delete_and_recreate_drains_the_old_handle_first() {
 #[test]
 fn a_file_opened_empty_during_an_outage_then_copytruncated_loses_nothing() {
     let _shared = homelab_testkit::shared();
-    // The fault test found this: a file created while pushes were being retried was
-    // opened empty (nothing to fingerprint), filled, then copytruncated before any of
-    // it was read; its first lines were in the copy only, and never looked for.
+    // A file created while pushes are retried is opened empty (nothing to fingerprint
+    // yet), filled, then copytruncated before any of it was read: its first lines are
+    // in the copy only, which must still be found and read.
     let rx = Receiver::start();
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("app.log");
