@@ -297,7 +297,7 @@ pub struct StdoutSink {
     /// Number of the batch being filled (0: none yet), and its envelope time.
     batch: u64,
     batch_time: SystemTime,
-    /// Batches and lines handed to the writer since the last push, and the text bytes
+    /// Batches and lines handed to the formatters since the last push, and the text bytes
     /// of those already written.
     batches_handed: u32,
     handed: u64,
@@ -395,7 +395,7 @@ fn format_batches(
 impl StdoutSink {
     /// A batch is full at this many bytes of lines.
     const BATCH_BYTES: usize = 256 * 1024;
-    /// Full batches handed to the writer between two pushes, at most: bounds what is
+    /// Full batches handed to the formatters between two pushes, at most: bounds what is
     /// written but not yet acknowledged (sent again after a crash) while a file grows
     /// faster than stdout is read.
     const AHEAD_BATCHES: u32 = 16;
@@ -446,7 +446,7 @@ impl StdoutSink {
         self.handed + self.raw.lines.len() as u64
     }
 
-    /// Whether the batch being filled should go to the writer.
+    /// Whether the batch being filled should go to a formatter.
     pub fn full(&self) -> bool {
         self.raw.text.len() >= Self::BATCH_BYTES
     }
@@ -474,7 +474,7 @@ impl StdoutSink {
         Ok(head)
     }
 
-    /// Whether a full batch may go to the writer without a push (see
+    /// Whether a full batch may go to a formatter without a push (see
     /// [`StdoutSink::AHEAD_BATCHES`]).
     pub fn may_hand_off(&self) -> bool {
         self.batches_handed < Self::AHEAD_BATCHES

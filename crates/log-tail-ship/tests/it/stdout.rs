@@ -191,8 +191,8 @@ fn bad_flags_and_bad_files_have_documented_exit_codes() {
 #[test]
 fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
     let _shared = homelab_testkit::shared();
-    // Far more than one batch (the writer thread takes a full one while the next is
-    // read), with the dropped needle at every place relative to the 64 KiB reads, lines
+    // Far more than one batch (the formatter threads take full ones while the next is
+    // read), with the dropped needle at every place relative to the 256 KiB reads, lines
     // that need escaping, and a line that is not UTF-8.
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("access.log");
