@@ -536,7 +536,11 @@ impl Agent {
         }
         let file = PositionsFile {
             version: positions::VERSION,
-            saved_unix_seconds: homelab_core::unix_now(),
+            saved_unix_seconds: self
+                .files
+                .seen_until()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             files: self.files.entries(),
         };
         positions::save(&path, &file)?;

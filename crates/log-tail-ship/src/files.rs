@@ -57,7 +57,8 @@ pub struct Files {
     had_positions: bool,
     from_beginning: bool,
     started: bool,
-    /// Unknown rotated siblings changed after this are successors, read from 0.
+    /// Unknown rotated siblings changed after this are successors, read from 0: a
+    /// second before the last scan began (or, at start, the positions file's time).
     new_since: Option<SystemTime>,
     /// Warnings for stderr, taken by the caller.
     pub notes: Vec<String>,
@@ -88,6 +89,18 @@ impl Files {
             new_since,
             notes: Vec::new(),
         }
+    }
+
+    /// The time to save in the positions file: files changed since then may be
+    /// unknown to [`Files::entries`], and are looked at after a restart.
+    ///
+    /// Not the time of saving: a copytruncate copy made after the last scan but before
+    /// the positions are written (the scan waits while files are caught up with) holds
+    /// lines never read, and is only found because it changed after this time. Its
+    /// original (opened empty, so with no fingerprint to find the copy by) resumes at
+    /// its new content.
+    pub fn seen_until(&self) -> SystemTime {
+        self.new_since.unwrap_or_else(SystemTime::now)
     }
 
     pub fn set_docker(&mut self, paths: HashMap<PathBuf, String>) {
@@ -555,6 +568,32 @@ mod tests {
             read_lines(&mut f, i, usize::MAX, &mut got);
         }
         assert_eq!(got, ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_copy_made_after_the_last_scan_is_read_after_a_restart() {
+        // The fault test's loss under load: a file opened empty (no fingerprint to find
+        // its copy by) was filled and copytruncated while the agent caught up with other
+        // files; the positions were written before the next scan, then the agent was
+        // killed. The copy is older than the positions file, yet never seen.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        fs::write(&p, "").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        assert_eq!(f.tails[0].fp.len, 0);
+        fs::write(&p, "a\nb\n").unwrap();
+        fs::copy(&p, d.path().join("app.log.1")).unwrap();
+        fs::write(&p, "c\n").unwrap();
+        // What the agent saves: the entries, and the time of the last scan.
+        let (entries, saved) = (f.entries(), f.seen_until());
+        let mut f = files(d.path(), Some((entries, saved)));
+        f.scan();
+        let mut got = Vec::new();
+        for i in f.read_order() {
+            read_lines(&mut f, i, usize::MAX, &mut got);
+        }
+        assert_eq!(got, ["a", "b", "c"]);
     }
 
     /// Reads up to `n` lines of tail `i` as the agent does (processed moves with

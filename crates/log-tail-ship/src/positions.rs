@@ -20,7 +20,8 @@ pub const VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct PositionsFile {
     pub version: u32,
-    /// When it was written (Unix seconds): files changed since are new to us.
+    /// A second before the files were last looked for when it was written (Unix
+    /// seconds): rotated files changed since may hold lines not read yet.
     pub saved_unix_seconds: f64,
     pub files: Vec<Entry>,
 }
