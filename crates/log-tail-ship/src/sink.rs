@@ -281,8 +281,9 @@ const EMPTY_TAIL: &[u8] = b"\",\"line\":\"\"}\n";
 /// escaped text (most of the work per line) while the next batch is read; the
 /// formatters write their records in the batches' order. A push hands over what is
 /// left and waits until everything is written and flushed; only then are the lines
-/// acknowledged. At most one batch per formatter is in flight (back-pressure from a
-/// slow reader of stdout).
+/// acknowledged. At most two batches per formatter are in flight (one rendered
+/// while the other waits its turn to be written; back-pressure from a slow reader
+/// of stdout).
 pub struct StdoutSink {
     /// The summary at the end; the line records' envelope comes from it too.
     out: Output<io::Stdout>,
@@ -394,11 +395,11 @@ fn format_batches(
 
 impl StdoutSink {
     /// A batch is full at this many bytes of lines.
-    const BATCH_BYTES: usize = 256 * 1024;
+    const BATCH_BYTES: usize = 512 * 1024;
     /// Full batches handed to the formatters between two pushes, at most: bounds what is
     /// written but not yet acknowledged (sent again after a crash) while a file grows
     /// faster than stdout is read.
-    const AHEAD_BATCHES: u32 = 16;
+    const AHEAD_BATCHES: u32 = 32;
 
     pub fn new(args: &OutputArgs, host: String) -> StdoutSink {
         StdoutSink {
@@ -486,7 +487,7 @@ impl StdoutSink {
         if self.raw.lines.is_empty() {
             return Ok(());
         }
-        while self.in_flight >= FORMATTERS {
+        while self.in_flight >= 2 * FORMATTERS {
             self.wait_one()?;
         }
         let next = self.spare.pop().unwrap_or_default();

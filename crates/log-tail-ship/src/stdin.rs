@@ -6,7 +6,7 @@ use std::io::{self, Read};
 /// Lines split out of what stdin delivered.
 #[derive(Debug, Default)]
 pub struct StdinLines {
-    buf: Vec<u8>,
+    buf: crate::tail::ChunkBuf,
     head: usize,
     skipping: bool,
     pub eof: bool,

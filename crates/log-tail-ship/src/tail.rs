@@ -98,7 +98,7 @@ pub struct Tail {
     pub format: Format,
     /// Every byte before it has been read into the buffer.
     read_pos: u64,
-    pub(crate) buf: Vec<u8>,
+    pub(crate) buf: ChunkBuf,
     /// Unconsumed bytes are `buf[head..]`; they start at file offset `read_pos - (len - head)`.
     head: usize,
     /// Changes whenever `buf` does (a read, a restart): positions in it found before
@@ -154,7 +154,7 @@ impl Tail {
             file,
             format,
             read_pos: offset,
-            buf: Vec::new(),
+            buf: ChunkBuf::default(),
             buf_version: 0,
             scan: Scan::default(),
             head: 0,
@@ -329,30 +329,57 @@ impl Tail {
     }
 }
 
+/// Bytes read and not yet consumed. The vector is kept at the largest size it had
+/// (a chunk past what is kept), so reads go into room zeroed once, not zeroed again
+/// for every read (256 KiB each).
+#[derive(Debug, Default)]
+pub(crate) struct ChunkBuf {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl std::ops::Deref for ChunkBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl ChunkBuf {
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
 /// Drops the consumed head of `buf` and appends one read of up to 256 KiB (retried on
 /// EINTR); returns how many bytes came (0 at the end). Shared with stdin.
 pub(crate) fn append_chunk(
-    buf: &mut Vec<u8>,
+    buf: &mut ChunkBuf,
     head: &mut usize,
     mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
 ) -> io::Result<usize> {
     if *head > 0 {
-        buf.drain(..*head);
+        buf.bytes.copy_within(*head..buf.len, 0);
+        buf.len -= *head;
         *head = 0;
     }
-    let have = buf.len();
-    buf.resize(have + CHUNK, 0);
+    let have = buf.len;
+    if buf.bytes.len() < have + CHUNK {
+        buf.bytes.resize(have + CHUNK, 0);
+    }
     let n = loop {
-        match read(&mut buf[have..]) {
-            Ok(n) => break n,
+        match read(&mut buf.bytes[have..have + CHUNK]) {
+            Ok(n) => break n.min(CHUNK),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(have);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     };
-    buf.truncate(have + n);
+    buf.len = have + n;
     Ok(n)
 }
 
@@ -454,5 +481,39 @@ mod tests {
         t.restart().unwrap();
         assert!(!t.rewritten());
         assert_eq!(lines(&mut t, 2 * CHUNK).len(), 2);
+    }
+
+    #[test]
+    fn a_chunk_buffer_holds_exactly_what_is_left_and_what_came() {
+        let mut buf = ChunkBuf::default();
+        let mut head = 0;
+        // A full chunk, then short reads: the room past the data is stale bytes of
+        // earlier reads, which must never show.
+        let first = vec![b'x'; CHUNK];
+        assert_eq!(
+            append_chunk(&mut buf, &mut head, |b| {
+                b.copy_from_slice(&first);
+                Ok(b.len())
+            })
+            .unwrap(),
+            CHUNK
+        );
+        assert_eq!(&buf[..], &first[..]);
+        head = CHUNK - 3; // all but "xxx" consumed
+        let n = append_chunk(&mut buf, &mut head, |b| {
+            b[..4].copy_from_slice(b"yy\nz");
+            Ok(4)
+        })
+        .unwrap();
+        assert_eq!((n, head, &buf[..]), (4, 0, &b"xxxyy\nz"[..]));
+        // A failed read keeps what was there; the end of input adds nothing.
+        head = 6;
+        let err = append_chunk(&mut buf, &mut head, |_| Err(io::Error::other("gone")));
+        assert!(err.is_err());
+        assert_eq!(&buf[..], b"z");
+        assert_eq!(append_chunk(&mut buf, &mut head, |_| Ok(0)).unwrap(), 0);
+        assert_eq!(&buf[..], b"z");
+        buf.truncate(0);
+        assert!(buf.is_empty());
     }
 }
