@@ -115,7 +115,8 @@ pub struct Tail {
     pub processed: u64,
     /// Every line before it has been acknowledged by the sink.
     pub acked: u64,
-    /// Timestamp anchors (see positions.rs) and whether the newest is on disk.
+    /// Timestamp anchors (see positions.rs), and whether the positions file has the
+    /// newest of them and the current fingerprint.
     pub anchors: Vec<(u64, u64)>,
     pub anchors_saved: bool,
     /// Lines before this offset may have been sent before a restart: their anchors
@@ -189,6 +190,11 @@ impl Tail {
         }
         if self.fp.len < FINGERPRINT_MAX && self.size > u64::from(self.fp.len) {
             self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
+            // The positions file must know the content by this fingerprint before
+            // lines stamped from its anchors are shipped: with the shorter (say empty)
+            // one, a restart after a copytruncate could not tell the copy is this file,
+            // and would read it again under new timestamps.
+            self.anchors_saved = false;
         }
         Ok(Change::Same)
     }
@@ -515,5 +521,23 @@ mod tests {
         assert_eq!(&buf[..], b"z");
         buf.truncate(0);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_fingerprint_that_grows_must_be_saved_before_more_is_shipped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        std::fs::write(&p, "").unwrap();
+        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        t.anchors_saved = true;
+        assert_eq!(t.check().unwrap(), Change::Same);
+        assert!(t.anchors_saved, "nothing new to fingerprint");
+        std::fs::write(&p, "first line\n").unwrap();
+        assert_eq!(t.check().unwrap(), Change::Same);
+        assert_eq!(t.fp.len, 11);
+        assert!(
+            !t.anchors_saved,
+            "the positions file still has the empty fingerprint"
+        );
     }
 }
