@@ -7,119 +7,27 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of every byte of `w` that JSON must escape (a control byte below
-/// 0x20, `"` or `\`). Bits above the first such byte may be set spuriously by borrows,
-/// but the lowest set bit is always exact, which is all [`escape`] uses.
-#[inline]
-fn specials(w: u64) -> u64 {
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    let q = w ^ (ONES * u64::from(b'"'));
-    let quote = q.wrapping_sub(ONES) & !q;
-    let b = w ^ (ONES * u64::from(b'\\'));
-    let backslash = b.wrapping_sub(ONES) & !b;
-    (control | quote | backslash) & HIGHS
-}
-
 /// Appends `s` as a JSON string, quotes included, exactly as `serde_json` writes it
 /// (`\"`, `\\`, `\b \t \n \f \r`, other control bytes as `\u00xx`, nothing else
-/// escaped).
+/// escaped), with SIMD where the CPU has it (SSE2/AVX2, NEON on the Pi).
 pub fn push_str(out: &mut Vec<u8>, s: &str) {
-    escape(out, s.as_bytes(), false);
-}
-
-/// [`push_str`] for bytes that should be UTF-8, checked on the way: false (and `out`
-/// unchanged) when they are not. A line of ASCII is checked for free in the escaping
-/// pass; from its first other byte on, `std::str::from_utf8` checks the rest.
-pub fn push_utf8(out: &mut Vec<u8>, b: &[u8]) -> bool {
-    escape(out, b, true)
+    json_escape_simd::escape_into(s, out);
 }
 
 /// Appends a line as a JSON string, each invalid UTF-8 sequence replaced by U+FFFD
 /// (as `String::from_utf8_lossy` does). Returns the length of the text, unescaped.
 pub fn push_lossy(out: &mut Vec<u8>, b: &[u8]) -> usize {
-    if push_utf8(out, b) {
-        return b.len();
-    }
-    let text = String::from_utf8_lossy(b);
-    push_str(out, &text);
-    text.len()
-}
-
-/// Eight bytes at a time: log lines are long runs with a few quotes. With `check`,
-/// returns false (and truncates `out` back) when `b` is not UTF-8.
-fn escape(out: &mut Vec<u8>, b: &[u8], mut check: bool) -> bool {
-    let old = out.len();
-    out.reserve(b.len() + 2);
-    out.push(b'"');
-    let mut run = 0; // start of the bytes not yet copied
-    let mut i = 0;
-    loop {
-        // Find the next byte to escape (or, while checking, the first non-ASCII one).
-        let high = if check { HIGHS } else { 0 };
-        let at = loop {
-            if let Some(chunk) = b.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                let w = u64::from_le_bytes(word);
-                let m = specials(w) | (w & high);
-                if m == 0 {
-                    i += 8;
-                    continue;
-                }
-                break Some(i + (m.trailing_zeros() / 8) as usize);
-            }
-            break b[i..]
-                .iter()
-                .position(|&c| needs_escape(c) || (check && c >= 0x80))
-                .map(|p| i + p);
-        };
-        let Some(at) = at else {
-            out.extend_from_slice(&b[run..]);
-            break;
-        };
-        let c = b[at];
-        if c >= 0x80 {
-            // Everything before is ASCII; the rest is checked once, then only escaped.
-            if std::str::from_utf8(&b[at..]).is_err() {
-                out.truncate(old);
-                return false;
-            }
-            check = false;
-            i = at;
-            continue;
+    match std::str::from_utf8(b) {
+        Ok(s) => {
+            push_str(out, s);
+            s.len()
         }
-        out.extend_from_slice(&b[run..at]);
-        i = at + 1;
-        run = i;
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 0xf)],
-            ]),
+        Err(_) => {
+            let text = String::from_utf8_lossy(b);
+            push_str(out, &text);
+            text.len()
         }
     }
-    out.push(b'"');
-    true
-}
-
-#[inline]
-fn needs_escape(c: u8) -> bool {
-    c < 0x20 || c == b'"' || c == b'\\'
 }
 
 /// Appends `n` in decimal.
@@ -210,10 +118,11 @@ mod tests {
             "123456789\"".into(),
             "é\"é\"é\"é\"\u{1f}".into(),
         ];
-        // Every ASCII byte, alone and at every offset within and across a word.
+        // Every ASCII byte at every offset within and across the SIMD kernels' blocks
+        // (16, 32 and 64 bytes) and their scalar tails.
         for c in 0u8..0x80 {
             let ch = char::from(c);
-            for at in 0..18 {
+            for at in 0..70 {
                 let mut s = "x".repeat(at);
                 s.push(ch);
                 s.push_str("yz");
@@ -236,33 +145,13 @@ mod tests {
             let want = serde_json::to_string(s).unwrap();
             assert_eq!(escaped(s), want, "{s:?}");
             let mut v = b"before".to_vec();
-            assert!(push_utf8(&mut v, s.as_bytes()), "{s:?}");
+            assert_eq!(push_lossy(&mut v, s.as_bytes()), s.len(), "{s:?}");
             assert_eq!(v, [&b"before"[..], want.as_bytes()].concat(), "{s:?}");
         }
     }
 
     #[test]
-    fn the_first_special_byte_of_a_word_is_found_exactly() {
-        // Every byte value at every place in a word, after plain bytes and before
-        // neighbours that are special, plain or high (a borrow could spill into them).
-        for c in 0..=255u8 {
-            for fill in [b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xff] {
-                for at in 0..8 {
-                    let mut w = [b'a'; 8];
-                    w[at..].fill(fill);
-                    w[at] = c;
-                    let first = w.iter().position(|&b| needs_escape(b));
-                    let m = specials(u64::from_le_bytes(w));
-                    let found = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
-                    assert_eq!(found, first, "{c:#x} at {at} before {fill:#x}");
-                    assert_eq!(m & !HIGHS, 0, "only high bits");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_leave_the_buffer_as_it_was() {
+    fn bytes_that_are_not_utf8_are_replaced_as_from_utf8_lossy_does() {
         let mut bad: Vec<Vec<u8>> = vec![
             b"\xff".to_vec(),
             b"ascii then \xfe\xff".to_vec(),
@@ -279,8 +168,6 @@ mod tests {
         for b in &bad {
             assert!(std::str::from_utf8(b).is_err());
             let mut v = b"kept".to_vec();
-            assert!(!push_utf8(&mut v, b), "{b:?}");
-            assert_eq!(v, b"kept");
             let text = String::from_utf8_lossy(b);
             assert_eq!(push_lossy(&mut v, b), text.len());
             assert_eq!(
