@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,9 +24,9 @@ use crate::docker::{self, ContainerInfo, Joiner, Stream, Update};
 use crate::files::Files;
 use crate::pipeline::{Filter, RateLimit, SourceId, Stats, StreamId, Streams, merge_labels, truncate};
 use crate::positions::{self, PositionsFile};
-use crate::sink::{Loki, Outcome, Sink, StdoutSink, now_ns};
+use crate::sink::{Block, Loki, Outcome, Shipped, Sink, Stamps, StdoutSink, now_ns};
 use crate::stdin::StdinLines;
-use crate::tail::{Change, Format as TailFormat};
+use crate::tail::{Change, Format as TailFormat, Next};
 use crate::{Cli, TOOL, metrics};
 
 /// Safety net: look for new files this often even without an inotify event.
@@ -40,7 +41,7 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 struct Pipe {
     streams: Streams,
     stats: Stats,
-    filter: Filter,
+    filter: Arc<Filter>,
     rate: Option<RateLimit>,
     max_line: usize,
     sink: Sink,
@@ -89,6 +90,27 @@ impl Pipe {
             self.stats.truncated += 1;
         }
         self.sink.add(&self.streams, stream, ts, &bytes)
+    }
+
+    /// Whether plain files' lines go to the sink in blocks, split and filtered by the
+    /// stdout formatters: nothing is needed of each line on the way (no rate limit).
+    fn blocks(&self) -> bool {
+        matches!(self.sink, Sink::Stdout(_)) && self.rate.is_none()
+    }
+
+    /// A push went through: its lines are shipped, and the blocks' counts are in.
+    fn shipped(&mut self, shipped: Shipped) {
+        self.stats.shipped += shipped.lines;
+        self.stats.bytes_shipped += shipped.bytes;
+        self.stats.last_push_unix = Some(homelab_core::unix_now());
+        if let Sink::Stdout(s) = &mut self.sink {
+            let c = s.take_counts();
+            for (source, n) in c.read {
+                self.stats.sources[source].read += n;
+            }
+            self.stats.dropped_filter += c.dropped;
+            self.stats.truncated += c.truncated;
+        }
     }
 }
 
@@ -183,7 +205,7 @@ impl Agent {
             pipe: Pipe {
                 streams: Streams::default(),
                 stats: Stats::default(),
-                filter,
+                filter: Arc::new(filter),
                 rate,
                 max_line: cli.max_line_bytes as usize,
                 sink,
@@ -572,13 +594,11 @@ impl Agent {
         }
         let mut backoff = MIN_BACKOFF;
         loop {
-            let (outcome, bytes) = self.pipe.sink.push(&self.pipe.streams)?;
+            let (outcome, shipped) = self.pipe.sink.push(&self.pipe.streams)?;
             let pending = self.pipe.sink.pending();
             match outcome {
                 Outcome::Accepted => {
-                    self.pipe.stats.shipped += pending;
-                    self.pipe.stats.bytes_shipped += bytes;
-                    self.pipe.stats.last_push_unix = Some(homelab_core::unix_now());
+                    self.pipe.shipped(shipped);
                     self.pipe.sink.done();
                     self.ack_all();
                     if self.last_warn.remove("push").is_some() {
@@ -697,6 +717,7 @@ impl Agent {
             self.write_positions()?;
         }
         let max = self.pipe.max_line;
+        let blocks = self.pipe.blocks() && self.files.tails[i].format == TailFormat::Plain;
         // Read time, once per pass: every line read now was there now.
         let pass_ns = now_ns();
         loop {
@@ -716,6 +737,23 @@ impl Agent {
                 }
             }
             let t = &mut self.files.tails[i];
+            if blocks {
+                match t.next_block(max) {
+                    Ok(Next::Block { start, range }) => {
+                        if !self.hand_block(i, start, range, pass_ns)? {
+                            return Ok(false);
+                        }
+                        continue;
+                    }
+                    // A line to cut: on its own, below.
+                    Ok(Next::Line) => {}
+                    Ok(Next::End) => break,
+                    Err(e) => {
+                        warn(&format!("reading {}: {e}", t.display));
+                        break;
+                    }
+                }
+            }
             let l = match t.next_line(max) {
                 Ok(Some(l)) => l,
                 Ok(None) => break,
@@ -732,7 +770,10 @@ impl Agent {
                     } else {
                         pass_ns.max(t.last_ns + 1)
                     };
-                    t.last_ns = ts;
+                    // A nanosecond per byte, as anchors and blocks have it: the next
+                    // line's stamp is this one's + the distance between them.
+                    let len = l.end.map_or(l.range.len() as u64, |e| e - l.start);
+                    t.last_ns = ts + len.max(1) - 1;
                     // A cut line's filters see only what is kept of it: on its own.
                     let pass = if l.cut {
                         self.pipe.filter.pass(bytes)
@@ -770,6 +811,52 @@ impl Agent {
             }
         }
         self.close_if_gone(i)
+    }
+
+    /// Hands a block of plain file `i`'s lines, `buf[range]` from file offset `start`,
+    /// to the stdout formatters. Returns false when a stop was asked for.
+    fn hand_block(
+        &mut self,
+        i: usize,
+        start: u64,
+        range: std::ops::Range<usize>,
+        pass_ns: u64,
+    ) -> Result<bool> {
+        if let Sink::Stdout(s) = &self.pipe.sink
+            && !s.may_hand_off()
+            && !self.flush()?
+        {
+            return Ok(false);
+        }
+        if self.needs_anchor(i) {
+            self.write_positions()?;
+        }
+        let Sink::Stdout(s) = &mut self.pipe.sink else {
+            return Err(Error::bug("a block of lines for a sink other than stdout"));
+        };
+        let t = &mut self.files.tails[i];
+        let len = range.len() as u64;
+        let stamps = if self.positions.is_some() {
+            Stamps::Anchors(t.anchors.clone())
+        } else {
+            // As line by line: read time, kept increasing by a nanosecond per byte.
+            let ns = pass_ns.max(t.last_ns + 1);
+            t.last_ns = ns + (len - 1);
+            Stamps::From(ns)
+        };
+        t.processed = start + len;
+        let bytes = t.take_buf(s.spare_buf());
+        let block = Block {
+            bytes,
+            range,
+            start,
+            stamps,
+            source: t.source,
+            filter: Arc::clone(&self.pipe.filter),
+            max_line: self.pipe.max_line,
+        };
+        s.add_block(self.pipe.streams.labels(t.streams[0]), block)?;
+        Ok(true)
     }
 
     /// A file gone from the watched set (or deleted) and drained: its unterminated last
@@ -885,11 +972,9 @@ impl Agent {
     /// On the way out: one last push attempt of what is held, positions, metrics, summary.
     fn finish(&mut self) -> Result<()> {
         if self.pipe.sink.pending() > 0 {
-            let (outcome, bytes) = self.pipe.sink.push(&self.pipe.streams)?;
+            let (outcome, shipped) = self.pipe.sink.push(&self.pipe.streams)?;
             if outcome == Outcome::Accepted {
-                self.pipe.stats.shipped += self.pipe.sink.pending();
-                self.pipe.stats.bytes_shipped += bytes;
-                self.pipe.stats.last_push_unix = Some(homelab_core::unix_now());
+                self.pipe.shipped(shipped);
                 self.pipe.sink.done();
                 self.ack_all();
             }

@@ -167,6 +167,23 @@ impl Filter {
         })
     }
 
+    /// The one literal `--drop` when there is nothing else to match (no `--keep`), if it
+    /// is not empty and has no newline: then a line is dropped exactly when a match
+    /// starts in it.
+    pub fn drop_literal(&self) -> Option<&memchr::memmem::Finder<'static>> {
+        match (&self.keep, &self.drop) {
+            (None, Some(AnyOf::Literal(f))) if !f.needle().is_empty() && !f.needle().contains(&b'\n') => {
+                Some(f)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether there is a `--keep`.
+    pub fn has_keep(&self) -> bool {
+        self.keep.is_some()
+    }
+
     pub fn pass(&self, line: &[u8]) -> bool {
         self.keep.as_ref().is_none_or(|k| k.is_match(line))
             && !self.drop.as_ref().is_some_and(|d| d.is_match(line))

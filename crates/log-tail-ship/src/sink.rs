@@ -3,7 +3,8 @@
 //! acknowledged offsets move.
 
 use std::io::{self, Write};
-use std::sync::mpsc;
+use std::ops::Range;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use homelab_core::{Error, Output, OutputArgs, Result};
@@ -12,7 +13,8 @@ use serde::{Serialize, Serializer};
 
 use crate::TOOL;
 use crate::json::{self, StampCache};
-use crate::pipeline::{Labels, StreamId, Streams};
+use crate::pipeline::{Filter, Labels, Scan, SourceId, StreamId, Streams, truncate};
+use crate::positions;
 
 /// What one push attempt came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -279,7 +281,9 @@ const EMPTY_TAIL: &[u8] = b"\",\"line\":\"\"}\n";
 /// [`Output`] (the record up to the value of `timestamp`). A full batch goes to one
 /// of [`FORMATTERS`] threads, taken in turn, which adds each line's timestamp and
 /// escaped text (most of the work per line) while the next batch is read; the
-/// formatters write their records in the batches' order. A push hands over what is
+/// formatters write their records in the batches' order. A plain file's lines come
+/// as a [`Block`] instead: the read buffer itself, which the formatter also splits,
+/// filters and stamps, so the reading thread does little more than read. A push hands over what is
 /// left and waits until everything is written and flushed; only then are the lines
 /// acknowledged. At most two batches per formatter are in flight (one being rendered
 /// or written, the next waiting for it; back-pressure from a slow reader of stdout).
@@ -297,11 +301,16 @@ pub struct StdoutSink {
     /// Number of the batch being filled (0: none yet), and its envelope time.
     batch: u64,
     batch_time: SystemTime,
-    /// Batches and lines handed to the formatters since the last push, and the text bytes
-    /// of those already written.
+    /// Batches handed to the formatters since the last push, the lines and blocks among
+    /// them, and what was written of those back.
     batches_handed: u32,
     handed: u64,
-    handed_bytes: u64,
+    blocks: u64,
+    done: Written,
+    /// The blocks' counts, until the agent takes them.
+    counts: BlockCounts,
+    /// Read buffers of written blocks, for reuse.
+    spare_bufs: Vec<Vec<u8>>,
     /// Batches handed over and not yet back.
     in_flight: usize,
     writer: Option<Writer>,
@@ -324,10 +333,11 @@ struct Writer {
     to: Vec<mpsc::Sender<RawBatch>>,
     /// The formatter that gets the next batch.
     next: usize,
-    back: mpsc::Receiver<(RawBatch, io::Result<u64>)>,
+    back: mpsc::Receiver<(RawBatch, io::Result<Written>)>,
 }
 
-/// The lines of one batch as they came, with the heads of their streams.
+/// The lines of one batch as they came, with the heads of their streams; or a block
+/// of one file's lines.
 #[derive(Debug, Default)]
 struct RawBatch {
     /// The lines' bytes, one after another.
@@ -337,6 +347,66 @@ struct RawBatch {
     lines: Vec<(usize, u64, usize)>,
     /// A stream's record up to the opening quote of the timestamp's value.
     heads: Vec<Vec<u8>>,
+    /// Instead of lines: a block, its stream's head being `heads[0]`.
+    block: Option<Block>,
+}
+
+/// Whole lines of a plain file as they were read (each ending in a newline), handed
+/// to a formatter as they are: the formatter splits, filters, stamps and cuts them,
+/// which is most of the work per line, so the reading thread only reads.
+#[derive(Debug)]
+pub struct Block {
+    /// The read buffer the lines are in, at `range`.
+    pub bytes: Vec<u8>,
+    pub range: Range<usize>,
+    /// File offset of the first line.
+    pub start: u64,
+    pub stamps: Stamps,
+    pub source: SourceId,
+    pub filter: Arc<Filter>,
+    /// Longer lines are cut (`--max-line-bytes`).
+    pub max_line: usize,
+}
+
+/// How a block's lines get their timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stamps {
+    /// From the positions file's anchors (see [`positions::stamp`]).
+    Anchors(Vec<(u64, u64)>),
+    /// Read time: the block's first byte has this one, each byte after it a
+    /// nanosecond more (so a line's stamp follows from its offset alone).
+    From(u64),
+}
+
+impl Stamps {
+    fn at(&self, start: u64, offset: u64) -> u64 {
+        match self {
+            Stamps::Anchors(a) => positions::stamp(a, offset).unwrap_or_else(now_ns),
+            Stamps::From(ns) => ns + (offset - start),
+        }
+    }
+}
+
+/// What a formatter wrote of one batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Written {
+    /// The lines' text bytes (after invalid UTF-8 was replaced).
+    text: u64,
+    /// Records written.
+    lines: u64,
+    /// Of a block: lines in it, dropped by the filters, and cut.
+    read: u64,
+    dropped: u64,
+    truncated: u64,
+}
+
+/// What the formatters counted of the blocks written since the last look: lines read
+/// per source, dropped by the filters, and cut.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BlockCounts {
+    pub read: Vec<(SourceId, u64)>,
+    pub dropped: u64,
+    pub truncated: u64,
 }
 
 impl RawBatch {
@@ -344,12 +414,15 @@ impl RawBatch {
         self.text.clear();
         self.lines.clear();
         self.heads.clear();
+        self.block = None;
     }
 
-    /// Renders the records into `records` (emptied first). Returns the lines' text
-    /// bytes (after invalid UTF-8 was replaced).
-    fn render(&self, stamps: &mut StampCache, records: &mut Vec<u8>) -> u64 {
+    /// Renders the records into `records` (emptied first).
+    fn render(&self, stamps: &mut StampCache, records: &mut Vec<u8>) -> Written {
         records.clear();
+        if let Some(b) = &self.block {
+            return b.render(&self.heads[0], stamps, records);
+        }
         let mut text = 0;
         let mut start = 0;
         for &(head, ts, end) in &self.lines {
@@ -360,7 +433,70 @@ impl RawBatch {
             records.extend_from_slice(b"}\n");
             start = end;
         }
-        text
+        Written {
+            text,
+            lines: self.lines.len() as u64,
+            ..Written::default()
+        }
+    }
+}
+
+impl Block {
+    /// Appends the records of the lines that pass the filters, as
+    /// [`StdoutSink::add`] would have them.
+    fn render(&self, head: &[u8], stamps: &mut StampCache, records: &mut Vec<u8>) -> Written {
+        let mut w = Written::default();
+        let buf = &self.bytes[..self.range.end];
+        // UTF-8 is checked once for the whole block; a line of a block that is not
+        // UTF-8 is checked on its own.
+        let text = std::str::from_utf8(&buf[self.range.clone()]).ok();
+        // A literal is searched once per block (as grep does), not once per line:
+        // the one literal --drop directly, other filters through their scan.
+        let literal = self.filter.drop_literal();
+        let mut next_match: Option<usize> = None;
+        let mut scan = Scan::default();
+        let mut from = self.range.start;
+        while from < self.range.end {
+            let nl = memchr::memchr(b'\n', &buf[from..]).map_or(buf.len(), |p| from + p);
+            let line = from..nl;
+            let offset = self.start + (from - self.range.start) as u64;
+            from = nl + 1;
+            w.read += 1;
+            let pass = match literal {
+                Some(f) => {
+                    let at = match next_match {
+                        Some(at) if at >= line.start => at,
+                        _ => *next_match
+                            .insert(f.find(&buf[line.start..]).map_or(usize::MAX, |p| line.start + p)),
+                    };
+                    // The needle has no newline: a match that starts in the line is in it.
+                    at >= line.end
+                }
+                None => self.filter.pass_in(&mut scan, buf, 0, line.clone()),
+            };
+            if !pass {
+                w.dropped += 1;
+                continue;
+            }
+            records.extend_from_slice(head);
+            stamps.push(records, self.stamps.at(self.start, offset));
+            records.extend_from_slice(b"\",\"line\":");
+            let valid = text.map(|t| &t[line.start - self.range.start..line.end - self.range.start]);
+            w.text += match valid {
+                Some(t) if t.len() <= self.max_line => {
+                    json::push_str(records, t);
+                    t.len() as u64
+                }
+                _ => {
+                    let (cut, was_cut) = truncate(&buf[line], self.max_line);
+                    w.truncated += u64::from(was_cut);
+                    json::push_lossy(records, &cut) as u64
+                }
+            };
+            records.extend_from_slice(b"}\n");
+            w.lines += 1;
+        }
+        w
     }
 }
 
@@ -371,18 +507,18 @@ fn format_batches(
     batches: mpsc::Receiver<RawBatch>,
     my_turn: mpsc::Receiver<()>,
     next_turn: mpsc::Sender<()>,
-    back: mpsc::Sender<(RawBatch, io::Result<u64>)>,
+    back: mpsc::Sender<(RawBatch, io::Result<Written>)>,
     open: Open,
 ) {
     let mut stamps = StampCache::default();
     let mut records = Vec::new();
     while let Ok(batch) = batches.recv() {
-        let text = batch.render(&mut stamps, &mut records);
+        let written = batch.render(&mut stamps, &mut records);
         if my_turn.recv().is_err() {
             break;
         }
         let mut out = open();
-        let result = out.write_all(&records).and_then(|_| out.flush()).map(|_| text);
+        let result = out.write_all(&records).and_then(|_| out.flush()).map(|_| written);
         drop(out);
         // After a failed write too: the others then fail the same way, not wait.
         let _ = next_turn.send(());
@@ -397,8 +533,8 @@ impl StdoutSink {
     const BATCH_BYTES: usize = 512 * 1024;
     /// Full batches handed to the formatters between two pushes, at most: bounds what is
     /// written but not yet acknowledged (sent again after a crash) while a file grows
-    /// faster than stdout is read, to 16 MiB of lines (a push every 4 MiB was about
-    /// 4 % slower at catching up). After a crash, lines acknowledged since the last
+    /// faster than stdout is read, to 16 MiB of lines (8 MiB in blocks of 256 KiB; a
+    /// push every 4 MiB was about 4 % slower at catching up). After a crash, lines acknowledged since the last
     /// positions write (up to `--sync-interval` of them) are sent again anyway.
     const AHEAD_BATCHES: u32 = 32;
 
@@ -414,7 +550,10 @@ impl StdoutSink {
             batch_time: UNIX_EPOCH,
             batches_handed: 0,
             handed: 0,
-            handed_bytes: 0,
+            blocks: 0,
+            done: Written::default(),
+            counts: BlockCounts::default(),
+            spare_bufs: Vec::new(),
             in_flight: 0,
             writer: None,
             open: open_stdout,
@@ -443,9 +582,10 @@ impl StdoutSink {
         Ok(())
     }
 
-    /// Lines added since the last push (written or not).
+    /// Lines added since the last push (written or not), blocks counted as one: zero
+    /// when nothing was added.
     pub fn pending(&self) -> u64 {
-        self.handed + self.raw.lines.len() as u64
+        self.handed + self.blocks + self.raw.lines.len() as u64
     }
 
     /// Whether the batch being filled should go to a formatter.
@@ -488,12 +628,34 @@ impl StdoutSink {
         if self.raw.lines.is_empty() {
             return Ok(());
         }
+        let next = self.spare.pop().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.raw, next);
+        self.handed += batch.lines.len() as u64;
+        self.send(batch)
+    }
+
+    /// A buffer to read into in the place of one given away with a block.
+    pub fn spare_buf(&mut self) -> Vec<u8> {
+        self.spare_bufs.pop().unwrap_or_default()
+    }
+
+    /// Hands a block of lines of `stream` to the next formatter (after the lines added
+    /// before it). Its lines are acknowledged at the next push, like those of a batch.
+    pub fn add_block(&mut self, labels: &Labels, block: Block) -> Result<()> {
+        self.hand_off()?;
+        self.batch += 1;
+        self.batch_time = SystemTime::now();
+        let mut batch = self.spare.pop().unwrap_or_default();
+        batch.heads.push(self.render_head(labels)?);
+        batch.block = Some(block);
+        self.blocks += 1;
+        self.send(batch)
+    }
+
+    fn send(&mut self, batch: RawBatch) -> Result<()> {
         while self.in_flight >= 2 * FORMATTERS {
             self.wait_one()?;
         }
-        let next = self.spare.pop().unwrap_or_default();
-        let batch = std::mem::replace(&mut self.raw, next);
-        let lines = batch.lines.len() as u64;
         let writer = match &mut self.writer {
             Some(w) => w,
             None => self.writer.insert(Self::start_formatters(self.open)?),
@@ -502,7 +664,6 @@ impl StdoutSink {
             .send(batch)
             .map_err(|_| Error::bug("a stdout formatter thread is gone"))?;
         writer.next = (writer.next + 1) % FORMATTERS;
-        self.handed += lines;
         self.batches_handed += 1;
         self.in_flight += 1;
         Ok(())
@@ -537,25 +698,45 @@ impl StdoutSink {
             .recv()
             .map_err(|_| Error::bug("a stdout formatter thread ended"))?;
         self.in_flight -= 1;
+        let written = written.map_err(Error::stdout)?;
+        if let Some(b) = batch.block.take() {
+            match self.counts.read.iter_mut().find(|(s, _)| *s == b.source) {
+                Some((_, n)) => *n += written.read,
+                None => self.counts.read.push((b.source, written.read)),
+            }
+            self.counts.dropped += written.dropped;
+            self.counts.truncated += written.truncated;
+            self.spare_bufs.push(b.bytes);
+        }
         batch.clear();
         self.spare.push(batch);
-        self.handed_bytes += written.map_err(Error::stdout)?;
+        self.done.text += written.text;
+        self.done.lines += written.lines;
         Ok(())
     }
 
-    /// Writes and flushes every line added; returns their text bytes.
-    fn write(&mut self) -> Result<u64> {
+    /// Writes and flushes every line added; returns what was shipped.
+    fn write(&mut self) -> Result<Shipped> {
         self.hand_off()?;
         while self.in_flight > 0 {
             self.wait_one()?;
         }
-        Ok(self.handed_bytes)
+        Ok(Shipped {
+            lines: self.done.lines,
+            bytes: self.done.text,
+        })
+    }
+
+    /// The counts of the blocks written since the last call.
+    pub fn take_counts(&mut self) -> BlockCounts {
+        std::mem::take(&mut self.counts)
     }
 
     fn clear(&mut self) {
         self.batches_handed = 0;
         self.handed = 0;
-        self.handed_bytes = 0;
+        self.blocks = 0;
+        self.done = Written::default();
     }
 
     /// The summary record at the end.
@@ -569,6 +750,13 @@ pub fn now_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// What a push delivered: lines, and their text bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shipped {
+    pub lines: u64,
+    pub bytes: u64,
 }
 
 /// Where lines go.
@@ -622,16 +810,20 @@ impl Sink {
         }
     }
 
-    /// One attempt to deliver what is pending. Returns the outcome and the bytes shipped.
-    pub fn push(&mut self, streams: &Streams) -> Result<(Outcome, u64)> {
+    /// One attempt to deliver what is pending. Returns the outcome and, when accepted,
+    /// what was shipped.
+    pub fn push(&mut self, streams: &Streams) -> Result<(Outcome, Shipped)> {
         match self {
             Sink::Loki(l) => {
-                let bytes = l.batch.line_bytes;
+                let shipped = Shipped {
+                    lines: l.batch.lines,
+                    bytes: l.batch.line_bytes,
+                };
                 let o = l.push(streams);
                 if o != Outcome::Accepted {
-                    return Ok((o, 0));
+                    return Ok((o, Shipped::default()));
                 }
-                Ok((o, bytes))
+                Ok((o, shipped))
             }
             Sink::Stdout(s) => Ok((Outcome::Accepted, s.write()?)),
         }
@@ -734,7 +926,7 @@ mod tests {
         }
         drop(o);
         let mut got = Vec::new();
-        let text = sink.raw.render(&mut StampCache::default(), &mut got);
+        let text = sink.raw.render(&mut StampCache::default(), &mut got).text;
         assert_eq!(String::from_utf8(got).unwrap(), String::from_utf8(want).unwrap());
         let text_bytes = lines
             .iter()
@@ -748,6 +940,116 @@ mod tests {
         sink.add(streams.labels(a), a, 1, b"x").unwrap();
         assert_eq!(sink.batch, before + 1);
         assert_eq!(sink.heads[a], (sink.batch, 0));
+    }
+
+    #[test]
+    fn a_block_renders_what_its_lines_would_one_by_one() {
+        let mut streams = Streams::default();
+        let a = streams.id(&[("filename", "/var/log/app.log"), ("host", "pi")]);
+        let max_line = 64;
+        let lines: Vec<Vec<u8>> = vec![
+            b"GET /health 200".to_vec(),
+            br#"10.0.0.1 - "GET /api HTTP/1.1" 200 "-" "curl""#.to_vec(),
+            b"".to_vec(),
+            b"error: GET /healt".to_vec(),
+            b"h then GET /health twice GET /health".to_vec(),
+            "tab\tnul\0 \\ ünï ✓ \u{1f} error".as_bytes().to_vec(),
+            b"invalid \xff\xfe \"utf-8\" GET /health".to_vec(),
+            b"invalid \xc3 error".to_vec(),
+            "é".repeat(40).into_bytes(), // 80 bytes: cut on a character boundary
+            [&b"warn "[..], &[b'x'; 200]].concat(),
+            b"abc".to_vec(),
+            b"last".to_vec(),
+        ];
+        // Stamps from the read time go up a nanosecond per byte; anchors as ever.
+        assert_eq!(Stamps::From(100).at(10, 15), 105);
+        let anchors = vec![(0, 7), (20, 1_000)];
+        assert_eq!(Stamps::Anchors(anchors.clone()).at(0, 25), 1_005);
+        assert_eq!(Stamps::Anchors(anchors).at(0, 3), 10);
+        // A block that is UTF-8 as a whole, and one that is not.
+        let utf8: Vec<Vec<u8>> = lines
+            .iter()
+            .filter(|l| std::str::from_utf8(l).is_ok())
+            .cloned()
+            .collect();
+        assert!(utf8.len() < lines.len());
+        for lines in [lines, utf8] {
+            a_block_renders_its_lines(&streams, a, &lines, max_line);
+        }
+    }
+
+    fn a_block_renders_its_lines(streams: &Streams, a: StreamId, lines: &[Vec<u8>], max_line: usize) {
+        let mut bytes = b"the end of an earlier line\n".to_vec();
+        let start = 1_000_000u64;
+        let first = bytes.len();
+        let mut offsets = Vec::new();
+        for l in lines {
+            offsets.push(start + (bytes.len() - first) as u64);
+            bytes.extend_from_slice(l);
+            bytes.push(b'\n');
+        }
+        let range = first..bytes.len();
+        bytes.extend_from_slice(b"the start of a later line");
+        let filters = [
+            Filter::new(&[], &[]).unwrap(),
+            Filter::new(&[], &["GET /health".into()]).unwrap(),
+            Filter::new(&[], &["a.c|nul".into()]).unwrap(),
+            Filter::new(&["error|warn".into()], &[]).unwrap(),
+            Filter::new(&["error|warn".into()], &["GET /health".into()]).unwrap(),
+            Filter::new(&[], &["h\nh".into()]).unwrap(),
+        ];
+        let stamps = [
+            Stamps::From(1_700_000_000_999_999_990),
+            Stamps::Anchors(vec![
+                (start, 1_700_000_000_000_000_000),
+                (start + 50, 1_700_000_005_000_000_000),
+            ]),
+        ];
+        for filter in filters {
+            let filter = Arc::new(filter);
+            for stamps in &stamps {
+                // One by one, as lines read from the file are added.
+                let mut sink = StdoutSink::new(&OutputArgs::default(), "pi".into());
+                let mut want = Written::default();
+                for (l, &offset) in lines.iter().zip(&offsets) {
+                    want.read += 1;
+                    if !filter.pass(l) {
+                        want.dropped += 1;
+                        continue;
+                    }
+                    let (l, cut) = truncate(l, max_line);
+                    want.truncated += u64::from(cut);
+                    sink.add(streams.labels(a), a, stamps.at(start, offset), &l)
+                        .unwrap();
+                }
+                let mut want_records = Vec::new();
+                let one_by_one = sink.raw.render(&mut StampCache::default(), &mut want_records);
+                want.text = one_by_one.text;
+                want.lines = one_by_one.lines;
+                // As a block, with the head of the same batch.
+                let head = match sink.raw.heads.first() {
+                    Some(h) => h.clone(),
+                    None => sink.render_head(streams.labels(a)).unwrap(),
+                };
+                let block = Block {
+                    bytes: bytes.clone(),
+                    range: range.clone(),
+                    start,
+                    stamps: stamps.clone(),
+                    source: 0,
+                    filter: Arc::clone(&filter),
+                    max_line,
+                };
+                let mut records = Vec::new();
+                let got = block.render(&head, &mut StampCache::default(), &mut records);
+                assert_eq!(
+                    String::from_utf8_lossy(&records),
+                    String::from_utf8_lossy(&want_records),
+                    "{filter:?} {stamps:?}"
+                );
+                assert_eq!(got, want, "{filter:?} {stamps:?}");
+            }
+        }
     }
 
     /// What the formatters of the test below wrote, and whether writing fails.
@@ -776,9 +1078,12 @@ mod tests {
         let b = streams.id(&[("host", "pi"), ("job", "b")]);
         let mut sink = StdoutSink::new(&OutputArgs::default(), "pi".into());
         sink.open = || Box::new(Probe);
-        // Batches of very different sizes, so a later one is often rendered first.
+        // Batches of very different sizes, so a later one is often rendered first, and
+        // now and then a block of a file's lines after lines not yet handed over.
         let mut want = Vec::new();
         let mut batches = 0;
+        let mut blocks = 0;
+        let filter = Arc::new(Filter::new(&[], &["drop me".into()]).unwrap());
         for i in 0..40_000u64 {
             let long = if (i / 1000) % 3 == 0 { 300 } else { 1 };
             let line = format!("{i} {}", "\"".repeat(long));
@@ -789,14 +1094,65 @@ mod tests {
                 sink.hand_off().unwrap();
                 batches += 1;
             }
+            if i % 9001 == 7 {
+                let mut bytes = sink.spare_buf();
+                bytes.clear();
+                bytes.extend_from_slice(b"partial line before\n");
+                let start = bytes.len();
+                for k in 0..1000 {
+                    let line = format!("block {i} line {k} \"{}\"", "x".repeat(k % 40));
+                    bytes.extend_from_slice(line.as_bytes());
+                    bytes.push(b'\n');
+                    want.push(line);
+                    bytes.extend_from_slice(b"drop me\n");
+                }
+                let range = start..bytes.len();
+                bytes.extend_from_slice(b"after the block");
+                let block = Block {
+                    bytes,
+                    range,
+                    start: 0,
+                    stamps: Stamps::From(i),
+                    source: 1,
+                    filter: Arc::clone(&filter),
+                    max_line: 1024,
+                };
+                sink.add_block(streams.labels(b), block).unwrap();
+                blocks += 1;
+            }
         }
         assert!(batches > 2 * FORMATTERS, "{batches} batches");
-        assert_eq!(sink.pending(), 40_000);
-        let text = sink.write().unwrap();
-        assert_eq!(text, want.iter().map(|l| l.len() as u64).sum::<u64>());
+        assert_eq!(sink.pending(), 40_000 + blocks);
+        let block_lines = 1000 * blocks;
+        let shipped = sink.write().unwrap();
+        assert_eq!(
+            shipped,
+            Shipped {
+                lines: 40_000 + block_lines,
+                bytes: want.iter().map(|l| l.len() as u64).sum::<u64>()
+            }
+        );
+        assert_eq!(
+            sink.take_counts(),
+            BlockCounts {
+                read: vec![(1, 2 * block_lines)],
+                dropped: block_lines,
+                truncated: 0
+            }
+        );
+        assert_eq!(sink.take_counts(), BlockCounts::default(), "taken once");
+        assert_eq!(
+            sink.spare_bufs.len(),
+            FORMATTERS.min(blocks as usize),
+            "read buffers back for reuse"
+        );
         assert_eq!((sink.in_flight, sink.raw.lines.len()), (0, 0));
         let (out, flushes, _) = std::mem::take(&mut *WRITTEN.lock().unwrap());
-        assert_eq!(flushes, batches + 1, "one flush per batch");
+        assert_eq!(
+            flushes, sink.batches_handed as usize,
+            "one flush per batch or block"
+        );
+        assert!(flushes > batches + blocks as usize, "{flushes}");
         let got: Vec<String> = String::from_utf8(out)
             .unwrap()
             .lines()

@@ -76,6 +76,18 @@ pub struct LineRef {
     pub cut: bool,
 }
 
+/// What [`Tail::next_block`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Whole lines, each with its newline: `buf[range]`, starting at file offset `start`.
+    Block { start: u64, range: Range<usize> },
+    /// No whole line, but a line to cut (or the rest of one being skipped): take it
+    /// with [`Tail::next_line`].
+    Line,
+    /// Nothing more now.
+    End,
+}
+
 /// What [`Tail::check`] found out about the file since the last look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -122,7 +134,8 @@ pub struct Tail {
     /// Lines before this offset may have been sent before a restart: their anchors
     /// must not change (the file size when it was found again at start).
     pub safe: u64,
-    /// Last timestamp given (without a positions file: read time, kept increasing).
+    /// Without a positions file: the last timestamp given, plus the length of its
+    /// line less one (stamps are read time, going up a nanosecond per byte).
     pub last_ns: u64,
     /// At a path the user asked for (or a container's LogPath), not a rotated name.
     pub live: bool,
@@ -300,6 +313,37 @@ impl Tail {
         }
     }
 
+    /// Every whole line read and not yet consumed, as one block (reading a chunk first
+    /// when there is none): the lines are consumed, and their bytes stay where they are
+    /// until [`Tail::take_buf`] or the next read.
+    pub fn next_block(&mut self, max: usize) -> io::Result<Next> {
+        loop {
+            if self.skipping {
+                return Ok(Next::Line);
+            }
+            let pending = &self.buf[self.head..];
+            if let Some(last) = memchr::memrchr(b'\n', pending) {
+                let start = self.read_pos - pending.len() as u64;
+                let range = self.head..self.head + last + 1;
+                self.head = range.end;
+                return Ok(Next::Block { start, range });
+            }
+            if pending.len() >= max {
+                return Ok(Next::Line);
+            }
+            if !self.fill()? {
+                return Ok(Next::End);
+            }
+        }
+    }
+
+    /// Gives the read buffer away (with the block [`Tail::next_block`] returned in it)
+    /// and goes on with `spare`, into which what is left unconsumed is copied.
+    pub fn take_buf(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        self.buf_version += 1;
+        self.buf.swap(&mut self.head, spare)
+    }
+
     /// Reads one more chunk; false at the end of the file, or when the file turned
     /// out to be rewritten.
     ///
@@ -359,6 +403,19 @@ impl ChunkBuf {
 
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+    }
+
+    /// Puts `spare` in the place of the bytes, with the unconsumed ones (from `head`)
+    /// copied to its start; returns the old bytes (whole, as they were).
+    fn swap(&mut self, head: &mut usize, mut spare: Vec<u8>) -> Vec<u8> {
+        let left = self.len - *head;
+        if spare.len() < left {
+            spare.resize(left, 0);
+        }
+        spare[..left].copy_from_slice(&self.bytes[*head..self.len]);
+        self.len = left;
+        *head = 0;
+        std::mem::replace(&mut self.bytes, spare)
     }
 }
 
@@ -521,6 +578,68 @@ mod tests {
         assert_eq!(&buf[..], b"z");
         buf.truncate(0);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn blocks_hold_whole_lines_and_what_is_left_moves_to_the_next_buffer() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let mut f = std::fs::File::create(&p).unwrap();
+        // More than a chunk of lines, ending in an unterminated one.
+        let mut content = Vec::new();
+        for i in 0..40_000 {
+            content.extend_from_slice(format!("line {i}\n").as_bytes());
+        }
+        content.extend_from_slice(b"unterminated");
+        f.write_all(&content).unwrap();
+        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        let mut got = Vec::new();
+        let mut offset = 0;
+        let mut blocks = 0;
+        loop {
+            match t.next_block(100).unwrap() {
+                Next::Block { start, range } => {
+                    assert_eq!(start, offset, "blocks follow each other");
+                    offset += range.len() as u64;
+                    let old = t.take_buf(vec![b'?'; 3]);
+                    let block = &old[range];
+                    assert!(block.ends_with(b"\n") && !block.is_empty());
+                    got.extend_from_slice(block);
+                    blocks += 1;
+                }
+                Next::Line => panic!("no line is too long"),
+                Next::End => break,
+            }
+        }
+        assert!(blocks >= 2, "{blocks}");
+        assert_eq!(got, &content[..content.len() - 12]);
+        // The unterminated line waits; once it ends, it is a block of its own.
+        f.write_all(b" now\n").unwrap();
+        t.check().unwrap();
+        match t.next_block(100).unwrap() {
+            Next::Block { start, range } => {
+                assert_eq!(start, offset);
+                assert_eq!(&t.buf[range], b"unterminated now\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.next_block(100).unwrap(), Next::End);
+        // A line longer than the limit without its end yet: taken line by line.
+        f.write_all(&[b'x'; 150]).unwrap();
+        t.check().unwrap();
+        assert_eq!(t.next_block(100).unwrap(), Next::Line);
+        let l = t.next_line(100).unwrap().unwrap();
+        assert!(l.cut && l.end.is_none());
+        assert_eq!(
+            t.next_block(100).unwrap(),
+            Next::Line,
+            "its rest is skipped line by line"
+        );
+        f.write_all(b"xx\nnext\n").unwrap();
+        t.check().unwrap();
+        // The rest of the long line is skipped; the next line comes as it is.
+        let l = t.next_line(100).unwrap().unwrap();
+        assert_eq!(t.bytes(&l.range), b"next");
     }
 
     #[test]

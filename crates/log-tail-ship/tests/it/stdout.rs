@@ -199,6 +199,7 @@ fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
     let pos = d.path().join("positions.json");
     let mut data = Vec::new();
     let mut want = Vec::new();
+    let mut offsets = Vec::new();
     for i in 0..120_000u32 {
         let line = match i % 7 {
             0 => format!("{i} \"GET /health HTTP/1.1\" 200"),
@@ -209,12 +210,14 @@ fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
             5 => format!("GET /health {i}"),
             _ => format!("{i} ünïcödé"),
         };
+        if !line.contains("GET /health") {
+            offsets.push(data.len() as u64);
+            want.push(line.clone());
+        }
         data.extend_from_slice(line.as_bytes());
         data.push(b'\n');
-        if !line.contains("GET /health") {
-            want.push(line);
-        }
     }
+    offsets.push(data.len() as u64);
     data.extend_from_slice(b"bad \xff utf-8\n");
     want.push("bad \u{fffd} utf-8".into());
     std::fs::write(&log, &data).unwrap();
@@ -228,6 +231,9 @@ fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
         "GET /health",
         "--positions",
         pos.to_str().unwrap(),
+        // One timestamp anchor for the whole run.
+        "--sync-interval",
+        "1h",
     ]);
     assert_eq!(r.code(), Some(0), "{}", r.stderr());
     let texts = r.texts();
@@ -246,6 +252,23 @@ fn many_batches_arrive_whole_in_order_once_and_are_acknowledged() {
     assert_eq!((s.lines_pending, s.lag_bytes), (0, 0));
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pos).unwrap()).unwrap();
     assert_eq!(saved["files"][0]["offset"], data.len() as u64, "{saved}");
+    // Each line is stamped from the anchor written before it was shipped (at offset 0:
+    // one anchor for the whole run) as its time plus the line's offset in nanoseconds,
+    // as it would be again after a crash. The file keeps the anchor set at the end.
+    let anchors = saved["files"][0]["anchors"].as_array().unwrap();
+    let last_ns = anchors.last().and_then(|a| a[1].as_u64()).unwrap();
+    let mut anchor_ns = None;
+    for (l, offset) in r.lines.iter().zip(&offsets) {
+        let t = humantime::parse_rfc3339(&l.timestamp).unwrap();
+        let ns = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let first = *anchor_ns.get_or_insert(ns - offset);
+        assert_eq!(ns - offset, first, "{} {}", l.timestamp, l.line);
+    }
+    let first = anchor_ns.unwrap();
+    assert!(
+        first <= last_ns && last_ns - first < 120_000_000_000,
+        "{first} {saved}"
+    );
 }
 
 #[test]
