@@ -2,9 +2,10 @@
 //! lines on stdout. A sink says when a batch was accepted; only then do the files'
 //! acknowledged offsets move.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::Range;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use homelab_core::{Error, Output, OutputArgs, Result};
@@ -278,15 +279,15 @@ const EMPTY_TAIL: &[u8] = b"\",\"line\":\"\"}\n";
 /// `--stdout`: `kind: line` records, written and flushed a batch at a time.
 ///
 /// The envelope and labels of a stream's records are rendered once per batch by
-/// [`Output`] (the record up to the value of `timestamp`). A full batch goes to one
-/// of [`FORMATTERS`] threads, taken in turn, which adds each line's timestamp and
+/// [`Output`] (the record up to the value of `timestamp`). A full batch goes to the
+/// next idle one of [`FORMATTERS`] threads, which adds each line's timestamp and
 /// escaped text (most of the work per line) while the next batch is read; the
-/// formatters write their records in the batches' order. A plain file's lines come
-/// as a [`Block`] instead: the read buffer itself, which the formatter also splits,
-/// filters and stamps, so the reading thread does little more than read. A push hands over what is
-/// left and waits until everything is written and flushed; only then are the lines
-/// acknowledged. At most two batches per formatter are in flight (one being rendered
-/// or written, the next waiting for it; back-pressure from a slow reader of stdout).
+/// records are written in the batches' order (see [`format_batches`]). A plain file's
+/// lines come as a [`Block`] instead: the read buffer itself, which the formatter also
+/// splits, filters and stamps, so the reading thread does little more than read. A
+/// push hands over what is left and waits until everything is written and flushed;
+/// only then are the lines acknowledged. At most two batches per formatter are in
+/// flight (back-pressure from a slow reader of stdout).
 pub struct StdoutSink {
     /// The summary at the end; the line records' envelope comes from it too.
     out: Output<io::Stdout>,
@@ -328,12 +329,39 @@ fn open_stdout() -> Box<dyn Write> {
 /// Threads that render and write the records of full batches.
 const FORMATTERS: usize = 2;
 
-/// The formatters' ends: one to send each its batches, one for the batches back.
+/// The formatters' ends: the queue of batches (numbered; the next idle formatter takes
+/// the next one), and the batches back, in the order they were written.
 struct Writer {
-    to: Vec<mpsc::Sender<RawBatch>>,
-    /// The formatter that gets the next batch.
-    next: usize,
+    to: mpsc::Sender<(u64, RawBatch)>,
+    /// The number of the next batch.
+    seq: u64,
     back: mpsc::Receiver<(RawBatch, io::Result<Written>)>,
+}
+
+/// What the formatters share.
+struct Formatters {
+    batches: Mutex<mpsc::Receiver<(u64, RawBatch)>>,
+    order: Mutex<Order>,
+    open: Open,
+}
+
+/// Rendered batches waiting to be written in their order.
+#[derive(Default)]
+struct Order {
+    /// The number of the batch to write next.
+    next: u64,
+    /// A formatter is writing: it writes every rendered batch whose turn comes.
+    writing: bool,
+    /// Rendered batches, with their records, by number.
+    ready: BTreeMap<u64, (RawBatch, Vec<u8>, Written)>,
+    /// Records buffers written, for reuse.
+    spare: Vec<Vec<u8>>,
+}
+
+/// A lock that a panicking thread held is still good here: nothing is left half done
+/// under these locks.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The lines of one batch as they came, with the heads of their streams; or a block
@@ -500,31 +528,43 @@ impl Block {
     }
 }
 
-/// A formatter thread: renders each batch it gets, waits for its turn (the formatter
-/// before it has written), writes and flushes the records, passes the turn on, and
-/// sends the batch back with the outcome.
-fn format_batches(
-    batches: mpsc::Receiver<RawBatch>,
-    my_turn: mpsc::Receiver<()>,
-    next_turn: mpsc::Sender<()>,
-    back: mpsc::Sender<(RawBatch, io::Result<Written>)>,
-    open: Open,
-) {
+/// A formatter thread: takes the next batch and renders it; then, unless another
+/// formatter is writing (which then writes this one in its turn), writes and flushes
+/// every rendered batch whose turn it is, and sends each back with the outcome. No
+/// formatter waits for another to write before it renders the next batch.
+fn format_batches(f: Arc<Formatters>, back: mpsc::Sender<(RawBatch, io::Result<Written>)>) {
     let mut stamps = StampCache::default();
-    let mut records = Vec::new();
-    while let Ok(batch) = batches.recv() {
+    loop {
+        let job = lock(&f.batches).recv();
+        let Ok((seq, batch)) = job else { break };
+        let mut records = lock(&f.order).spare.pop().unwrap_or_default();
         let written = batch.render(&mut stamps, &mut records);
-        if my_turn.recv().is_err() {
-            break;
+        let mut order = lock(&f.order);
+        order.ready.insert(seq, (batch, records, written));
+        if order.writing {
+            continue;
         }
-        let mut out = open();
-        let result = out.write_all(&records).and_then(|_| out.flush()).map(|_| written);
-        drop(out);
-        // After a failed write too: the others then fail the same way, not wait.
-        let _ = next_turn.send(());
-        if back.send((batch, result)).is_err() {
-            break;
+        order.writing = true;
+        loop {
+            let next = order.next;
+            let Some((batch, records, written)) = order.ready.remove(&next) else {
+                break;
+            };
+            drop(order);
+            let mut out = (f.open)();
+            // After a failed write too the next batches are tried: they fail the same way.
+            let result = out.write_all(&records).and_then(|_| out.flush()).map(|_| written);
+            drop(out);
+            let gone = back.send((batch, result)).is_err();
+            order = lock(&f.order);
+            order.next += 1;
+            order.spare.push(records);
+            if gone {
+                order.writing = false;
+                return;
+            }
         }
+        order.writing = false;
     }
 }
 
@@ -660,10 +700,11 @@ impl StdoutSink {
             Some(w) => w,
             None => self.writer.insert(Self::start_formatters(self.open)?),
         };
-        writer.to[writer.next]
-            .send(batch)
-            .map_err(|_| Error::bug("a stdout formatter thread is gone"))?;
-        writer.next = (writer.next + 1) % FORMATTERS;
+        writer
+            .to
+            .send((writer.seq, batch))
+            .map_err(|_| Error::bug("the stdout formatter threads are gone"))?;
+        writer.seq += 1;
         self.batches_handed += 1;
         self.in_flight += 1;
         Ok(())
@@ -671,21 +712,21 @@ impl StdoutSink {
 
     fn start_formatters(open: Open) -> Result<Writer> {
         let (to_main, back) = mpsc::channel();
-        let (turn_to, turn_from): (Vec<_>, Vec<_>) = (0..FORMATTERS).map(|_| mpsc::channel()).unzip();
-        // The first batch's formatter may write at once.
-        let _ = turn_to[0].send(());
-        let mut to = Vec::new();
-        for (i, my_turn) in turn_from.into_iter().enumerate() {
-            let (tx, batches) = mpsc::channel();
-            to.push(tx);
-            let next_turn = turn_to[(i + 1) % FORMATTERS].clone();
+        let (to, batches) = mpsc::channel();
+        let shared = Arc::new(Formatters {
+            batches: Mutex::new(batches),
+            order: Mutex::new(Order::default()),
+            open,
+        });
+        for i in 0..FORMATTERS {
+            let shared = Arc::clone(&shared);
             let back = to_main.clone();
             std::thread::Builder::new()
                 .name(format!("stdout-{i}"))
-                .spawn(move || format_batches(batches, my_turn, next_turn, back, open))
+                .spawn(move || format_batches(shared, back))
                 .map_err(|e| Error::io("starting a stdout formatter thread", e))?;
         }
-        Ok(Writer { to, next: 0, back })
+        Ok(Writer { to, seq: 0, back })
     }
 
     /// Waits until one more batch in flight is written and flushed.
