@@ -64,8 +64,8 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 #[derive(Debug, Default)]
 pub struct StampCache {
     secs: Option<u64>,
-    /// "2026-11-26T06:00:00"
-    prefix: Vec<u8>,
+    /// "2026-11-26T06:00:00.000000000Z", the nanoseconds filled in per line.
+    text: [u8; 30],
 }
 
 impl StampCache {
@@ -73,21 +73,33 @@ impl StampCache {
         let secs = ns / 1_000_000_000;
         if self.secs != Some(secs) {
             let full = rfc3339_nanos(secs * 1_000_000_000);
-            // "2026-11-26T06:00:00.000000000Z" → "2026-11-26T06:00:00"
-            self.prefix = full.as_bytes()[..full.len() - 11].to_vec();
-            self.secs = Some(secs);
+            match <[u8; 30]>::try_from(full.as_bytes()) {
+                Ok(text) => {
+                    self.text = text;
+                    self.secs = Some(secs);
+                }
+                // Years past 9999 (not a log line's): formatted in full.
+                Err(_) => {
+                    out.extend_from_slice(rfc3339_nanos(ns).as_bytes());
+                    return;
+                }
+            }
         }
-        out.extend_from_slice(&self.prefix);
-        let mut frac = *b".000000000Z";
-        let mut n = ns % 1_000_000_000;
-        // Two digits at a time.
-        for pair in frac[2..10].rchunks_exact_mut(2) {
-            let d = n % 100;
-            pair.copy_from_slice(&DIGIT_PAIRS[d as usize * 2..d as usize * 2 + 2]);
-            n /= 100;
+        // Nine digits as 1 + 4 + 4, two at a time, in 32-bit arithmetic.
+        let n = (ns - secs * 1_000_000_000) as u32;
+        let (high, low) = (n / 10_000, n % 10_000);
+        let t = &mut self.text;
+        t[20] = b'0' + (high / 10_000) as u8;
+        for (at, v) in [
+            (21, high % 10_000 / 100),
+            (23, high % 100),
+            (25, low / 100),
+            (27, low % 100),
+        ] {
+            let v = v as usize * 2;
+            t[at..at + 2].copy_from_slice(&DIGIT_PAIRS[v..v + 2]);
         }
-        frac[1] = b'0' + n as u8;
-        out.extend_from_slice(&frac);
+        out.extend_from_slice(t);
     }
 }
 
@@ -204,6 +216,21 @@ mod tests {
             v.clear();
             c.push(&mut v, ns);
             assert_eq!(String::from_utf8(v.clone()).unwrap(), rfc3339_nanos(ns));
+        }
+        // Every digit place, within a second and across seconds, up to u64::MAX.
+        let mut x: u64 = 1;
+        for i in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let ns = if i % 2 == 0 {
+                x
+            } else {
+                1_795_000_000_000_000_000 + x % 3_000_000_000
+            };
+            v.clear();
+            c.push(&mut v, ns);
+            assert_eq!(String::from_utf8(v.clone()).unwrap(), rfc3339_nanos(ns), "{ns}");
         }
     }
 }
