@@ -509,7 +509,8 @@ impl Block {
             records.extend_from_slice(head);
             stamps.push(records, self.stamps.at(self.start, offset));
             records.extend_from_slice(b"\",\"line\":");
-            let valid = text.map(|t| &t[line.start - self.range.start..line.end - self.range.start]);
+            // Lines start and end at newlines, which are character boundaries.
+            let valid = text.and_then(|t| t.get(line.start - self.range.start..line.end - self.range.start));
             w.text += match valid {
                 Some(t) if t.len() <= self.max_line => {
                     json::push_str(records, t);
