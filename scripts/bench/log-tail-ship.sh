@@ -93,6 +93,7 @@ print(f"the pipe on one core (taskset -c 0)      {rate(peer_1):12,.0f} lines/s  
 print(f"log-tail-ship on one core                {rate(out_1):12,.0f} lines/s   {out_1['wall_ms_median']:8.1f} ms (fastest {out_1['wall_ms_min']:.1f})")
 print(f"log-tail-ship --once --loki --drop       {rate(loki):12,.0f} lines/s   {loki['wall_ms_median']:8.1f} ms   peak RSS {loki['rss_kib_max']/1024:.1f} MiB   (stand-in received {received} entries over {2*int(runs)} runs)")
 print(f"log-tail-ship --once --loki CPU         {user + system:.2f} s user+sys for {n} lines = {n / (user + system):,.0f} lines per CPU second (the rest of the wall time is the Python stand-in)")
+print(f"CPU user+sys, medians                     log-tail-ship {out['cpu_ms_median']:.1f} ms, the pipe {peer['cpu_ms_median']:.1f} ms")
 print(f"ratio stdout / pipe (lines/s)            {rate(out)/rate(peer):.3f}")
 print(f"ratio on one core                        {rate(out_1)/rate(peer_1):.3f}")
 print(f"ratio loki / pipe (lines/s)              {rate(loki)/rate(peer):.3f}")

@@ -4,7 +4,8 @@
   measure.py run  RUNS -- CMD...   run CMD RUNS times: median wall ms, median/max peak RSS KiB
   measure.py turns RUNS SH_A SH_B  run the shell commands A and B in turn, RUNS times
                                    each (a change in the machine's load hits both):
-                                   median and min wall ms of each, as {"a": .., "b": ..}
+                                   median and min wall ms and median CPU ms (user+sys)
+                                   of each, as {"a": .., "b": ..}
   measure.py http RUNS URL         GET URL RUNS times: median wall ms, body bytes
   measure.py cpu  PID SECONDS      CPU used by PID (and its threads) over SECONDS, % of one core
   measure.py hwm  PID              peak RSS (VmHWM) of a running process, KiB
@@ -52,16 +53,21 @@ def http(runs, url):
 
 
 def turns(runs, a, b):
-    walls = {"a": [], "b": []}
+    walls, cpus = {"a": [], "b": []}, {"a": [], "b": []}
     for _ in range(runs):
         for key, cmd in (("a", a), ("b", b)):
             t = time.perf_counter()
-            code = subprocess.call(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child = subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # The shell's usage includes the processes it waited for (both ends of a pipe).
+            _, status, usage = os.wait4(child.pid, 0)
             walls[key].append((time.perf_counter() - t) * 1000)
+            cpus[key].append((usage.ru_utime + usage.ru_stime) * 1000)
+            code = os.waitstatus_to_exitcode(status)
             if code not in (0, 1, 2):
                 sys.exit(f"measure.py: {cmd} exited {code}")
     return {k: {"runs": runs, "wall_ms_median": round(statistics.median(w), 3),
-                "wall_ms_min": round(min(w), 3)} for k, w in walls.items()}
+                "wall_ms_min": round(min(w), 3),
+                "cpu_ms_median": round(statistics.median(cpus[k]), 3)} for k, w in walls.items()}
 
 
 def once(cmd):

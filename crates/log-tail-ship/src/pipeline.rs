@@ -179,11 +179,6 @@ impl Filter {
         }
     }
 
-    /// Whether there is a `--keep`.
-    pub fn has_keep(&self) -> bool {
-        self.keep.is_some()
-    }
-
     pub fn pass(&self, line: &[u8]) -> bool {
         self.keep.as_ref().is_none_or(|k| k.is_match(line))
             && !self.drop.as_ref().is_some_and(|d| d.is_match(line))
