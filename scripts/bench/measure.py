@@ -62,7 +62,7 @@ def turns(runs, a, b):
             _, status, usage = os.wait4(child.pid, 0)
             walls[key].append((time.perf_counter() - t) * 1000)
             cpus[key].append((usage.ru_utime + usage.ru_stime) * 1000)
-            code = os.waitstatus_to_exitcode(status)
+            code = child.returncode = os.waitstatus_to_exitcode(status)
             if code not in (0, 1, 2):
                 sys.exit(f"measure.py: {cmd} exited {code}")
     return {k: {"runs": runs, "wall_ms_median": round(statistics.median(w), 3),

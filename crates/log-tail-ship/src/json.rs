@@ -78,7 +78,8 @@ impl StampCache {
                     self.text = text;
                     self.secs = Some(secs);
                 }
-                // Years past 9999 (not a log line's): formatted in full.
+                // Not 30 bytes: a year past 9999, which u64 nanoseconds (ending in
+                // 2554) never reach; formatted in full all the same.
                 Err(_) => {
                     out.extend_from_slice(rfc3339_nanos(ns).as_bytes());
                     return;
