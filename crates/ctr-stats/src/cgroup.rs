@@ -214,6 +214,26 @@ pub fn read(root: &Root, hierarchy: &Hierarchy, loc: &Location) -> Result<Usage,
     Ok(u)
 }
 
+/// Whether a container's main process, missing from /proc, has exited rather than
+/// being hidden (a `--root` whose /proc is another PID namespace's). It has exited
+/// when the cgroup is gone, holds no process, or holds one that /proc does show.
+/// A cgroup whose process list cannot be read says nothing: `false`.
+pub fn main_process_exited(root: &Root, loc: &Location) -> bool {
+    let Some(dir) = loc.main_dir() else {
+        return false;
+    };
+    if !root.exists(dir) {
+        return true;
+    }
+    match root.read_string(format!("{dir}/cgroup.procs")) {
+        Ok(text) => {
+            let mut pids = text.split_whitespace().peekable();
+            pids.peek().is_none() || pids.any(|p| root.exists(format!("/proc/{p}")))
+        }
+        Err(_) => false,
+    }
+}
+
 /// Reads only the CPU counter (the first reading of a `--window`).
 pub fn read_cpu(root: &Root, loc: &Location) -> Option<u64> {
     match loc {

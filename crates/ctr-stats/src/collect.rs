@@ -10,9 +10,10 @@ use homelab_core::{Result, Root};
 
 use crate::cgroup::{self, Hierarchy, Location};
 use crate::engine::{Engine, Meta, Stats};
+use crate::netdev::{self, NetError};
 use crate::record::{ContainerRecord, From};
 use crate::usage::{CpuPoint, Usage};
-use crate::{api, netdev, usage};
+use crate::{api, usage};
 
 /// Where the figures of a running container come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -212,14 +213,25 @@ impl Collector {
     }
 
     /// The network interfaces of a container's own network namespace; `None` on the
-    /// host's network, whose traffic is not the container's.
-    fn interfaces(&self, meta: &Meta, errors: &mut Vec<String>) -> Option<Vec<usage::Interface>> {
+    /// host's network, whose traffic is not the container's. `Err` when the main
+    /// process has exited since the container was listed: the container stopped.
+    fn interfaces(
+        &self,
+        meta: &Meta,
+        loc: &Location,
+        errors: &mut Vec<String>,
+    ) -> std::result::Result<Option<Vec<usage::Interface>>, cgroup::Gone> {
         if meta.network_mode == "host" || meta.pid == 0 {
-            return None;
+            return Ok(None);
         }
-        netdev::read(&self.root, meta.pid)
-            .map_err(|e| errors.push(e))
-            .ok()
+        match netdev::read(&self.root, meta.pid) {
+            Ok(ifs) => Ok(Some(ifs)),
+            Err(NetError::Missing(_)) if cgroup::main_process_exited(&self.root, loc) => Err(cgroup::Gone),
+            Err(NetError::Missing(why) | NetError::Failed(why)) => {
+                errors.push(why);
+                Ok(None)
+            }
+        }
     }
 
     fn api_config<'a>(&'a self, meta: &'a Meta) -> api::Config<'a> {
@@ -256,10 +268,12 @@ impl Collector {
                 Reader::Nothing(why) if why.is_empty() => Ok(None),
                 // No cgroup: the container may have exited since it was listed.
                 Reader::Nothing(why) => Err(Some(why.clone())),
+                // A cgroup outlives its processes for a moment, so a main process
+                // that has left /proc is the surer sign that the container stopped.
                 Reader::Cgroup(loc) => cgroup::read(&self.root, &self.hierarchy, loc)
-                    .map(|mut u| {
-                        u.interfaces = self.interfaces(&t.meta, &mut u.errors);
-                        Some(u)
+                    .and_then(|mut u| {
+                        u.interfaces = self.interfaces(&t.meta, loc, &mut u.errors)?;
+                        Ok(Some(u))
                     })
                     .map_err(|_| None),
                 Reader::Api => match api_stats.next() {

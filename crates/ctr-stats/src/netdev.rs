@@ -45,11 +45,27 @@ pub fn parse(text: &str) -> Option<Vec<Interface>> {
     Some(out)
 }
 
+/// Why the interfaces could not be read, said for the record's `errors`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NetError {
+    /// No such file: the process has exited (a zombie's namespaces are gone too), or
+    /// /proc is another PID namespace's.
+    Missing(String),
+    /// Anything else.
+    Failed(String),
+}
+
 /// Reads the interfaces of `pid`'s network namespace.
-pub fn read(root: &Root, pid: u32) -> Result<Vec<Interface>, String> {
+pub fn read(root: &Root, pid: u32) -> Result<Vec<Interface>, NetError> {
     let path = format!("/proc/{pid}/net/dev");
-    let text = root.read_string(&path).map_err(|e| e.to_string())?;
-    parse(&text).ok_or_else(|| format!("{path}: not the kernel's format"))
+    let text = root.read_string(&path).map_err(|e| {
+        if e.is_not_found() {
+            NetError::Missing(e.to_string())
+        } else {
+            NetError::Failed(e.to_string())
+        }
+    })?;
+    parse(&text).ok_or_else(|| NetError::Failed(format!("{path}: not the kernel's format")))
 }
 
 #[cfg(test)]

@@ -370,6 +370,35 @@ fn a_container_removed_between_list_and_inspect_is_left_out_quietly() {
     assert!(r.get("web").errors.is_empty());
 }
 
+/// A container whose main process exits after the listing: its cgroup may still be
+/// there for a moment, but /proc no longer has the process. That is a container that
+/// stopped (reported as Docker sees it, without an error), unless /proc is another
+/// PID namespace's and the cgroup's processes are hidden too: then it is an error.
+#[test]
+fn a_main_process_gone_from_proc_is_a_stop_unless_proc_is_foreign() {
+    for (procs, stopped) in [("", true), ("2345\n", true), ("1234\n", false)] {
+        let d = copy_fixture("v2-pi5");
+        let root = d.path();
+        let web = root.join(format!("sys/fs/cgroup/system.slice/docker-{WEB}.scope"));
+        fs::remove_dir_all(root.join("proc/1234")).unwrap();
+        fs::write(web.join("cgroup.procs"), procs).unwrap();
+        let e = engine();
+        let r = run_fixture(root, &e, &["--window", "0", "--source", "cgroup"]).ok();
+        assert!(r.stderr().is_empty(), "{}", r.stderr());
+        let w = r.get("web");
+        assert_eq!(w.state, "running", "as Docker still sees it");
+        if stopped {
+            assert!(w.errors.is_empty(), "cgroup.procs {procs:?}: {:?}", w.errors);
+            assert_eq!(w.cpu_seconds_total, None, "cgroup.procs {procs:?}");
+        } else {
+            assert_eq!(w.errors, ["/proc/1234/net/dev: no such file or directory"]);
+            assert_eq!(w.cpu_seconds_total, Some(98.765432), "the cgroup was read");
+            assert_eq!(w.net_rx_bytes, None);
+        }
+        assert!(r.get("ollama").errors.is_empty(), "{:?}", r.get("ollama").errors);
+    }
+}
+
 #[test]
 fn an_engine_answering_garbage_is_unavailable_not_a_panic() {
     let answers = homelab_testkit::copy_tree(&fixture("engine"));
