@@ -113,16 +113,31 @@ fn restore_matches(
     );
 }
 
-fn write_round_data(src: &Path, round: u64) {
+/// A big file's size: with 1 MiB packs, each new one fills a pack or two.
+const BIG: usize = 1 << 20;
+
+fn write_round_data(src: &Path, round: u64, big: usize) {
     let _ = fs::remove_dir_all(src);
     fs::create_dir_all(src.join("small")).unwrap();
     for i in 0..10u64 {
-        fs::write(
-            src.join(format!("big-{i}")),
-            pseudo_random(round * 1000 + i, 2 << 20),
-        )
-        .unwrap();
+        fs::write(src.join(format!("big-{i}")), pseudo_random(round * 1000 + i, big)).unwrap();
     }
+    change_small_files(src, round);
+    fs::create_dir(src.join("empty")).unwrap();
+}
+
+/// What a night changes, as for a real backup: two or three big files (the rest is
+/// deduplicated) and every small one. Each run still writes several packs, and
+/// the repository (which `verify --read-data` reads whole every round) grows by a
+/// few MiB a round, not by the whole tree.
+fn change_round_data(src: &Path, round: u64) {
+    for i in (0..10u64).filter(|i| (i + round).is_multiple_of(4)) {
+        fs::write(src.join(format!("big-{i}")), pseudo_random(round * 1000 + i, BIG)).unwrap();
+    }
+    change_small_files(src, round);
+}
+
+fn change_small_files(src: &Path, round: u64) {
     for i in 0..200u64 {
         fs::write(
             src.join(format!("small/{i}.txt")),
@@ -130,7 +145,6 @@ fn write_round_data(src: &Path, round: u64) {
         )
         .unwrap();
     }
-    fs::create_dir(src.join("empty")).unwrap();
 }
 
 fn time_arg(round: usize) -> String {
@@ -147,11 +161,11 @@ fn sigkill_during_create_leaves_a_valid_repository() {
     let scratch = d.path().join("scratch");
 
     // A snapshot completed before any kill, and one uninterrupted run to time.
-    write_round_data(&src, 0);
+    write_round_data(&src, 0, BIG);
     let first = create(&repo, "crash", &[&src], &["--time", &time_arg(0)]);
     let mut expected: BTreeMap<String, (String, BTreeMap<Vec<u8>, Item>)> = BTreeMap::new();
     expected.insert(time_arg(0), (first.id.clone(), digest(&src)));
-    write_round_data(&src, 1);
+    change_round_data(&src, 1);
     let args = |round: usize| -> Vec<String> {
         [
             "create",
@@ -170,7 +184,7 @@ fn sigkill_during_create_leaves_a_valid_repository() {
 
     let mut killed = 0;
     for round in 2..2 + ROUNDS {
-        write_round_data(&src, round as u64);
+        change_round_data(&src, round as u64);
         let digest_now = digest(&src);
         let after = Duration::from_micros(rng.below(full.as_micros() as u64 + 1));
         if !run_and_kill(&repo, &args(round), after) {
@@ -210,19 +224,20 @@ fn sigkill_during_create_leaves_a_valid_repository() {
 type Kept = Vec<(String, BTreeMap<Vec<u8>, Item>)>;
 
 /// A repository with six snapshots of a changing tree, the four oldest forgotten:
-/// prune has packs to delete and packs to rewrite. Returns the snapshots kept.
+/// prune has packs to delete and packs to rewrite (256 KiB packs, big files of
+/// 512 KiB: about four chunks each). Returns the snapshots kept.
 fn prune_template(template: &Path, src: &Path) -> Kept {
     ok(template, &["init", "--pack-size", "256KiB"]);
     let mut kept: Kept = Vec::new();
     for round in 0..6u64 {
         if round == 0 {
-            write_round_data(src, 0);
+            write_round_data(src, 0, BIG / 2);
         } else {
             for i in 0..10u64 {
                 if (i + round) % 3 == 0 {
                     fs::write(
                         src.join(format!("big-{i}")),
-                        pseudo_random(round * 7919 + i, 2 << 20),
+                        pseudo_random(round * 7919 + i, BIG / 2),
                     )
                     .unwrap();
                 }
