@@ -191,8 +191,8 @@ pub fn locate(root: &Root, hierarchy: &Hierarchy, pid: u32, full_id: &str) -> Op
     }
 }
 
-/// The container's cgroup went away while it was being read (it stopped or was
-/// removed): the caller looks again at what Docker says.
+/// The container stopped or was removed while it was being read (its cgroup, or its
+/// main process, went away): the caller looks again at what Docker says.
 #[derive(Debug)]
 pub struct Gone;
 
