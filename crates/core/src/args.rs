@@ -2,6 +2,7 @@
 //! into its own clap parser, so the names, defaults, help and environment twins are
 //! the same everywhere.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,27 +11,41 @@ use clap::{Args, ValueEnum};
 /// How records are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
-    /// One JSON object per line (the default; for pipes, jq and log shippers).
+    /// One JSON object per line (the default off a terminal; for pipes, cron, jq and log shippers).
     #[default]
     Jsonl,
     /// Prometheus text exposition format 0.0.4 (what node_exporter's textfile collector reads).
     Prom,
-    /// Aligned columns for a person at a terminal.
+    /// A view for a person (the default when stdout is a terminal).
     Text,
 }
 
-/// Output flags: format, textfile directory, quiet.
+impl Format {
+    /// The format when none is given: the text view for a person at a terminal, JSON
+    /// lines for everything else (pipes, cron, files).
+    pub fn for_stdout() -> Format {
+        if std::io::stdout().is_terminal() {
+            Format::Text
+        } else {
+            Format::Jsonl
+        }
+    }
+}
+
+/// Output flags: format, textfile directory, quiet. They are global: a tool with
+/// subcommands takes them before or after the subcommand.
 #[derive(Debug, Clone, Args, Default)]
 pub struct OutputArgs {
-    /// Output format on stdout: jsonl, prom or text
+    /// Output format on stdout: jsonl, prom or text [default: text on a terminal,
+    /// jsonl otherwise]
     #[arg(
         long,
         value_enum,
-        default_value_t,
         env = "HOMELAB_FORMAT",
+        global = true,
         help_heading = "Output options"
     )]
-    pub format: Format,
+    pub format: Option<Format>,
 
     /// Also write Prometheus metrics atomically to DIR/<tool>.prom, for node_exporter's
     /// textfile collector (written to a temporary file, fsynced, renamed; mode 0644)
@@ -38,13 +53,21 @@ pub struct OutputArgs {
         long,
         value_name = "DIR",
         env = "HOMELAB_TEXTFILE_DIR",
+        global = true,
         help_heading = "Output options"
     )]
     pub textfile_dir: Option<PathBuf>,
 
     /// Print nothing on stdout (use with --textfile-dir)
-    #[arg(long, short, help_heading = "Output options")]
+    #[arg(long, short, global = true, help_heading = "Output options")]
     pub quiet: bool,
+}
+
+impl OutputArgs {
+    /// The format asked for, or the one for this stdout ([`Format::for_stdout`]).
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or_else(Format::for_stdout)
+    }
 }
 
 /// Loop flags: one round by default, or every --interval until SIGINT/SIGTERM.
@@ -70,6 +93,7 @@ pub struct RootArgs {
         value_name = "DIR",
         default_value = "/",
         env = "HOMELAB_ROOT",
+        global = true,
         help_heading = "Running options"
     )]
     pub root: PathBuf,
@@ -113,14 +137,106 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Renders a list of `(description, command)` examples for `after_long_help`, so that
-/// `--help` teaches with the same examples the man page shows.
+/// `--help` teaches with the same examples the man page shows. Long commands are
+/// broken into lines that fit 80 columns with `\` continuations, so they paste as is.
 pub fn examples_help(examples: &[(&str, &str)]) -> String {
     let mut s = String::from("Examples:\n");
     for (what, cmd) in examples {
-        s.push_str(&format!("  # {what}\n  {cmd}\n\n"));
+        s.push_str(&format!("  # {what}\n"));
+        for line in wrap_command(cmd, EXAMPLE_WIDTH) {
+            s.push_str(&format!("  {line}\n"));
+        }
+        s.push('\n');
     }
     s.truncate(s.trim_end().len());
     s
+}
+
+/// Columns an example command may take, its indent of two aside.
+pub const EXAMPLE_WIDTH: usize = 76;
+
+/// Breaks a shell command into lines of at most `width` columns (when its words
+/// allow), each but the last ending in ` \`, the following ones indented by four
+/// spaces. It breaks only between words outside quotes, and keeps an option with
+/// its value (`--interval 30s`), so the lines pasted into a shell run the command.
+pub fn wrap_command(cmd: &str, width: usize) -> Vec<String> {
+    let words = shell_words(cmd);
+    // Units that stay on one line: an option and the value after it.
+    let mut units: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let takes_value = w.starts_with('-')
+            && !w.contains('=')
+            && words
+                .get(i + 1)
+                .is_some_and(|n| !n.starts_with('-') && !is_operator(n));
+        if takes_value {
+            units.push(format!("{w} {}", words[i + 1]));
+            i += 2;
+        } else {
+            units.push(w.clone());
+            i += 1;
+        }
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for u in units {
+        let indent = if lines.is_empty() { 0 } else { 4 };
+        // Room for the unit and, if more follow, the ` \` that ends the line.
+        if !line.is_empty() && indent + line.len() + 1 + u.len() + 2 > width {
+            lines.push(line);
+            line = String::new();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&u);
+    }
+    lines.push(line);
+    let n = lines.len();
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let indent = if i == 0 { "" } else { "    " };
+            let cont = if i + 1 < n { " \\" } else { "" };
+            format!("{indent}{l}{cont}")
+        })
+        .collect()
+}
+
+fn is_operator(w: &str) -> bool {
+    matches!(w, "|" | "||" | "&&" | ";" | ">" | ">>" | "<" | "2>" | "2>&1")
+}
+
+/// Splits on spaces outside single and double quotes; quotes stay in the words.
+fn shell_words(cmd: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    for c in cmd.chars() {
+        match (quote, c) {
+            (None, ' ') => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                word.push(c);
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 #[cfg(test)]
@@ -137,7 +253,7 @@ mod tests {
     #[test]
     fn defaults() {
         let t = T::try_parse_from(["t"]).unwrap();
-        assert_eq!(t.common.output.format, Format::Jsonl);
+        assert_eq!(t.common.output.format, None);
         assert_eq!(t.common.root.root, PathBuf::from("/"));
         assert!(t.common.looping.interval.is_none());
     }
@@ -153,9 +269,36 @@ mod tests {
     }
 
     #[test]
+    fn long_examples_wrap_into_pasteable_lines() {
+        let cmd = "cpu-pin apply /etc/homelab-tools/cpu-pin.plan --interval 30s --textfile-dir /var/lib/prometheus/node-exporter --quiet || echo 'it failed | badly'";
+        let lines = wrap_command(cmd, 60);
+        assert!(lines.len() > 2, "{lines:?}");
+        for (i, l) in lines.iter().enumerate() {
+            assert!(l.len() <= 60, "{l:?} is too long");
+            assert_eq!(l.ends_with(" \\"), i + 1 < lines.len(), "{l:?}");
+        }
+        assert!(
+            lines.iter().any(|l| l.contains("--interval 30s")),
+            "an option keeps its value: {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("'it failed | badly'")),
+            "quotes are not split: {lines:?}"
+        );
+        // Joined as the shell joins them, the lines give the command back.
+        let joined = lines
+            .iter()
+            .map(|l| l.trim_end_matches(" \\").trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(joined, cmd);
+        assert_eq!(wrap_command("pi-thermal --check", 76), ["pi-thermal --check"]);
+    }
+
+    #[test]
     fn format_values() {
         let t = T::try_parse_from(["t", "--format", "prom"]).unwrap();
-        assert_eq!(t.common.output.format, Format::Prom);
+        assert_eq!(t.common.output.format, Some(Format::Prom));
         assert!(T::try_parse_from(["t", "--format", "xml"]).is_err());
     }
 }

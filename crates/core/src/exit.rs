@@ -186,7 +186,7 @@ where
     C: clap::Parser,
     F: FnOnce(C) -> Result<Exit>,
 {
-    let cmd = C::command();
+    let cmd = short_examples(C::command());
     let tool = cmd.get_name().to_string();
     let cli = match parse::<C>(cmd, std::env::args_os()) {
         Ok(cli) => cli,
@@ -205,6 +205,25 @@ where
             Exit::Software.into()
         }
     }
+}
+
+/// `-h` shows the first three of the examples `--help` shows (a tool's
+/// `after_long_help` starts with "Examples:"), unless the tool chose its own.
+fn short_examples(cmd: clap::Command) -> clap::Command {
+    fn first_three(long: &str) -> Option<String> {
+        let body = long.strip_prefix("Examples:\n")?;
+        let picked: Vec<&str> = body.split("\n\n").take(3).collect();
+        Some(format!("Examples (more with --help):\n{}", picked.join("\n\n")))
+    }
+    let mut cmd = cmd;
+    if cmd.get_after_help().is_none()
+        && let Some(short) = cmd
+            .get_after_long_help()
+            .and_then(|h| first_three(&h.to_string()))
+    {
+        cmd = cmd.after_help(short);
+    }
+    cmd
 }
 
 /// Parses arguments the way [`main`] does; returns the exit code to use when parsing

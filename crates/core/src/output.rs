@@ -70,7 +70,7 @@ impl<W: Write> Output<W> {
         Output {
             tool,
             host,
-            format: args.format,
+            format: args.format(),
             quiet: args.quiet,
             textfile_dir: args.textfile_dir.clone(),
             out,
@@ -212,7 +212,7 @@ mod tests {
 
     fn out(format: Format, quiet: bool) -> Output<Vec<u8>> {
         let args = OutputArgs {
-            format,
+            format: Some(format),
             quiet,
             textfile_dir: None,
         };

@@ -24,7 +24,7 @@ use clap::{Args, Parser, Subcommand};
 use homelab_core::args::{RootArgs, examples_help};
 use homelab_core::run::run_rounds;
 use homelab_core::text::Table;
-use homelab_core::{CommonArgs, Error, Exit, Format, Output, OutputArgs, Result, Root};
+use homelab_core::{Error, Exit, Format, LoopArgs, Output, OutputArgs, Result, Root};
 
 use cpulist::CpuList;
 use pin::{Engine, Outcome};
@@ -50,15 +50,15 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "Make the plan true now (idempotent: writes only what differs)",
-        "cpu-pin apply /etc/cpu-pin.conf",
+        "cpu-pin apply /etc/homelab-tools/cpu-pin.plan",
     ),
     (
         "Keep it true as containers are recreated and threads start, with metrics for node_exporter",
-        "cpu-pin apply /etc/cpu-pin.conf --interval 30s --textfile-dir /var/lib/prometheus/node-exporter --quiet",
+        "cpu-pin apply /etc/homelab-tools/cpu-pin.plan --interval 30s --textfile-dir /var/lib/prometheus/node-exporter --quiet",
     ),
     (
         "From cron: mail when the layout has drifted (exit 1)",
-        "cpu-pin check /etc/cpu-pin.conf --quiet || cpu-pin check /etc/cpu-pin.conf --format text | mail -s 'cpu-pin drift' root",
+        "cpu-pin check /etc/homelab-tools/cpu-pin.plan --quiet || cpu-pin check /etc/homelab-tools/cpu-pin.plan --format text | mail -s 'cpu-pin drift' root",
     ),
 ];
 
@@ -86,6 +86,13 @@ Pinning does not change how many threads a program starts: give Ollama num_threa
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The shared flags, global: before or after the subcommand.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub root: RootArgs,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,7 +174,7 @@ impl TargetArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DockerArgs {
     /// The Docker engine's address (unix:///path or tcp://host:port)
-    #[arg(long, value_name = "URL", env = "DOCKER_HOST", default_value = docker::DEFAULT_HOST, help_heading = "Docker")]
+    #[arg(long, value_name = "URL", env = "DOCKER_HOST", default_value = docker::DEFAULT_HOST, global = true, help_heading = "Docker")]
     pub docker_host: String,
 }
 
@@ -189,18 +196,11 @@ pub struct SetArgs {
     pub on: ShowArgs,
 }
 
-/// The target and where to read and write: `show`'s flags, and `set`'s besides
-/// --cpus, --nice and --force.
+/// The target: `show`'s flags, and `set`'s besides --cpus, --nice and --force.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub root: RootArgs,
-    #[command(flatten)]
-    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -216,9 +216,7 @@ pub struct PlanArgs {
     pub force: bool,
 
     #[command(flatten)]
-    pub common: CommonArgs,
-    #[command(flatten)]
-    pub docker: DockerArgs,
+    pub looping: LoopArgs,
 }
 
 fn parse_cpus(s: &str) -> std::result::Result<CpuList, String> {
@@ -234,12 +232,24 @@ pub fn command() -> clap::Command {
 }
 
 pub fn run(cli: Cli) -> Result<Exit> {
+    let shared = Shared {
+        output: cli.output,
+        root: cli.root,
+        docker: cli.docker,
+    };
     match cli.command {
-        Command::Set(a) => set(a),
-        Command::Show(a) => show(a),
-        Command::Apply(a) => plan_run(a, Mode::Apply),
-        Command::Check(a) => plan_run(a, Mode::Check),
+        Command::Set(a) => set(a, shared),
+        Command::Show(a) => show(a, shared),
+        Command::Apply(a) => plan_run(a, shared, Mode::Apply),
+        Command::Check(a) => plan_run(a, shared, Mode::Check),
     }
+}
+
+/// The flags every subcommand shares.
+struct Shared {
+    output: OutputArgs,
+    root: RootArgs,
+    docker: DockerArgs,
 }
 
 /// The online CPUs under the root, as a fatal error when they cannot be read.
@@ -252,7 +262,7 @@ fn online(root: &Root) -> Result<CpuList> {
 
 /// Metrics describe plan rules: `set` and `show` have none to give.
 fn records_only(output: &OutputArgs, what: &str) -> Result<()> {
-    if output.format == Format::Prom || output.textfile_dir.is_some() {
+    if output.format() == Format::Prom || output.textfile_dir.is_some() {
         return Err(Error::usage(format!(
             "{what} writes records only: metrics (--format prom, --textfile-dir) come from apply and check, per plan rule"
         )));
@@ -260,26 +270,26 @@ fn records_only(output: &OutputArgs, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn set(a: SetArgs) -> Result<Exit> {
-    records_only(&a.on.output, "set")?;
+fn set(a: SetArgs, sh: Shared) -> Result<Exit> {
+    records_only(&sh.output, "set")?;
     let target = a.on.target.target().ok_or_else(|| {
         Error::usage("set needs a target: --pid, --comm, --match, --container, --label or --cgroup")
     })?;
-    let root = Root::open(&a.on.root.root)?;
+    let root = Root::open(&sh.root.root)?;
     let online = online(&root)?;
     cpulist::check_wanted(&a.cpus, &online).map_err(|e| Error::usage(format!("--cpus {}: {e}", a.cpus)))?;
     let want = Want::new(a.cpus, a.nice);
-    let mut engine = Engine::new(&root, Mode::Apply, a.force, a.on.docker.docker_host);
+    let mut engine = Engine::new(&root, Mode::Apply, a.force, sh.docker.docker_host);
     let outcome = engine.run(&target, Some(&want), None, &mut HashSet::new(), true);
-    let mut out = Output::stdout(TOOL, &a.on.output, &root);
+    let mut out = Output::stdout(TOOL, &sh.output, &root);
     write_records(&mut out, &outcome.records, Mode::Apply)?;
     finish(&outcome.codes, false)
 }
 
-fn show(a: ShowArgs) -> Result<Exit> {
-    records_only(&a.output, "show")?;
-    let root = Root::open(&a.root.root)?;
-    let mut engine = Engine::new(&root, Mode::Show, true, a.docker.docker_host);
+fn show(a: ShowArgs, sh: Shared) -> Result<Exit> {
+    records_only(&sh.output, "show")?;
+    let root = Root::open(&sh.root.root)?;
+    let mut engine = Engine::new(&root, Mode::Show, true, sh.docker.docker_host);
     let outcome = match a.target.target() {
         Some(t) => engine.run(&t, None, None, &mut HashSet::new(), true),
         None => {
@@ -291,7 +301,7 @@ fn show(a: ShowArgs) -> Result<Exit> {
             o
         }
     };
-    let mut out = Output::stdout(TOOL, &a.output, &root);
+    let mut out = Output::stdout(TOOL, &sh.output, &root);
     write_records(&mut out, &outcome.records, Mode::Show)?;
     finish(&outcome.codes, false)
 }
@@ -343,8 +353,8 @@ fn read_plan_file(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn plan_run(a: PlanArgs, mode: Mode) -> Result<Exit> {
-    let root = Root::open(&a.common.root.root)?;
+fn plan_run(a: PlanArgs, sh: Shared, mode: Mode) -> Result<Exit> {
+    let root = Root::open(&sh.root.root)?;
     let online = online(&root)?;
     let plan = load_plan(&a.plan, &online, a.force)?;
     let wants: Vec<Want> = plan
@@ -352,16 +362,16 @@ fn plan_run(a: PlanArgs, mode: Mode) -> Result<Exit> {
         .iter()
         .map(|r| Want::new(r.cpus.clone(), r.nice))
         .collect();
-    let mut out = Output::stdout(TOOL, &a.common.output, &root);
-    let mut engine = Engine::new(&root, mode, a.force, a.docker.docker_host.clone());
-    let mut last_apply = match (&a.common.output.textfile_dir, mode) {
+    let mut out = Output::stdout(TOOL, &sh.output, &root);
+    let mut engine = Engine::new(&root, mode, a.force, sh.docker.docker_host.clone());
+    let mut last_apply = match (&sh.output.textfile_dir, mode) {
         (Some(dir), Mode::Check) => std::fs::read_to_string(dir.join(format!("{TOOL}.prom")))
             .ok()
             .and_then(|t| metrics::last_apply_in(&t)),
         _ => None,
     };
     let mut status: Result<Exit> = Ok(Exit::Ok);
-    run_rounds(&a.common.looping, |_| {
+    run_rounds(&a.looping, |_| {
         let now = SystemTime::now();
         out.set_time(Some(now));
         let secs = now

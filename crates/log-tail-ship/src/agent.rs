@@ -215,7 +215,7 @@ impl Agent {
             once: cli.once,
             max_backoff: cli.max_backoff.max(MIN_BACKOFF),
             textfile_dir: cli.output.textfile_dir.clone(),
-            format: cli.output.format,
+            format: cli.output.format(),
             quiet: cli.output.quiet,
             docker_rx: None,
             docker_wake: None,
@@ -997,7 +997,7 @@ impl Agent {
             Sink::Stdout(s) => s.summary(&summary)?,
             Sink::Loki(_) => {
                 let args = homelab_core::OutputArgs {
-                    format: self.format,
+                    format: Some(self.format),
                     textfile_dir: None,
                     quiet: false,
                 };

@@ -252,7 +252,7 @@ pub fn validate(cli: &Cli) -> Result<()> {
     if cli.stdout && cli.output.quiet {
         return Err(Error::usage("--stdout and --quiet contradict each other"));
     }
-    if cli.stdout && cli.output.format != Format::Jsonl {
+    if cli.stdout && cli.output.format.is_some_and(|f| f != Format::Jsonl) {
         return Err(Error::usage(
             "--stdout writes JSON lines: leave --format at jsonl",
         ));
