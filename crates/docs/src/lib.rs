@@ -6,6 +6,8 @@
 
 use std::io::Write;
 
+use homelab_core::Exit;
+use homelab_core::args::{EXAMPLE_WIDTH, wrap_command};
 use homelab_core::exit::EXIT_CODES;
 
 /// Date on the man pages' title line; bump it with the version.
@@ -40,6 +42,134 @@ pub fn tools() -> Vec<ToolDoc> {
         tool_doc!(backup_snap),
         tool_doc!(route_check),
     ]
+}
+
+/// The exit statuses `tool` can end with, each in the tool's own words: only its
+/// own codes (the `--check` codes 1 and 2 only for the tools that check). Codes
+/// listed in core's table but not here are never used by that tool.
+pub fn exit_status(tool: &str) -> Vec<(Exit, &'static str)> {
+    use Exit::*;
+    let own: &[(Exit, &str)] = match tool {
+        "pi-thermal" => &[
+            (
+                Ok,
+                "success; with --check, every reading is within its thresholds",
+            ),
+            (Warning, "--check: a warning threshold was crossed"),
+            (
+                Critical,
+                "--check: a critical threshold was crossed (throttling now is critical)",
+            ),
+        ],
+        "ctr-stats" => &[
+            (Ok, "success (also when some containers' records carry errors)"),
+            (NoInput, "--root or a cgroup tree it needs does not exist"),
+            (
+                Unavailable,
+                "the Docker engine is not running or did not answer in time",
+            ),
+            (
+                NoPerm,
+                "permission denied on the Docker socket or the cgroup files",
+            ),
+            (Config, "a bad --docker-host or Docker configuration"),
+        ],
+        "log-tail-ship" => &[
+            (
+                Ok,
+                "success: --once shipped everything it read, or a signal stopped it cleanly",
+            ),
+            (DataErr, "the positions file is corrupt"),
+            (Unavailable, "Loki or the Docker engine is unavailable"),
+            (
+                NoPerm,
+                "permission denied on a log file, the positions file or the Docker socket",
+            ),
+            (Config, "a bad Loki URL, label or other configuration"),
+            (
+                IoErr,
+                "an input/output error reading logs or writing the positions file",
+            ),
+        ],
+        "cpu-pin" => &[
+            (Ok, "success; check: the layout matches the plan"),
+            (Warning, "check: the layout has drifted from the plan"),
+            (DataErr, "a /proc or cgroup file could not be understood"),
+            (
+                NoInput,
+                "a target (process, container, cgroup) or the plan file does not exist",
+            ),
+            (Unavailable, "the Docker engine is not running"),
+            (IoErr, "an input/output error writing an affinity or a cpuset"),
+            (
+                TempFail,
+                "the target changed under cpu-pin (a thread or container came and went); run again",
+            ),
+            (
+                NoPerm,
+                "permission denied: pinning others' threads or cgroups needs root",
+            ),
+            (
+                Config,
+                "a bad plan file, CPU list or cpuset (e.g. CPUs outside the parent cgroup's)",
+            ),
+        ],
+        "backup-snap" => &[
+            (Ok, "success"),
+            (
+                DataErr,
+                "the repository or a snapshot is damaged (verify says which)",
+            ),
+            (
+                NoInput,
+                "the repository, the snapshot or every source path does not exist",
+            ),
+            (Unavailable, "Docker (for --pg-dump or --pause) is unavailable"),
+            (
+                IoErr,
+                "an input/output error, or some source files could not be read",
+            ),
+            (
+                TempFail,
+                "the repository is locked by another backup-snap; retry later",
+            ),
+            (NoPerm, "permission denied on the repository or a source"),
+            (Config, "a bad key file, job name or retention rule"),
+        ],
+        "route-check" => &[
+            (
+                Ok,
+                "success; with --check, every route is up with a valid certificate",
+            ),
+            (
+                Warning,
+                "--check: a warning (a certificate expiring within --warn-days, a route that cannot be probed)",
+            ),
+            (
+                Critical,
+                "--check: a route is down, its certificate invalid, or a container bypasses the proxy",
+            ),
+            (
+                DataErr,
+                "the Traefik API or a routes file sent something that is not understood",
+            ),
+            (NoInput, "a --routes-file does not exist"),
+            (Unavailable, "the Traefik API or the Docker engine is unavailable"),
+        ],
+        _ => &[],
+    };
+    // Every tool can also fail these ways (flags, output files, stdout, bugs).
+    let shared = [Usage, Software, CantCreate];
+    let mut codes: Vec<(Exit, &'static str)> = own.to_vec();
+    for code in shared {
+        if !codes.iter().any(|(c, _)| *c == code)
+            && let Some((_, meaning)) = EXIT_CODES.iter().find(|(c, _)| *c == code)
+        {
+            codes.push((code, meaning));
+        }
+    }
+    codes.sort_by_key(|(c, _)| c.code());
+    codes
 }
 
 /// Escapes text for roff: backslashes, hyphens as minus signs, and a leading `.` or `'`.
@@ -79,7 +209,7 @@ pub fn render_man(doc: &ToolDoc) -> std::io::Result<Vec<u8>> {
     }
 
     writeln!(out, ".SH \"EXIT STATUS\"")?;
-    for (code, meaning) in EXIT_CODES {
+    for (code, meaning) in exit_status(&name) {
         writeln!(out, ".TP\n.B {}\n{}", code.code(), roff_escape(meaning))?;
     }
     writeln!(
@@ -118,16 +248,17 @@ pub fn render_man(doc: &ToolDoc) -> std::io::Result<Vec<u8>> {
             out,
             "{para}{}:\n.RS 4\n.nf\n{}\n.fi\n.RE",
             roff_escape(what),
-            roff_escape(command)
+            roff_escape(&wrap_command(command, EXAMPLE_WIDTH).join("\n"))
         )?;
     }
 
-    let others: Vec<String> = tools()
+    let mut others: Vec<String> = tools()
         .iter()
         .map(|t| t.command.get_name().to_string())
         .filter(|n| *n != name)
         .map(|n| format!(".BR {} (1)", roff_escape(&n)))
         .collect();
+    others.push(".BR homelab\\-tools (7)".to_string());
     writeln!(out, ".SH \"SEE ALSO\"")?;
     for (i, o) in others.iter().enumerate() {
         writeln!(out, "{o}{}", if i + 1 < others.len() { "," } else { "" })?;
@@ -203,5 +334,36 @@ pub fn render_all() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     tools()
         .iter()
         .map(|t| Ok((format!("{}.1", t.command.get_name()), render_man(t)?)))
+        .collect()
+}
+
+/// Every tool's completion script for `shell`, as `(file name, contents)`.
+///
+/// clap_complete's bash script names a hyphenated tool's subcommand cases
+/// `backup__subcmd__snap__subcmd__create` but sets `cmd=backup__snap__subcmd__create`
+/// while walking the words, so nothing completed after a subcommand (clap issue
+/// #6421, open). The case labels are rewritten to the name the walk uses.
+pub fn completions(shell: clap_complete::Shell) -> Vec<(String, Vec<u8>)> {
+    tools()
+        .into_iter()
+        .map(|t| {
+            let mut cmd = t.command;
+            let name = cmd.get_name().to_string();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, &name, &mut buf);
+            if shell == clap_complete::Shell::Bash && name.contains('-') {
+                let wrong = name.replace('-', "__subcmd__");
+                let right = name.replace('-', "__");
+                let text = String::from_utf8_lossy(&buf).replace(&wrong, &right);
+                buf = text.into_bytes();
+            }
+            let file = match shell {
+                clap_complete::Shell::Bash => format!("{name}.bash"),
+                clap_complete::Shell::Zsh => format!("_{name}"),
+                clap_complete::Shell::Fish => format!("{name}.fish"),
+                _ => name.clone(),
+            };
+            (file, buf)
+        })
         .collect()
 }

@@ -66,10 +66,9 @@ fn write_completions(dir: &Path) -> std::io::Result<()> {
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let sub = dir.join(shell.to_string());
         std::fs::create_dir_all(&sub)?;
-        for t in homelab_docs::tools() {
-            let mut cmd = t.command;
-            let name = cmd.get_name().to_string();
-            let path = clap_complete::generate_to(shell, &mut cmd, &name, &sub)?;
+        for (file, text) in homelab_docs::completions(shell) {
+            let path = sub.join(file);
+            std::fs::write(&path, text)?;
             println!("{}", path.display());
         }
     }
