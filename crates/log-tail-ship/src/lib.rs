@@ -120,7 +120,7 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "PATH",
-        env = "LOGSHIP_POSITIONS",
+        env = "LOG_TAIL_SHIP_POSITIONS",
         help_heading = "Positions"
     )]
     pub positions: Option<PathBuf>,
@@ -156,7 +156,12 @@ pub struct Cli {
     pub label: Vec<(String, String)>,
 
     /// Ship to Loki at this base URL (pushes to /loki/api/v1/push)
-    #[arg(long, value_name = "URL", env = "LOGSHIP_LOKI_URL", help_heading = "Sinks")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LOG_TAIL_SHIP_LOKI_URL",
+        help_heading = "Sinks"
+    )]
     pub loki: Option<String>,
 
     /// Write JSON lines (kind: line) to standard output instead
@@ -172,19 +177,24 @@ pub struct Cli {
     pub batch_wait: Duration,
 
     /// Loki tenant (X-Scope-OrgID header)
-    #[arg(long, value_name = "ID", env = "LOGSHIP_TENANT", help_heading = "Sinks")]
+    #[arg(long, value_name = "ID", env = "LOG_TAIL_SHIP_TENANT", help_heading = "Sinks")]
     pub tenant: Option<String>,
 
     /// Basic auth user; the password comes from --basic-auth-password-file or the
-    /// environment variable LOGSHIP_LOKI_PASSWORD
-    #[arg(long, value_name = "USER", env = "LOGSHIP_LOKI_USER", help_heading = "Sinks")]
+    /// environment variable LOG_TAIL_SHIP_LOKI_PASSWORD
+    #[arg(
+        long,
+        value_name = "USER",
+        env = "LOG_TAIL_SHIP_LOKI_USER",
+        help_heading = "Sinks"
+    )]
     pub basic_auth_user: Option<String>,
 
     /// File holding the basic auth password
     #[arg(long, value_name = "PATH", help_heading = "Sinks")]
     pub basic_auth_password_file: Option<PathBuf>,
 
-    /// File holding a bearer token (or set LOGSHIP_LOKI_BEARER_TOKEN)
+    /// File holding a bearer token (or set LOG_TAIL_SHIP_LOKI_BEARER_TOKEN)
     #[arg(
         long,
         value_name = "PATH",
@@ -286,9 +296,9 @@ pub fn auth(cli: &Cli) -> Result<sink::Auth> {
     if let Some(user) = &cli.basic_auth_user {
         let password = match &cli.basic_auth_password_file {
             Some(p) => read_secret(p, "--basic-auth-password-file")?,
-            None => std::env::var("LOGSHIP_LOKI_PASSWORD").map_err(|_| {
+            None => env_var("LOKI_PASSWORD").ok_or_else(|| {
                 Error::config("--basic-auth-user needs a password")
-                    .hint("give --basic-auth-password-file or set LOGSHIP_LOKI_PASSWORD")
+                    .hint("give --basic-auth-password-file or set LOG_TAIL_SHIP_LOKI_PASSWORD")
             })?,
         };
         return Ok(sink::Auth::Basic {
@@ -302,7 +312,7 @@ pub fn auth(cli: &Cli) -> Result<sink::Auth> {
     if let Some(p) = &cli.bearer_token_file {
         return Ok(sink::Auth::Bearer(read_secret(p, "--bearer-token-file")?));
     }
-    if let Ok(t) = std::env::var("LOGSHIP_LOKI_BEARER_TOKEN")
+    if let Some(t) = env_var("LOKI_BEARER_TOKEN")
         && !t.trim().is_empty()
     {
         return Ok(sink::Auth::Bearer(t.trim().to_string()));
@@ -310,7 +320,27 @@ pub fn auth(cli: &Cli) -> Result<sink::Auth> {
     Ok(sink::Auth::None)
 }
 
+/// `LOG_TAIL_SHIP_<name>`, or its older spelling `LOGSHIP_<name>` (still read, so
+/// unit files and compose files written for earlier versions keep working).
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(format!("LOG_TAIL_SHIP_{name}"))
+        .or_else(|_| std::env::var(format!("LOGSHIP_{name}")))
+        .ok()
+}
+
+/// Fills flags left unset from the older `LOGSHIP_` variables (clap reads only the
+/// `LOG_TAIL_SHIP_` ones).
+fn legacy_env(mut cli: Cli) -> Cli {
+    let old = |name: &str| std::env::var(format!("LOGSHIP_{name}")).ok();
+    cli.positions = cli.positions.or_else(|| old("POSITIONS").map(PathBuf::from));
+    cli.loki = cli.loki.or_else(|| old("LOKI_URL"));
+    cli.tenant = cli.tenant.or_else(|| old("TENANT"));
+    cli.basic_auth_user = cli.basic_auth_user.or_else(|| old("LOKI_USER"));
+    cli
+}
+
 pub fn run(cli: Cli) -> Result<Exit> {
+    let cli = legacy_env(cli);
     validate(&cli)?;
     let mut agent = agent::Agent::new(&cli)?;
     agent.run()?;

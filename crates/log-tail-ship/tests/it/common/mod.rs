@@ -105,11 +105,12 @@ pub fn parse(output: Output) -> Run {
     }
 }
 
-/// The binary, without LOGSHIP_* or HOMELAB_* variables from the environment.
+/// The binary, without LOG_TAIL_SHIP_*, LOGSHIP_* or HOMELAB_* variables from the
+/// environment.
 pub fn ship() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_log-tail-ship"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("HOMELAB_") || k.starts_with("LOGSHIP_") {
+        if k.starts_with("HOMELAB_") || k.starts_with("LOGSHIP_") || k.starts_with("LOG_TAIL_SHIP_") {
             c.env_remove(k);
         }
     }
