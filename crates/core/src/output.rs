@@ -57,11 +57,18 @@ pub struct Output<W: Write = io::Stdout> {
     out: W,
     buf: Vec<u8>,
     ts: Option<String>,
+    /// Rounds repeat (--interval): the text view marks or redraws each one.
+    repeating: bool,
+    rounds: u64,
+    /// Standard output is a terminal: a repeated text view redraws in place.
+    tty: bool,
 }
 
 impl Output<io::Stdout> {
     pub fn stdout(tool: &'static str, args: &OutputArgs, root: &Root) -> Self {
-        Output::new(tool, args, host_name(root), io::stdout())
+        let mut o = Output::new(tool, args, host_name(root), io::stdout());
+        o.tty = io::IsTerminal::is_terminal(&io::stdout());
+        o
     }
 }
 
@@ -76,7 +83,17 @@ impl<W: Write> Output<W> {
             out,
             buf: Vec::with_capacity(4096),
             ts: None,
+            repeating: false,
+            rounds: 0,
+            tty: false,
         }
+    }
+
+    /// Says that rounds repeat (`--interval`): in the text view each round then
+    /// redraws the screen on a terminal (as `docker stats` does), and elsewhere is
+    /// appended under a line with its time.
+    pub fn set_repeating(&mut self, repeating: bool) {
+        self.repeating = repeating;
     }
 
     pub fn format(&self) -> Format {
@@ -102,6 +119,26 @@ impl<W: Write> Output<W> {
     /// `None` stamps each record when it is written.
     pub fn set_time(&mut self, t: Option<SystemTime>) {
         self.ts = t.map(rfc3339_millis);
+    }
+
+    /// Starts a round at `now`: its records carry that time and, with
+    /// [`Output::set_repeating`], the text view marks or redraws the round.
+    pub fn begin_round(&mut self, now: SystemTime) -> Result<()> {
+        self.set_time(Some(now));
+        if !(self.repeating && self.format == Format::Text && !self.quiet) {
+            return Ok(());
+        }
+        let Some(ts) = &self.ts else { return Ok(()) };
+        self.rounds += 1;
+        let head = if self.tty {
+            // Cursor home, then clear the screen: the round replaces the last one.
+            "\x1b[H\x1b[2J".to_string()
+        } else if self.rounds == 1 {
+            format!("-- {ts}\n")
+        } else {
+            format!("\n-- {ts}\n")
+        };
+        self.out.write_all(head.as_bytes()).map_err(Error::stdout)
     }
 
     /// Writes one record as a JSON line (in jsonl format, unless quiet), flushed.
@@ -269,6 +306,46 @@ mod tests {
         .unwrap();
         o.page(&p).unwrap();
         assert!(o.into_inner().is_empty());
+    }
+
+    #[test]
+    fn repeated_text_rounds_are_marked_with_their_time_or_redrawn() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let round = |o: &mut Output<Vec<u8>>, secs: u64| {
+            o.begin_round(t0 + std::time::Duration::from_secs(secs)).unwrap();
+            o.raw("table\n").unwrap();
+        };
+        let mut o = out(Format::Text, false);
+        o.set_repeating(true);
+        round(&mut o, 0);
+        round(&mut o, 30);
+        assert_eq!(
+            String::from_utf8(o.into_inner()).unwrap(),
+            "-- 1970-01-01T00:00:00.000Z\ntable\n\n-- 1970-01-01T00:00:30.000Z\ntable\n"
+        );
+        let mut o = out(Format::Text, false);
+        o.set_repeating(true);
+        o.tty = true;
+        round(&mut o, 0);
+        round(&mut o, 30);
+        assert_eq!(
+            String::from_utf8(o.into_inner()).unwrap(),
+            "\x1b[H\x1b[2Jtable\n\x1b[H\x1b[2Jtable\n"
+        );
+        // One round, JSON lines, quiet: nothing added.
+        for (format, quiet, repeating) in [
+            (Format::Text, false, false),
+            (Format::Jsonl, false, true),
+            (Format::Text, true, true),
+        ] {
+            let mut o = out(format, quiet);
+            o.set_repeating(repeating);
+            o.begin_round(t0).unwrap();
+            assert!(
+                o.into_inner().is_empty(),
+                "{format:?} quiet={quiet} repeating={repeating}"
+            );
+        }
     }
 
     #[test]

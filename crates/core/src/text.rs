@@ -45,7 +45,15 @@ impl Table {
         t
     }
 
+    /// The table as text, within the screen's width ([`screen_width`]).
     pub fn render(&self) -> String {
+        self.render_within(screen_width())
+    }
+
+    /// The table as text. With `max` columns, the widest text columns are cut (a cut
+    /// cell ends in `…`) until a line fits, but no column below [`MIN_CUT`];
+    /// numbers are never cut.
+    pub fn render_within(&self, max: Option<usize>) -> String {
         let cols = self.headers.len();
         let width = |i: usize| {
             self.rows
@@ -55,7 +63,7 @@ impl Table {
                 .max()
                 .unwrap_or(0)
         };
-        let widths: Vec<usize> = (0..cols).map(width).collect();
+        let mut widths: Vec<usize> = (0..cols).map(width).collect();
         let numeric: Vec<bool> = (0..cols)
             .map(|i| {
                 self.rows.iter().any(|r| !r[i].is_empty())
@@ -65,10 +73,30 @@ impl Table {
                         .all(|r| r[i].is_empty() || r[i] == "-" || looks_numeric(&r[i]))
             })
             .collect();
+        if let Some(max) = max {
+            let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+            while total(&widths) > max {
+                let Some(i) = (0..cols)
+                    .filter(|&i| !numeric[i] && widths[i] > MIN_CUT)
+                    .max_by_key(|&i| widths[i])
+                else {
+                    break;
+                };
+                let over = total(&widths) - max;
+                widths[i] = widths[i].saturating_sub(over).max(MIN_CUT);
+            }
+        }
         let mut out = String::new();
         for row in std::iter::once(&self.headers).chain(self.rows.iter()) {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate() {
+                let cut;
+                let cell = if cell.chars().count() > widths[i] {
+                    cut = cell.chars().take(widths[i] - 1).chain(['…']).collect::<String>();
+                    &cut
+                } else {
+                    cell
+                };
                 let pad = widths[i] - cell.chars().count();
                 if i > 0 {
                     line.push_str("  ");
@@ -90,6 +118,27 @@ impl Table {
     }
 }
 
+/// The narrowest a text column is cut to.
+pub const MIN_CUT: usize = 8;
+
+/// Columns a table may take: `$COLUMNS` when set, else the terminal's width when
+/// standard output is one, else no limit (a pipe or a file gets whole lines).
+pub fn screen_width() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok())
+        && n > 0
+    {
+        return Some(n);
+    }
+    let stdout = std::io::stdout();
+    if std::io::IsTerminal::is_terminal(&stdout) {
+        return rustix::termios::tcgetwinsize(&stdout)
+            .ok()
+            .map(|w| usize::from(w.ws_col))
+            .filter(|&c| c > 0);
+    }
+    None
+}
+
 fn looks_numeric(s: &str) -> bool {
     let s = s.trim_end_matches(['%', 'B', 'K', 'M', 'G', 'i', 's', 'W', 'V', 'C']);
     !s.is_empty() && s.parse::<f64>().is_ok()
@@ -103,6 +152,25 @@ mod tests {
     fn aligns_text_left_and_numbers_right() {
         let mut t = Table::new(&["NAME", "CPU %"]);
         t.row(["ollama", "312.5"]).row(["n8n", "1.2"]);
-        assert_eq!(t.render(), "NAME    CPU %\nollama  312.5\nn8n       1.2\n");
+        assert_eq!(
+            t.render_within(None),
+            "NAME    CPU %\nollama  312.5\nn8n       1.2\n"
+        );
+    }
+
+    #[test]
+    fn a_wide_table_is_cut_to_the_screen_in_its_text_columns() {
+        let mut t = Table::new(&["NAME", "CPU %", "PROBLEMS"]);
+        t.row(["ollama", "312.5", "memory above 90 % of its limit for 5 minutes"]);
+        t.row(["n8n", "1.2", ""]);
+        let text = t.render_within(Some(40));
+        for line in text.lines() {
+            assert!(line.chars().count() <= 40, "{line:?}");
+        }
+        assert!(text.contains("312.5"), "numbers are never cut: {text}");
+        assert!(text.contains("memory above 90 % of its…"), "{text}");
+        // Nothing to cut below the minimum: the line stays whole rather than unreadable.
+        let text = t.render_within(Some(10));
+        assert!(text.contains("312.5") && text.contains("ollama"), "{text}");
     }
 }

@@ -363,6 +363,7 @@ fn plan_run(a: PlanArgs, sh: Shared, mode: Mode) -> Result<Exit> {
         .map(|r| Want::new(r.cpus.clone(), r.nice))
         .collect();
     let mut out = Output::stdout(TOOL, &sh.output, &root);
+    out.set_repeating(a.looping.interval.is_some());
     let mut engine = Engine::new(&root, mode, a.force, sh.docker.docker_host.clone());
     let mut last_apply = match (&sh.output.textfile_dir, mode) {
         (Some(dir), Mode::Check) => std::fs::read_to_string(dir.join(format!("{TOOL}.prom")))
@@ -373,7 +374,7 @@ fn plan_run(a: PlanArgs, sh: Shared, mode: Mode) -> Result<Exit> {
     let mut status: Result<Exit> = Ok(Exit::Ok);
     run_rounds(&a.looping, |_| {
         let now = SystemTime::now();
-        out.set_time(Some(now));
+        out.begin_round(now)?;
         let secs = now
             .duration_since(UNIX_EPOCH)
             .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0)

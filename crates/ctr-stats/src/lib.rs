@@ -180,6 +180,7 @@ impl Cli {
 pub fn run(cli: Cli) -> Result<Exit> {
     let root = Root::open(&cli.common.root.root)?;
     let mut out = Output::stdout(TOOL, &cli.common.output, &root);
+    out.set_repeating(cli.common.looping.interval.is_some());
     let text = out.format() == Format::Text;
     // Prometheus computes rates from the counters: a page alone needs no window.
     let window = cli
@@ -205,7 +206,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         // In a loop, CPU use after the first round is measured across the interval.
         let w = (info.index == 0).then_some(window);
         let (records, now) = collector.round(w)?;
-        out.set_time(Some(now));
+        out.begin_round(now)?;
         for r in &records {
             out.record("container", r)?;
         }

@@ -230,12 +230,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
     thresholds.validate().map_err(Error::usage)?;
     let root = Root::open(&cli.common.root.root)?;
     let mut out = Output::stdout(TOOL, &cli.common.output, &root);
+    out.set_repeating(cli.common.looping.interval.is_some());
     let mut notes = Vec::new();
     let vc = Vcgencmd::locate(cli.vcgencmd.as_deref(), &mut notes);
     let mut worst_seen = Severity::Ok;
     run_rounds(&cli.common.looping, |_| {
         let now = SystemTime::now();
-        out.set_time(Some(now));
+        out.begin_round(now)?;
         let mut sample = collect(&root, vc.as_ref());
         sample.errors.splice(0..0, notes.iter().cloned());
         let alerts = alerts::evaluate(&sample, &thresholds);

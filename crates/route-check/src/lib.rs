@@ -576,11 +576,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let plan = plan(&cli)?;
     let root = Root::open(&cli.common.root.root)?;
     let mut out = Output::stdout(TOOL, &cli.common.output, &root);
+    out.set_repeating(cli.common.looping.interval.is_some());
     let mut worst_seen = Severity::Ok;
     let mut nothing_read: Option<String> = None;
     run_rounds(&cli.common.looping, |_| {
         let now = SystemTime::now();
-        out.set_time(Some(now));
+        out.begin_round(now)?;
         let round = one_round(&cli, &plan);
         worst_seen = worst_seen.max(round.summary.severity);
         nothing_read = if round.summary.sources.iter().all(|s| !s.ok) {
