@@ -209,7 +209,7 @@ impl Client {
 
     fn late(&self, url: &str) -> String {
         format!(
-            "GET {url}: the API did not give every page within {}s (--timeout bounds the whole exchange)",
+            "GET {url}: no answer before the timeout: every page must come within --timeout {}s in all",
             self.timeout.as_secs_f64()
         )
     }
