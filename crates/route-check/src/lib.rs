@@ -99,6 +99,7 @@ pub struct Cli {
         long,
         value_name = "URL",
         env = "ROUTE_CHECK_TRAEFIK_API",
+        hide_env_values = true,
         help_heading = "Sources"
     )]
     pub traefik_api: Option<String>,

@@ -200,8 +200,7 @@ pub fn evaluate(spec: &RouteSpec, p: &Probe, policy: &Policy, now: f64) -> (Rout
         ));
     } else {
         if let Some(f) = verify_failure
-            && f.kind == FailureKind::Other
-            && !policy.insecure
+            && ((f.kind == FailureKind::Other && !policy.insecure) || f.kind == FailureKind::NotValidYet)
         {
             alerts.push(alert(Severity::Critical, "certificate", &subj, f.message.clone()));
         }
@@ -485,6 +484,15 @@ mod tests {
         pol.insecure = true;
         let (r, _) = evaluate(&spec("a.x"), &p, &pol, now);
         assert_eq!((r.up, r.severity), (false, Severity::Critical));
+        // Nor a certificate that is not valid yet.
+        let mut p = good(now, 60.0);
+        p.verified = Some(Err(VerifyFailure {
+            kind: FailureKind::NotValidYet,
+            message: "certificate is not valid yet".into(),
+        }));
+        let (r, a) = evaluate(&spec("a.x"), &p, &pol, now);
+        assert_eq!((r.up, r.severity), (false, Severity::Critical));
+        assert!(a[0].message.contains("not valid yet"), "{a:?}");
 
         // No SAN at all: said so, not "(it names )".
         let mut p = good(now, 60.0);

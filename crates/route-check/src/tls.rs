@@ -147,6 +147,8 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     Expired,
+    /// notBefore is still to come: not forgiven by `--insecure` either.
+    NotValidYet,
     WrongName,
     Other,
 }
@@ -162,6 +164,9 @@ fn failure_kind(e: &rustls::Error) -> FailureKind {
         rustls::Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         ) => FailureKind::Expired,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => FailureKind::NotValidYet,
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => FailureKind::WrongName,

@@ -407,6 +407,7 @@ fn endless_api(
 
 #[test]
 fn a_slow_endless_api_gets_one_timeout_in_all() {
+    let _machine = homelab_testkit::shared();
     let (api, count) = endless_api(
         Duration::from_millis(600),
         |p| (p + 1).to_string(),
@@ -440,6 +441,7 @@ fn a_slow_endless_api_gets_one_timeout_in_all() {
 
 #[test]
 fn huge_pages_stop_at_a_total_and_memory_stays_bounded() {
+    let _machine = homelab_testkit::alone();
     let (api, count) = endless_api(
         Duration::ZERO,
         |p| (p + 1).to_string(),
@@ -541,6 +543,15 @@ fn credentials_in_the_api_url_are_used_and_never_printed() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!all.contains("s3cr3t"), "{url}: {all}");
+        let help = route_check()
+            .env("ROUTE_CHECK_TRAEFIK_API", &url)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&help.stdout).contains("s3cr3t"),
+            "--help"
+        );
         let json = run(&["--traefik-api", &url]);
         assert!(
             !json.stdout().contains("s3cr3t") && !json.stderr().contains("s3cr3t"),
@@ -666,6 +677,7 @@ impl Drop for FakeEngine {
 
 #[test]
 fn an_endless_container_list_is_cut_off_with_memory_bounded() {
+    let _machine = homelab_testkit::alone();
     let engine = FakeEngine::start(Arc::new(|_req: &str, w: &mut dyn Write| {
         let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n");
         let item =
@@ -694,6 +706,7 @@ fn an_endless_container_list_is_cut_off_with_memory_bounded() {
 
 #[test]
 fn a_slow_engine_gets_one_timeout_for_the_whole_exchange() {
+    let _machine = homelab_testkit::shared();
     let engine = FakeEngine::start(Arc::new(|req: &str, w: &mut dyn Write| {
         let body = if req.contains("/containers/json ") || req.contains("/containers/json?") {
             let list: Vec<String> = (0..5)

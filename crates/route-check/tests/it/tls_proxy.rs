@@ -255,6 +255,7 @@ fn check_exit_status_follows_the_worst_finding() {
 
 #[test]
 fn a_route_that_does_not_answer_costs_the_timeout_and_no_more() {
+    let _machine = homelab_testkit::shared();
     // Accepts TCP (the kernel does) and never says a word.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap().to_string();
@@ -446,6 +447,7 @@ fn homelab_core_now() -> f64 {
 
 #[test]
 fn many_routes_are_probed_concurrently() {
+    let _machine = homelab_testkit::shared();
     let pki = Pki::new();
     let names: Vec<String> = (0..40).map(|i| format!("r{i}.test")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();

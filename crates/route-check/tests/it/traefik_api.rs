@@ -141,6 +141,7 @@ fn garbage_from_the_api_is_a_clear_record_and_exit_69() {
 
 #[test]
 fn a_hanging_api_costs_the_timeout() {
+    let _machine = homelab_testkit::shared();
     let api = FakeApi::start(ApiMode::Hang);
     let startup = startup_time();
     let t = Instant::now();
