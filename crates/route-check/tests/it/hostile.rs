@@ -422,10 +422,12 @@ fn a_slow_endless_api_gets_one_timeout_in_all() {
         "2s",
     ]);
     let took = t.elapsed();
+    let startup = startup.max(startup_time());
+    // Without one deadline for all pages this runs for 1000 pages of 0.6 s.
+    let pages = count.load(Ordering::SeqCst);
     assert!(
-        took < startup * 2 + Duration::from_secs(4),
-        "took {took:?} for --timeout 2s ({} pages)",
-        count.load(Ordering::SeqCst)
+        took < startup * 2 + Duration::from_secs(8) && pages <= 8,
+        "took {took:?} for --timeout 2s ({pages} pages)"
     );
     assert_eq!(r.code(), Some(69), "{}", r.stderr());
     let src = &r.summary().sources[0];
@@ -696,12 +698,13 @@ fn an_endless_container_list_is_cut_off_with_memory_bounded() {
     let (out, peak_kib) =
         run_measured(route_check().args(["--docker", "--docker-host", &engine.host, "--timeout", "5s"]));
     let took = t.elapsed();
+    let startup = startup.max(startup_time());
     let r = parse(out);
     assert!(peak_kib < PEAK_LIMIT_KIB, "peak RSS {peak_kib} KiB");
     assert_eq!(r.code(), Some(69), "{}", r.stderr());
     let err = r.summary().sources[0].error.clone().unwrap();
     assert!(err.contains("larger than 16 MiB"), "{err}");
-    assert!(took < startup * 2 + Duration::from_secs(7), "{took:?}");
+    assert!(took < startup * 2 + Duration::from_secs(10), "{took:?}");
 }
 
 #[test]
@@ -709,7 +712,7 @@ fn a_slow_engine_gets_one_timeout_for_the_whole_exchange() {
     let _machine = homelab_testkit::shared();
     let engine = FakeEngine::start(Arc::new(|req: &str, w: &mut dyn Write| {
         let body = if req.contains("/containers/json ") || req.contains("/containers/json?") {
-            let list: Vec<String> = (0..5)
+            let list: Vec<String> = (0..20)
                 .map(|i| {
                     format!(
                         r#"{{"Id":"{i:012}","Names":["/c{i}"],"Image":"busybox","Labels":{{}},"Ports":[]}}"#
@@ -731,12 +734,14 @@ fn a_slow_engine_gets_one_timeout_for_the_whole_exchange() {
     let t = Instant::now();
     let r = run(&["--docker", "--docker-host", &engine.host, "--timeout", "2s"]);
     let took = t.elapsed();
+    let startup = startup.max(startup_time());
     assert_eq!(r.code(), Some(69), "{}", r.stderr());
     let err = r.summary().sources[0].error.clone().unwrap();
     assert!(err.contains("within 2s"), "{err}");
+    // One deadline per request would take 20 x 0.9 s.
     assert!(
-        took < startup * 2 + Duration::from_secs(4),
-        "{took:?} for five 0.9 s inspects"
+        took < startup * 2 + Duration::from_secs(8),
+        "{took:?} for twenty 0.9 s inspects"
     );
 }
 
