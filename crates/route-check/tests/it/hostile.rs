@@ -470,6 +470,7 @@ fn huge_pages_stop_at_a_total_and_memory_stays_bounded() {
         "{} pages read",
         count.load(Ordering::SeqCst)
     );
+    eprintln!("peak RSS {peak_kib} KiB");
     assert!(peak_kib < PEAK_LIMIT_KIB, "peak RSS {peak_kib} KiB");
 }
 
@@ -700,6 +701,7 @@ fn an_endless_container_list_is_cut_off_with_memory_bounded() {
     let took = t.elapsed();
     let startup = startup.max(startup_time());
     let r = parse(out);
+    eprintln!("peak RSS {peak_kib} KiB");
     assert!(peak_kib < PEAK_LIMIT_KIB, "peak RSS {peak_kib} KiB");
     assert_eq!(r.code(), Some(69), "{}", r.stderr());
     let err = r.summary().sources[0].error.clone().unwrap();
