@@ -120,7 +120,7 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub docker: bool,
 
-    /// The Docker engine (unix:// socket or tcp://)
+    /// The Docker engine (unix:// socket or tcp://; empty means the default socket)
     #[arg(
         long,
         value_name = "URL",
@@ -140,7 +140,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub exposed_by_default: bool,
 
-    /// A route to probe, HOST[/PATH] (or HOST:PORT[/PATH]); repeatable
+    /// A route to probe, HOST[/PATH] (or HOST:PORT[/PATH]; an IPv6 address in
+    /// brackets, [2001:db8::1]:443); repeatable
     #[arg(long, value_name = "HOST[/PATH]", value_parser = parse_route_flag, help_heading = "Sources")]
     pub route: Vec<RouteSpec>,
 
