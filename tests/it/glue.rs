@@ -528,3 +528,310 @@ fn the_crontab_is_valid_and_runs_what_the_timers_run() {
             .is_some()
     );
 }
+
+#[test]
+fn collect_takes_durations_as_systemd_writes_them_and_refuses_others() {
+    let _machine = homelab_testkit::shared();
+    let bin = tempfile::tempdir().unwrap();
+    let textfile = tempfile::tempdir().unwrap();
+    fake_tool(bin.path(), "quick", "exit 0");
+    for d in ["2min", "2m", "1h 30min", "1.5h", "90", "250ms", "1w"] {
+        let out = collect(bin.path(), textfile.path(), &["--timeout", d, "quick"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--timeout {d}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(reports(&out)[0]["status"], "ok", "--timeout {d}");
+    }
+    for d in ["2fortnights", "", "0", "0s", "-5s", "5 x", "1h garbage", "1e3s"] {
+        let out = collect(bin.path(), textfile.path(), &["--timeout", d, "quick"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "--timeout {d:?}: {err}");
+        assert!(
+            err.starts_with(&format!("homelab-collect: --timeout {d} is not a duration: "))
+                && err.contains("2min"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "the tool never ran");
+    }
+    let out = collect(bin.path(), textfile.path(), &["quick"])
+        .env("HOMELAB_COLLECT_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOMELAB_COLLECT_TIMEOUT soon"));
+}
+
+/// systemd's EnvironmentFile= syntax as homelab-tools.env uses it: `KEY="value"` or
+/// `KEY=value` lines, `#` comments.
+fn environment_file(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+            (k.trim().to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// An ExecStart= line split and expanded as systemd.service(5) "Command lines" says:
+/// quotes group words; `$VAR` as a word of its own becomes the value split at
+/// whitespace (zero or more words); `${VAR}` becomes the value as one word; `$$` is a
+/// dollar; the prefixes `-@:+!` before the program are dropped.
+fn systemd_argv(line: &str, env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut words: Vec<(String, bool)> = Vec::new(); // (text, quoted)
+    let mut cur: Option<(String, bool)> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if let Some(w) = cur.take() {
+                    words.push(w);
+                }
+            }
+            '"' | '\'' => {
+                let w = cur.get_or_insert((String::new(), true));
+                w.1 = true;
+                for q in chars.by_ref() {
+                    if q == c {
+                        break;
+                    }
+                    w.0.push(q);
+                }
+            }
+            '\\' => {
+                let w = cur.get_or_insert((String::new(), false));
+                if let Some(n) = chars.next() {
+                    w.0.push(n);
+                }
+            }
+            _ => cur.get_or_insert((String::new(), false)).0.push(c),
+        }
+    }
+    words.extend(cur);
+    let var = regex::Regex::new(r"^\$([A-Za-z_][A-Za-z0-9_]*)$").unwrap();
+    let braced = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").unwrap();
+    let mut argv = Vec::new();
+    for (i, (w, quoted)) in words.into_iter().enumerate() {
+        let w = if i == 0 {
+            w.trim_start_matches(['-', '@', ':', '+', '!']).to_string()
+        } else {
+            w
+        };
+        if let (false, Some(c)) = (quoted, var.captures(&w)) {
+            let v = env.get(&c[1]).cloned().unwrap_or_default();
+            argv.extend(v.split_whitespace().map(str::to_string));
+            continue;
+        }
+        let w = braced.replace_all(&w, |c: &regex::Captures| {
+            env.get(&c[1]).cloned().unwrap_or_default()
+        });
+        argv.push(w.replace("$$", "$"));
+    }
+    argv
+}
+
+#[test]
+fn systemd_command_lines_expand_as_systemd_does() {
+    let env = BTreeMap::from([
+        ("A".to_string(), "x  y".to_string()),
+        ("E".to_string(), String::new()),
+    ]);
+    assert_eq!(
+        systemd_argv("-/usr/bin/t $A ${A} \"q $A\" $E --p=${A}x $$", &env),
+        ["/usr/bin/t", "x", "y", "x  y", "q $A", "--p=x  yx", "$"]
+    );
+}
+
+/// Fake tools that log their argument vectors (one line each, arguments separated by
+/// \x1f) to $FAKE_LOG and succeed.
+fn fake_tools(dir: &Path, names: &[&str]) {
+    for n in names {
+        fake_tool(
+            dir,
+            n,
+            &format!(
+                "{{ printf '%s' {n}; for a in \"$@\"; do printf '\\037%s' \"$a\"; done; printf '\\n'; }} >>\"$FAKE_LOG\""
+            ),
+        );
+    }
+}
+
+const RUN_BY_UNITS: &[&str] = &[
+    "pi-thermal",
+    "ctr-stats",
+    "cpu-pin",
+    "route-check",
+    "backup-snap",
+    "log-tail-ship",
+    "homelab-hygiene",
+];
+
+fn logged(log: &Path) -> Vec<Vec<String>> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('\x1f').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn every_unit_and_cron_line_runs_as_written() {
+    let _machine = homelab_testkit::shared();
+    let settings_text = fs::read_to_string(workspace().join("scripts/homelab-tools.env")).unwrap();
+    let settings = environment_file(&settings_text);
+    let bin = tempfile::tempdir().unwrap();
+    let textfile = tempfile::tempdir().unwrap();
+    let log = textfile.path().join("calls.log");
+    fake_tools(bin.path(), RUN_BY_UNITS);
+    std::os::unix::fs::symlink(
+        workspace().join("scripts/collect"),
+        bin.path().join("homelab-collect"),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let collect_args = |argv: &[String]| -> (String, Vec<String>) {
+        // homelab-collect's own options, then the tool and its arguments.
+        let mut i = 1;
+        while i < argv.len() && argv[i].starts_with("--") {
+            i += 2;
+        }
+        (argv[i].clone(), argv[i + 1..].to_vec())
+    };
+    let expected_args = |tool: &str, given: Vec<String>| -> Vec<String> {
+        if !given.is_empty() {
+            return given;
+        }
+        let var = format!("{}_ARGS", tool.to_ascii_uppercase().replace('-', "_"));
+        settings
+            .get(&var)
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+
+    // systemd: every ExecStart= of every service, with the EnvironmentFile= defaults.
+    let mut ran = 0;
+    for e in fs::read_dir(workspace().join("scripts/systemd")).unwrap() {
+        let unit = e.unwrap().path();
+        if unit.extension().is_none_or(|x| x != "service") {
+            continue;
+        }
+        let text = fs::read_to_string(&unit).unwrap();
+        let mut env = BTreeMap::new();
+        for l in text.lines() {
+            if let Some(f) = l.strip_prefix("EnvironmentFile=") {
+                assert_eq!(
+                    f.trim_start_matches('-'),
+                    "/etc/default/homelab-tools",
+                    "{}",
+                    unit.display()
+                );
+                env.extend(settings.clone());
+            }
+            if let Some(v) = l.strip_prefix("Environment=") {
+                for w in systemd_argv(v, &BTreeMap::new()) {
+                    if let Some((k, v)) = w.split_once('=') {
+                        env.insert(k.to_string(), v.to_string());
+                    }
+                }
+            }
+        }
+        for l in text.lines() {
+            let Some(cmd) = l.strip_prefix("ExecStart=") else {
+                continue;
+            };
+            let argv = systemd_argv(cmd, &env);
+            let program = Path::new(&argv[0])
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let _ = fs::remove_file(&log);
+            let out = Command::new(bin.path().join(&program))
+                .args(&argv[1..])
+                .env_clear()
+                .envs(&env)
+                .env("PATH", &path)
+                .env("HOMELAB_TEXTFILE_DIR", textfile.path())
+                .env("HOMELAB_LOCK_DIR", textfile.path().join("locks"))
+                .env("FAKE_LOG", &log)
+                .output()
+                .unwrap();
+            let what = format!("{}: ExecStart={cmd}", unit.display());
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{what}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let calls = logged(&log);
+            if program == "homelab-collect" {
+                assert_eq!(reports(&out)[0]["status"], "ok", "{what}");
+                let (tool, given) = collect_args(&argv);
+                let mut want = vec![tool.clone()];
+                want.extend(expected_args(&tool, given));
+                assert_eq!(calls, [want], "{what}");
+            } else {
+                assert_eq!(
+                    calls,
+                    [argv.clone()].map(|mut a| {
+                        a[0] = program.clone();
+                        a
+                    }),
+                    "{what}"
+                );
+            }
+            ran += 1;
+        }
+    }
+    assert!(ran >= 9, "{ran} ExecStart lines");
+
+    // cron: every line, with /etc/default/homelab-tools read from the settings file.
+    let env_copy = textfile.path().join("homelab-tools.env");
+    fs::write(
+        &env_copy,
+        settings_text.replace(
+            "HOMELAB_TEXTFILE_DIR=\"/var/lib/prometheus/node-exporter\"",
+            &format!("HOMELAB_TEXTFILE_DIR=\"{}\"", textfile.path().display()),
+        ),
+    )
+    .unwrap();
+    let cron = fs::read_to_string(workspace().join("scripts/cron/homelab-tools")).unwrap();
+    let mut lines = 0;
+    for line in cron.lines() {
+        let Some((_, cmd)) = cron_line(line).unwrap() else {
+            continue;
+        };
+        let cmd = cmd
+            .replace("/etc/default/homelab-tools", &env_copy.display().to_string())
+            .replace("sleep 30; ", "");
+        let _ = fs::remove_file(&log);
+        let out = Command::new("sh")
+            .args(["-c", &cmd])
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOMELAB_LOCK_DIR", textfile.path().join("locks"))
+            .env("FAKE_LOG", &log)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "cron: {line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!logged(&log).is_empty(), "cron: {line}: no tool ran");
+        lines += 1;
+    }
+    assert!(lines >= 8, "{lines} cron lines");
+}

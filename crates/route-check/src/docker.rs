@@ -1,6 +1,6 @@
-//! The Docker source: containers read through the Docker API (bollard, on a
-//! current-thread tokio runtime that lives only while the list is read; the API
-//! version is negotiated, so Docker 20.10 works). From each container come its
+//! The Docker source: containers read through the Docker API ([`docker_api`]: plain
+//! HTTP on the socket, every answer size-capped and the whole exchange under one
+//! deadline; unversioned paths, so any engine answers in its own API version). From each container come its
 //! routers (the `traefik.*` labels, with Traefik's defaults for missing names) and
 //! its back doors (ports published on a non-loopback address, host networking).
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::docker_api;
 use crate::routes::{RouteSpec, Source};
 use crate::traefik_api::expand;
 
@@ -270,57 +271,91 @@ pub fn routes(c: &ContainerInfo, exposed_by_default: bool) -> Vec<RouteSpec> {
     out
 }
 
-/// Reads the running containers that match `filters` through the Docker API.
+/// The parts of `GET /containers/json` route-check reads (unknown fields are
+/// skipped, missing ones are empty).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Summary {
+    id: Option<String>,
+    names: Option<Vec<String>>,
+    image: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    ports: Option<Vec<SummaryPort>>,
+    host_config: Option<SummaryHostConfig>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct SummaryPort {
+    #[serde(rename = "IP")]
+    ip: Option<String>,
+    private_port: Option<u16>,
+    public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    typ: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct SummaryHostConfig {
+    network_mode: Option<String>,
+}
+
+/// The parts of `GET /containers/{id}/json` route-check reads.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Inspect {
+    host_config: Option<InspectHostConfig>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct InspectHostConfig {
+    network_mode: Option<String>,
+    publish_all_ports: Option<bool>,
+    port_bindings: Option<HashMap<String, Option<Vec<Binding>>>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Binding {
+    host_ip: Option<String>,
+    host_port: Option<String>,
+}
+
+/// Reads the running containers that match `filters` through the Docker API, the
+/// whole exchange (the list, then one inspect per container) within `timeout`, and
+/// each answer at most [`docker_api::MAX_RESPONSE_BYTES`].
 pub fn list(
     host: &str,
     filters: &[(String, String)],
     timeout: Duration,
 ) -> Result<Vec<ContainerInfo>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the Docker client: {e}"))?;
-    rt.block_on(async {
-        match tokio::time::timeout(timeout, list_async(host, filters, timeout)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "Docker at {host}: no answer within {}",
-                humantime_secs(timeout)
-            )),
-        }
-    })
-}
-
-fn humantime_secs(d: Duration) -> String {
-    format!("{}s", d.as_secs_f64())
-}
-
-async fn list_async(
-    host: &str,
-    filters: &[(String, String)],
-    timeout: Duration,
-) -> Result<Vec<ContainerInfo>, String> {
-    use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
-    let fail = |e: bollard::errors::Error| format!("Docker at {host}: {}", docker_words(&e));
-    let docker = bollard::Docker::connect_with_host(host)
-        .map_err(fail)?
-        .with_timeout(timeout)
-        .negotiate_version()
-        .await
-        .map_err(fail)?;
-    let mut f: HashMap<String, Vec<String>> = HashMap::new();
+    let engine = docker_api::Engine::new(host, timeout).map_err(|e| format!("Docker at {host:?}: {e}"))?;
+    let mut f: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (k, v) in filters {
-        f.entry(k.clone()).or_default().push(v.clone());
+        f.entry(k.as_str()).or_default().push(v.as_str());
     }
-    let opts = ListContainersOptions {
-        all: false,
-        filters: Some(f),
-        ..Default::default()
-    };
-    let summaries = docker.list_containers(Some(opts)).await.map_err(fail)?;
+    let mut path = "/containers/json".to_string();
+    if !f.is_empty() {
+        let json = serde_json::to_string(&f).map_err(|e| format!("encoding the filters: {e}"))?;
+        path.push_str(&format!("?filters={}", docker_api::encode(&json)));
+    }
+    let (status, body) = engine.get(&path)?;
+    if status != 200 {
+        return Err(format!(
+            "Docker at {host}: GET /containers/json: HTTP {status}: {}",
+            docker_api::error_message(&body)
+        ));
+    }
+    let summaries: Vec<Summary> = serde_json::from_slice(&body)
+        .map_err(|e| format!("Docker at {host}: GET /containers/json: not the Docker API's answer ({e})"))?;
+    drop(body);
     let mut out = Vec::new();
     for s in summaries {
-        let Some(id) = s.id.clone() else { continue };
+        let Some(id) = s.id.clone().filter(|i| !i.is_empty()) else {
+            continue;
+        };
         let mut c = ContainerInfo {
             id: id.clone(),
             name: s
@@ -330,7 +365,7 @@ async fn list_async(
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_else(|| id.chars().take(12).collect()),
             image: s.image.clone().unwrap_or_default(),
-            labels: s.labels.clone().unwrap_or_default().into_iter().collect(),
+            labels: s.labels.clone().unwrap_or_default(),
             network_mode: s.host_config.as_ref().and_then(|h| h.network_mode.clone()),
             ..Default::default()
         };
@@ -343,52 +378,64 @@ async fn list_async(
                         .filter(|a| !a.is_empty())
                         .unwrap_or_else(|| "0.0.0.0".into()),
                     port: Some(public),
-                    container_port: Some(p.private_port),
-                    protocol: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
+                    container_port: p.private_port,
+                    protocol: p
+                        .typ
+                        .clone()
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or_else(|| "tcp".into()),
                 });
             }
         }
         // The configured bindings: what the engine publishes (or will on a restart),
         // also when the list shows nothing (a container that cannot bind them now).
-        match docker
-            .inspect_container(&id, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(info) => {
-                if let Some(hc) = info.host_config {
-                    if c.network_mode.is_none() {
-                        c.network_mode = hc.network_mode.clone();
-                    }
-                    c.publish_all_ports = hc.publish_all_ports.unwrap_or(false);
-                    for (spec, bindings) in hc.port_bindings.into_iter().flatten() {
-                        let (cport, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
-                        for b in bindings.into_iter().flatten() {
-                            let address = b
-                                .host_ip
-                                .filter(|a| !a.is_empty())
-                                .unwrap_or_else(|| "0.0.0.0".into());
-                            let port = b.host_port.as_deref().and_then(|p| p.parse().ok());
-                            let cport = cport.parse().ok();
-                            let known = c.published.iter().any(|p| {
-                                p.container_port == cport
-                                    && p.protocol == proto
-                                    && (p.port == port || port.is_none())
-                            });
-                            if !known {
-                                c.published.push(Published {
-                                    address,
-                                    port,
-                                    container_port: cport,
-                                    protocol: proto.to_string(),
-                                });
-                            }
-                        }
+        let inspect_path = format!("/containers/{}/json", docker_api::encode(&id));
+        let (status, body) = engine.get(&inspect_path)?;
+        match status {
+            200 => {}
+            // Gone between the list and the inspect: nothing to report.
+            404 => continue,
+            _ => {
+                return Err(format!(
+                    "Docker at {host}: GET /containers/{}/json: HTTP {status}: {}",
+                    c.name,
+                    docker_api::error_message(&body)
+                ));
+            }
+        }
+        let info: Inspect = serde_json::from_slice(&body).map_err(|e| {
+            format!(
+                "Docker at {host}: GET /containers/{}/json: not the Docker API's answer ({e})",
+                c.name
+            )
+        })?;
+        if let Some(hc) = info.host_config {
+            if c.network_mode.is_none() {
+                c.network_mode = hc.network_mode.clone();
+            }
+            c.publish_all_ports = hc.publish_all_ports.unwrap_or(false);
+            for (spec, bindings) in hc.port_bindings.into_iter().flatten() {
+                let (cport, proto) = spec.split_once('/').unwrap_or((spec.as_str(), "tcp"));
+                for b in bindings.into_iter().flatten() {
+                    let address = b
+                        .host_ip
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or_else(|| "0.0.0.0".into());
+                    let port = b.host_port.as_deref().and_then(|p| p.parse().ok());
+                    let cport = cport.parse().ok();
+                    let known = c.published.iter().any(|p| {
+                        p.container_port == cport && p.protocol == proto && (p.port == port || port.is_none())
+                    });
+                    if !known {
+                        c.published.push(Published {
+                            address,
+                            port,
+                            container_port: cport,
+                            protocol: proto.to_string(),
+                        });
                     }
                 }
             }
-            // Gone between the list and the inspect: nothing to report.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => continue,
-            Err(e) => return Err(fail(e)),
         }
         c.published.sort();
         c.published.dedup();
@@ -396,25 +443,6 @@ async fn list_async(
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-fn docker_words(e: &bollard::errors::Error) -> String {
-    use bollard::errors::Error as E;
-    match e {
-        E::SocketNotFoundError(p) => {
-            format!("socket {p} not found (is dockerd running? set DOCKER_HOST or --docker-host)")
-        }
-        E::DockerResponseServerError { status_code, message } => format!("HTTP {status_code}: {message}"),
-        E::RequestTimeoutError => "no answer before the timeout".into(),
-        other => {
-            let s = other.to_string();
-            if s.contains("ermission denied") {
-                format!("{s} (add the user to the docker group, or run as root)")
-            } else {
-                s
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! and the `route_*` Prometheus page. Each source has its own module.
 
 pub mod docker;
+pub mod docker_api;
 pub mod http;
 pub mod metrics;
 pub mod probe;
@@ -98,6 +99,7 @@ pub struct Cli {
         long,
         value_name = "URL",
         env = "ROUTE_CHECK_TRAEFIK_API",
+        hide_env_values = true,
         help_heading = "Sources"
     )]
     pub traefik_api: Option<String>,
@@ -118,7 +120,7 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub docker: bool,
 
-    /// The Docker engine (unix:// socket or tcp://)
+    /// The Docker engine (unix:// socket or tcp://; empty means the default socket)
     #[arg(
         long,
         value_name = "URL",
@@ -138,7 +140,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub exposed_by_default: bool,
 
-    /// A route to probe, HOST[/PATH] (or HOST:PORT[/PATH]); repeatable
+    /// A route to probe, HOST[/PATH] (or HOST:PORT[/PATH]; an IPv6 address in
+    /// brackets, [2001:db8::1]:443); repeatable
     #[arg(long, value_name = "HOST[/PATH]", value_parser = parse_route_flag, help_heading = "Sources")]
     pub route: Vec<RouteSpec>,
 
@@ -207,13 +210,14 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "DAYS",
-        default_value_t = 21.0,
+        default_value = "21",
+        value_parser = parse_days,
         help_heading = "Thresholds"
     )]
     pub warn_days: f64,
 
     /// Critical when a certificate (or one of its chain) has fewer days left
-    #[arg(long, value_name = "DAYS", default_value_t = 7.0, help_heading = "Thresholds")]
+    #[arg(long, value_name = "DAYS", default_value = "7", value_parser = parse_days, help_heading = "Thresholds")]
     pub crit_days: f64,
 
     /// Exit 1 when a warning was found and 2 when a critical finding was (a route
@@ -240,6 +244,52 @@ fn resolve_flag(flag: &str, v: &str) -> Result<Vec<SocketAddr>> {
         return Err(Error::usage(format!("{flag} {v}: no address")));
     }
     Ok(addrs)
+}
+
+/// A URL as it may be printed: whatever stands before an `@` in it is hidden.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let shown = match rest[..end].rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}{}", &rest[end..]),
+        None => rest.to_string(),
+    };
+    let shown: String = shown
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if scheme.is_empty() {
+        shown
+    } else {
+        format!("{scheme}://{shown}")
+    }
+}
+
+/// `--warn-days` and `--crit-days`: a finite number of days, 0 or more.
+fn parse_days(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(d) if d.is_finite() && d >= 0.0 => Ok(d),
+        _ => Err(format!(
+            "{s:?} is not a number of days (0 or more, e.g. 21 or 7.5)"
+        )),
+    }
+}
+
+/// What a person reads in the text view: control characters (from a rule, a
+/// router's name, an error) shown escaped, never sent to the terminal.
+fn printable(s: &str) -> String {
+    if !s.contains(|c: char| c.is_control()) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Everything fixed for the whole run.
@@ -307,13 +357,12 @@ fn plan(cli: &Cli) -> Result<Plan> {
         .traefik_api
         .as_deref()
         .map(|url| {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Error::usage(format!(
-                    "--traefik-api {url}: give an http:// or https:// URL"
-                )));
-            }
-            Ok(traefik_api::Client::new(
-                url,
+            let parsed = traefik_api::parse_url(url).map_err(|e| {
+                Error::usage(format!("--traefik-api {}: {e}", redact_url(url)))
+                    .hint("e.g. http://127.0.0.1:8080; credentials go in --traefik-api-auth-file")
+            })?;
+            Ok::<_, Error>(traefik_api::Client::new(
+                &parsed,
                 &tls,
                 cli.insecure,
                 cli.timeout,
@@ -425,7 +474,12 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
     let mut bypass_list = Vec::new();
     let mut containers = None;
     if cli.docker {
-        match docker::list(&cli.docker_host, &cli.filter, plan.settings.timeout) {
+        // An empty DOCKER_HOST means the default socket, as for the docker CLI.
+        let docker_host = match cli.docker_host.trim() {
+            "" => docker_api::DEFAULT_HOST.to_string(),
+            h => h.to_string(),
+        };
+        match docker::list(&docker_host, &cli.filter, plan.settings.timeout) {
             Ok(cs) => {
                 let mut n = 0;
                 for c in &cs {
@@ -435,14 +489,9 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
                     bypass_list.extend(docker::bypasses(c, &cli.proxy_ports, &cli.allow_publish));
                 }
                 containers = Some(cs.len());
-                sources.push(ok(Source::Docker, Some(cli.docker_host.clone()), n));
+                sources.push(ok(Source::Docker, Some(docker_host), n));
             }
-            Err(e) => sources.push(source_failed(
-                Source::Docker,
-                Some(cli.docker_host.clone()),
-                e,
-                &mut alerts,
-            )),
+            Err(e) => sources.push(source_failed(Source::Docker, Some(docker_host), e, &mut alerts)),
         }
     }
     if let Some((path, rs)) = &plan.file_routes {
@@ -511,45 +560,51 @@ pub fn tables(round: &Round) -> Vec<Table> {
             (Some(h), p) => format!("{h}{p}"),
             (None, _) => "-".into(),
         };
-        routes.row([
-            r.router.clone(),
-            host,
-            r.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-            r.tls_version.clone().unwrap_or_else(|| "-".into()),
-            r.cert_days_left
-                .map(|d| format!("{d:.1}"))
-                .unwrap_or_else(|| "-".into()),
-            match r.redirect_ok {
-                Some(true) => "yes".into(),
-                Some(false) => "NO".into(),
-                None => "-".into(),
-            },
-            severity_word(r.severity).into(),
-            problem.clone(),
-        ]);
+        routes.row(
+            [
+                r.router.clone(),
+                host,
+                r.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                r.tls_version.clone().unwrap_or_else(|| "-".into()),
+                r.cert_days_left
+                    .map(|d| format!("{d:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+                match r.redirect_ok {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                severity_word(r.severity).into(),
+                problem.clone(),
+            ]
+            .map(|c: String| printable(&c)),
+        );
     }
     let mut out = vec![routes];
     if !round.bypasses.is_empty() {
         let mut b = Table::new(&["CONTAINER", "ADDRESS", "PORT", "TO", "REASON", "SEVERITY"]);
         for rec in &round.bypasses {
             let x = &rec.bypass;
-            b.row([
-                x.container.clone(),
-                x.address.clone(),
-                x.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into()),
-                x.container_port
-                    .map(|p| format!("{p}/{}", x.protocol.as_deref().unwrap_or("tcp")))
-                    .unwrap_or_else(|| "-".into()),
-                serde_json::to_value(x.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                if x.allowed {
-                    "allowed".into()
-                } else {
-                    severity_word(rec.severity).into()
-                },
-            ]);
+            b.row(
+                [
+                    x.container.clone(),
+                    x.address.clone(),
+                    x.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into()),
+                    x.container_port
+                        .map(|p| format!("{p}/{}", x.protocol.as_deref().unwrap_or("tcp")))
+                        .unwrap_or_else(|| "-".into()),
+                    serde_json::to_value(x.reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    if x.allowed {
+                        "allowed".into()
+                    } else {
+                        severity_word(rec.severity).into()
+                    },
+                ]
+                .map(|c: String| printable(&c)),
+            );
         }
         out.push(b);
     }
@@ -557,7 +612,7 @@ pub fn tables(round: &Round) -> Vec<Table> {
     if !bad.is_empty() {
         let mut t = Table::new(&["SOURCE", "PROBLEM"]);
         for a in bad {
-            t.row([a.subject.clone(), a.message.clone()]);
+            t.row([printable(&a.subject), printable(&a.message)]);
         }
         out.push(t);
     }

@@ -54,6 +54,8 @@ pub struct Probe {
     pub chain: Vec<CertInfo>,
     /// The verdict of verification against the roots, once there was a handshake.
     pub verified: Option<Result<(), tls::VerifyFailure>>,
+    /// Whether the leaf certificate names the route's host, as rustls decides.
+    pub name_ok: Option<bool>,
     pub status_code: Option<u16>,
     pub redirect: Option<Redirect>,
     /// What failed, in order: `connect 127.0.0.1:443: connection refused`.
@@ -189,9 +191,10 @@ pub fn probe(route: &RouteSpec, s: &Settings) -> Probe {
         }
     };
 
-    https_exchange(&mut p, route, host, &addrs, s, deadline);
+    let name_accepted = https_exchange(&mut p, route, host, &addrs, s, deadline);
 
-    if s.redirect_check {
+    // A host TLS refuses as a server name is not sent anywhere else either.
+    if s.redirect_check && name_accepted {
         let http_addrs: Vec<SocketAddr> = match &s.connect_http {
             Some(a) => a.clone(),
             None => addrs
@@ -212,30 +215,30 @@ fn https_exchange(
     addrs: &[SocketAddr],
     s: &Settings,
     deadline: Deadline,
-) {
+) -> bool {
+    let name = match ServerName::try_from(host.to_string()) {
+        Ok(n) => n,
+        Err(_) => {
+            p.errors.push(format!("TLS: {host:?} is not a valid server name"));
+            return false;
+        }
+    };
     let t = Instant::now();
     let (sock, addr) = match connect(addrs, deadline) {
         Ok(c) => c,
         Err(e) => {
             p.errors.push(e);
-            return;
+            return true;
         }
     };
     p.connect_seconds = Some(secs(t));
     p.address = Some(addr.to_string());
 
-    let name = match ServerName::try_from(host.to_string()) {
-        Ok(n) => n,
-        Err(_) => {
-            p.errors.push(format!("TLS: {host:?} is not a valid server name"));
-            return;
-        }
-    };
     let mut conn = match ClientConnection::new(s.tls.config.clone(), name.clone()) {
         Ok(c) => c,
         Err(e) => {
             p.errors.push(format!("TLS: {e}"));
-            return;
+            return true;
         }
     };
     let mut io = Bounded { sock, deadline };
@@ -244,7 +247,7 @@ fn https_exchange(
         if let Err(e) = conn.complete_io(&mut io) {
             p.errors
                 .push(format!("TLS handshake with {addr}: {}", handshake_words(&e)));
-            return;
+            return true;
         }
     }
     p.tls_seconds = Some(secs(t));
@@ -267,6 +270,7 @@ fn https_exchange(
         }
     }
     p.verified = Some(s.tls.verify(&chain, &name));
+    p.name_ok = chain.first().map(|leaf| tls::name_valid(leaf, &name));
 
     let t = Instant::now();
     let req = http::request(&host_header(host, route.port, 443), &route.path);
@@ -289,6 +293,7 @@ fn https_exchange(
     }
     conn.send_close_notify();
     let _ = conn.write_tls(&mut io);
+    true
 }
 
 fn handshake_words(e: &io::Error) -> String {

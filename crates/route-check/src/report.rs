@@ -159,11 +159,15 @@ pub fn evaluate(spec: &RouteSpec, p: &Probe, policy: &Policy, now: f64) -> (Rout
     let earliest = p.chain.iter().min_by_key(|c| c.not_after);
     let days_left = earliest.map(|c| ((c.not_after as f64 - now) / 86400.0 * 100.0).round() / 100.0);
     let default_cert = leaf.map(|c| c.common_name.as_deref() == Some(TRAEFIK_DEFAULT_CN));
+    let verify_failure = p.verified.as_ref().and_then(|v| v.as_ref().err());
+    // rustls's verdict on the name decides: when verification says the name is
+    // wrong, it is wrong whatever else was measured.
     let name_matches = match (leaf, &spec.host) {
-        (Some(c), Some(h)) => Some(crate::tls::name_matches(&c.sans, h)),
+        (Some(_), Some(_)) if verify_failure.is_some_and(|f| f.kind == FailureKind::WrongName) => Some(false),
+        (Some(_), Some(_)) => Some(p.name_ok == Some(true)),
         _ => None,
     };
-    let verify_failure = p.verified.as_ref().and_then(|v| v.as_ref().err());
+    let leaf_days = leaf.map(|c| ((c.not_after as f64 - now) / 86400.0 * 100.0).round() / 100.0);
     let status_expected = p.status_code.map(|c| expect.accepts(c));
 
     if spec.host.is_some() {
@@ -196,30 +200,32 @@ pub fn evaluate(spec: &RouteSpec, p: &Probe, policy: &Policy, now: f64) -> (Rout
         ));
     } else {
         if let Some(f) = verify_failure
-            && f.kind == FailureKind::Other
-            && !policy.insecure
+            && ((f.kind == FailureKind::Other && !policy.insecure) || f.kind == FailureKind::NotValidYet)
         {
             alerts.push(alert(Severity::Critical, "certificate", &subj, f.message.clone()));
         }
         if name_matches == Some(false) {
-            let sans = leaf.map(|c| c.sans.join(", ")).unwrap_or_default();
             alerts.push(alert(
                 Severity::Critical,
                 "certificate",
                 &subj,
-                format!("certificate is not valid for this host name (it names {sans})"),
+                format!("certificate is not valid for this host name ({})", names_of(leaf)),
             ));
         }
     }
     if let (Some(days), Some(c)) = (days_left, earliest) {
         let sev = Severity::of_low(days, policy.warn_days, policy.crit_days);
         if sev != Severity::Ok {
-            let which = if std::ptr::eq(c, &p.chain[0]) {
+            let is_leaf = std::ptr::eq(c, &p.chain[0]);
+            let which = if is_leaf {
                 "certificate".to_string()
             } else {
                 format!("certificate chain ({} expires first)", c.subject)
             };
-            let renewal = if days < RENEWAL_DAYS {
+            let renewal = if !is_leaf {
+                // Renewing the leaf does not help: the proxy sends an old intermediate.
+                "; the server sends an intermediate certificate that is out of date: install the issuer's current chain (an ACME client gets it with the next certificate)"
+            } else if days < RENEWAL_DAYS {
                 "; Traefik renews 30 days before expiry, so renewal is failing (check acme.json and Traefik's log)"
             } else {
                 ""
@@ -251,11 +257,28 @@ pub fn evaluate(spec: &RouteSpec, p: &Probe, policy: &Policy, now: f64) -> (Rout
         errors.push(e);
     }
 
-    let verified_ok = p.verified.as_ref().is_some_and(|v| v.is_ok()) || policy.insecure;
+    let verified_ok = match verify_failure {
+        None => p.verified.is_some(),
+        // --insecure forgives an unknown issuer, never a wrong name or an expiry.
+        Some(f) => policy.insecure && f.kind == FailureKind::Other,
+    };
     let up = status_expected == Some(true)
         && verified_ok
         && default_cert == Some(false)
         && name_matches == Some(true);
+    // A route that is down is critical, whatever else was found or missed.
+    if spec.host.is_some() && !up && worst(&alerts) != Severity::Critical {
+        let why = verify_failure
+            .map(|f| f.message.clone())
+            .or_else(|| p.errors.last().cloned())
+            .unwrap_or_else(|| "its certificate or answer did not pass".into());
+        alerts.push(alert(
+            Severity::Critical,
+            "route",
+            &subj,
+            format!("is down: {why}"),
+        ));
+    }
     let rec = RouteRecord {
         router: spec.router.clone(),
         source: spec.source,
@@ -287,7 +310,7 @@ pub fn evaluate(spec: &RouteSpec, p: &Probe, policy: &Policy, now: f64) -> (Rout
         cert_expiry_timestamp_seconds: earliest.map(|c| c.not_after),
         cert_expiry_subject: earliest.map(|c| c.subject.clone()),
         cert_days_left: days_left,
-        renewal_overdue: days_left.map(|d| d < RENEWAL_DAYS),
+        renewal_overdue: leaf_days.map(|d| d < RENEWAL_DAYS),
         cert_verified: p.verified.as_ref().map(|v| v.is_ok()),
         cert_error: verify_failure.map(|f| f.message.clone()),
         name_matches,
@@ -298,6 +321,18 @@ pub fn evaluate(spec: &RouteSpec, p: &Probe, policy: &Policy, now: f64) -> (Rout
         errors,
     };
     (rec, alerts)
+}
+
+/// What a certificate's SANs name, in words.
+fn names_of(leaf: Option<&crate::tls::CertInfo>) -> String {
+    match leaf {
+        Some(c) if !c.sans.is_empty() => format!("it names {}", c.sans.join(", ")),
+        Some(c) => match &c.common_name {
+            Some(cn) => format!("it has no subjectAltName; its CN {cn:?} is not used by browsers or rustls"),
+            None => "it names no host: no subjectAltName".into(),
+        },
+        None => "no certificate".into(),
+    }
 }
 
 /// The record and alert of one back door.
@@ -370,6 +405,7 @@ mod tests {
         Probe {
             chain: vec![cert("a.x", &["a.x"], (now + days * 86400.0) as i64)],
             verified: Some(Ok(())),
+            name_ok: Some(true),
             status_code: Some(200),
             redirect: Some(Redirect {
                 status_code: Some(301),
@@ -411,6 +447,75 @@ mod tests {
             "{}",
             a[0].message
         );
+        assert_eq!(r.renewal_overdue, Some(false), "the leaf has 60 days");
+        // An expired intermediate is not a failing renewal of the leaf.
+        p.chain[1].not_after = (now - 2.0 * 86400.0) as i64;
+        let (r, a) = evaluate(&spec("a.x"), &p, &policy(), now);
+        assert_eq!(r.severity, Severity::Critical);
+        assert!(
+            a[0].message.contains("expired 2.0 days ago")
+                && a[0]
+                    .message
+                    .contains("intermediate certificate that is out of date")
+                && !a[0].message.contains("renewal is failing"),
+            "{}",
+            a[0].message
+        );
+    }
+
+    #[test]
+    fn a_name_rustls_rejects_is_down_and_critical() {
+        let now = 1_800_000_000.0;
+        // The SAN looks right to a loose match (`*.x` for `a.x`), rustls says no.
+        let mut p = good(now, 60.0);
+        p.chain = vec![cert("a.x", &["*.x"], (now + 60.0 * 86400.0) as i64)];
+        p.verified = Some(Err(VerifyFailure {
+            kind: FailureKind::WrongName,
+            message: "certificate is not valid for this host name".into(),
+        }));
+        p.name_ok = Some(true); // even if the name check disagreed
+        let (r, a) = evaluate(&spec("a.x"), &p, &policy(), now);
+        assert!(!r.up);
+        assert_eq!(r.name_matches, Some(false));
+        assert_eq!(r.severity, Severity::Critical);
+        assert!(a.iter().any(|a| a.severity == Severity::Critical), "{a:?}");
+        // --insecure forgives an unknown issuer, not a wrong name.
+        let mut pol = policy();
+        pol.insecure = true;
+        let (r, _) = evaluate(&spec("a.x"), &p, &pol, now);
+        assert_eq!((r.up, r.severity), (false, Severity::Critical));
+        // Nor a certificate that is not valid yet.
+        let mut p = good(now, 60.0);
+        p.verified = Some(Err(VerifyFailure {
+            kind: FailureKind::NotValidYet,
+            message: "certificate is not valid yet".into(),
+        }));
+        let (r, a) = evaluate(&spec("a.x"), &p, &pol, now);
+        assert_eq!((r.up, r.severity), (false, Severity::Critical));
+        assert!(a[0].message.contains("not valid yet"), "{a:?}");
+
+        // No SAN at all: said so, not "(it names )".
+        let mut p = good(now, 60.0);
+        p.chain = vec![cert("a.x", &[], (now + 60.0 * 86400.0) as i64)];
+        p.name_ok = Some(false);
+        let (r, a) = evaluate(&spec("a.x"), &p, &policy(), now);
+        assert_eq!(r.severity, Severity::Critical);
+        assert!(
+            a[0].message.contains("no subjectAltName") && !a[0].message.contains("names )"),
+            "{}",
+            a[0].message
+        );
+    }
+
+    #[test]
+    fn a_route_that_is_not_up_is_never_ok() {
+        let now = 1_800_000_000.0;
+        // Verification never ran (no verdict): not up, so critical.
+        let mut p = good(now, 60.0);
+        p.verified = None;
+        let (r, a) = evaluate(&spec("a.x"), &p, &policy(), now);
+        assert!(!r.up);
+        assert_eq!(r.severity, Severity::Critical, "{a:?}");
     }
 
     #[test]

@@ -162,15 +162,17 @@ impl RouteSpec {
     }
 }
 
-/// Parses `HOST[:PORT][/PATH]` (an `https://` prefix is allowed).
+/// Parses `HOST[:PORT][/PATH]` (an `https://` prefix is allowed, in any case).
+/// IPv6 addresses go in brackets: `[2001:db8::1]:443/x`.
 pub fn parse_route(arg: &str, source: Source) -> Result<RouteSpec, String> {
     let s = arg.trim();
-    let s = s.strip_prefix("https://").unwrap_or(s);
-    if s.starts_with("http://") {
+    let scheme = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    if scheme("http://") {
         return Err(format!(
             "{arg:?}: routes are probed over HTTPS; give the host without http://"
         ));
     }
+    let s = if scheme("https://") { &s[8..] } else { s };
     let (authority, path) = match s.find('/') {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "/"),
@@ -187,23 +189,29 @@ pub fn parse_route(arg: &str, source: Source) -> Result<RouteSpec, String> {
 }
 
 fn split_host_port(a: &str) -> Result<(String, Option<u16>), String> {
+    if a.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err("the host has spaces or control characters".into());
+    }
     let (host, port) = if let Some(rest) = a.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or("unclosed [ in an IPv6 address")?;
         h.parse::<std::net::Ipv6Addr>()
             .map_err(|_| format!("{h:?} is not an IPv6 address"))?;
-        (h.to_string(), after.strip_prefix(':'))
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or(format!("{p:?} after ] is not :PORT"))?),
+        };
+        (h.to_string(), port)
+    } else if a.matches(':').count() > 1 {
+        return Err(format!(
+            "{a:?}: an IPv6 address goes in brackets, e.g. [{a}] or [{a}]:443"
+        ));
     } else {
-        match a.rsplit_once(':') {
+        match a.split_once(':') {
             Some((h, p)) => (h.to_string(), Some(p)),
             None => (a.to_string(), None),
         }
     };
-    if host.is_empty() {
-        return Err("no host name".into());
-    }
-    if !host.contains(':') && !valid_host(&host) {
-        return Err(format!("{host:?} is not a host name"));
-    }
+    let host = check_host(&host)?;
     let port = port
         .map(|p| {
             p.parse::<u16>()
@@ -212,7 +220,40 @@ fn split_host_port(a: &str) -> Result<(String, Option<u16>), String> {
                 .ok_or(format!("{p:?} is not a port"))
         })
         .transpose()?;
-    Ok((host.to_ascii_lowercase(), port))
+    Ok((host, port))
+}
+
+/// A host as route-check sends it (SNI and Host header), lower-cased: a DNS name
+/// (letters, digits, `-` and `_` in dot-separated labels; punycode for international
+/// names), an IPv4 address, or an IPv6 address (bare, or in brackets). Everything
+/// else is refused, so nothing from a rule, a label or the command line can add a
+/// header to a request.
+pub fn check_host(h: &str) -> Result<String, String> {
+    if h.is_empty() {
+        return Err("empty host name".into());
+    }
+    if h.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(format!("{h:?} is not a host name (spaces or control characters)"));
+    }
+    let bare = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(h);
+    if let Ok(a) = bare.parse::<std::net::Ipv6Addr>() {
+        return Ok(a.to_string());
+    }
+    if h.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(h.to_string());
+    }
+    if h.contains(':') {
+        return Err(format!(
+            "{h:?} is not a host name (an IPv6 address goes in brackets: [2001:db8::1]:443)"
+        ));
+    }
+    if valid_host(h) {
+        Ok(h.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{h:?} is not a host name (letters, digits, - and _ in labels of up to 63 bytes; punycode for international names)"
+        ))
+    }
 }
 
 /// Letters, digits, `-`, `_` and dots, in labels of at most 63 bytes.
@@ -276,6 +317,23 @@ mod tests {
         assert_eq!(r.url().unwrap(), "https://n8n.lan:8443/");
         let r = parse_route("[::1]:4443/x", Source::Flag).unwrap();
         assert_eq!(r.url().unwrap(), "https://[::1]:4443/x");
+        let r = parse_route("HTTPS://[2001:DB8::1]", Source::Flag).unwrap();
+        assert_eq!((r.host.as_deref(), r.port), (Some("2001:db8::1"), 443));
+        // Unbracketed IPv6 addresses are refused, saying how to write them.
+        for v6 in ["::1", "2001:db8::1", "2001:db8::1:443"] {
+            let e = parse_route(v6, Source::Flag).unwrap_err();
+            assert!(e.contains("goes in brackets"), "{v6}: {e}");
+        }
+        // Nothing that could smuggle a header into a request.
+        for bad in [
+            "x\r\nEvil: 1:z:443",
+            "x\r\nEvil:443",
+            "a\u{0}b",
+            "[::1]x",
+            "ünï.x",
+        ] {
+            assert!(parse_route(bad, Source::Flag).is_err(), "{bad:?}");
+        }
         for bad in [
             "",
             "/x",

@@ -527,14 +527,31 @@ pub fn analyse(rule: &Rule) -> Analysis {
                     .push("an alternative of the rule matches any host: add --route HOST to probe it".into());
                 continue;
             }
-            _ => continue, // two different hosts at once never match: nothing to probe
+            (many, _) => {
+                let both: Vec<String> = many
+                    .iter()
+                    .map(|h| format!("Host(`{}`)", h.escape_debug()))
+                    .collect();
+                a.notes.push(format!(
+                    "an alternative of the rule can never match: it needs {} at once",
+                    both.join(" && ")
+                ));
+                continue;
+            }
         };
-        if host.contains('*') {
+        if host.contains('*') && !host.contains(|c: char| c.is_control()) {
             a.notes.push(format!(
                 "Host(`{host}`) is a wildcard: add --route with a real name under it to probe it"
             ));
             continue;
         }
+        let host = match crate::routes::check_host(&host) {
+            Ok(h) => h,
+            Err(e) => {
+                a.notes.push(format!("Host() cannot be probed: {e}"));
+                continue;
+            }
+        };
         let path = alt
             .iter()
             .filter(|l| !l.negated && matches!(l.matcher.name, "Path" | "PathPrefix"))
@@ -590,8 +607,10 @@ mod tests {
         assert_eq!(hosts("Host(`a.x`) && !Host(`b.x`)"), [t("a.x", "/")]);
         assert_eq!(hosts("!(!Host(`a.x`))"), [t("a.x", "/")]);
         assert!(hosts("!(Host(`a.x`) || Host(`b.x`))").is_empty());
-        // Two different hosts at once never match.
+        // Two different hosts at once never match, and the notes say so.
         assert!(hosts("Host(`a.x`) && Host(`b.x`)").is_empty());
+        let a = analyse(&parse("Host(`a.x`) && Host(`b.x`)").unwrap());
+        assert!(a.notes[0].contains("can never match"), "{:?}", a.notes);
         // Precedence: && binds tighter than ||.
         assert_eq!(
             hosts("Host(`a.x`) || Host(`b.x`) && Path(`/p`)"),
@@ -625,6 +644,18 @@ mod tests {
         assert!(a.notes[0].contains("matches any host"), "{:?}", a.notes);
         let a = analyse(&parse("Host(`*.example.com`)").unwrap());
         assert!(a.notes[0].contains("wildcard"), "{:?}", a.notes);
+        // Hosts that are not host names are never probed.
+        for bad in [
+            "Host(``)",
+            "Host(\"probe.test\\r\\nX-Injected: yes\")",
+            "Host(`a b`)",
+            "Host(`a.x:443`)",
+        ] {
+            let a = analyse(&parse(bad).unwrap());
+            assert!(a.targets.is_empty(), "{bad}: {:?}", a.targets);
+            assert!(a.notes[0].contains("cannot be probed"), "{bad}: {:?}", a.notes);
+        }
+        assert_eq!(hosts("Host(`::1`)"), [t("::1", "/")]);
     }
 
     #[test]

@@ -147,6 +147,8 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     Expired,
+    /// notBefore is still to come: not forgiven by `--insecure` either.
+    NotValidYet,
     WrongName,
     Other,
 }
@@ -162,6 +164,9 @@ fn failure_kind(e: &rustls::Error) -> FailureKind {
         rustls::Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         ) => FailureKind::Expired,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => FailureKind::NotValidYet,
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => FailureKind::WrongName,
@@ -291,22 +296,15 @@ pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
     })
 }
 
-/// Whether a certificate's SANs name `host` (DNS names with a single-label `*.`
-/// wildcard, or an IP address), case-insensitively. The subject's CN is not used,
-/// as browsers and rustls do not use it either.
-pub fn name_matches(sans: &[String], host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    sans.iter().any(|san| {
-        let san = san.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(suffix) = san.strip_prefix("*.") {
-            match host.split_once('.') {
-                Some((label, rest)) => !label.is_empty() && rest == suffix,
-                None => false,
-            }
-        } else {
-            san == host
-        }
-    })
+/// Whether the leaf certificate is valid for `name`, decided by rustls's own
+/// name check (webpki: RFC 6125 as browsers apply it; a DNS SAN that looks like an
+/// IP address, a wildcard over a single label such as `*.test` and a SAN written
+/// with a trailing dot name nothing). The subject's CN is not used, as browsers and
+/// rustls do not use it either. A certificate rustls cannot parse names nothing.
+pub fn name_valid(leaf: &CertificateDer<'_>, name: &ServerName<'_>) -> bool {
+    rustls::server::ParsedCertificate::try_from(leaf)
+        .and_then(|c| rustls::client::verify_server_name(&c, name))
+        .is_ok()
 }
 
 /// `TLS 1.3` for rustls's `TLSv1_3`: blackbox_exporter's spelling.
@@ -334,20 +332,44 @@ pub fn cipher_name(s: rustls::CipherSuite) -> String {
 mod tests {
     use super::*;
 
+    fn leaf_for(sans: Vec<rcgen::SanType>) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = sans;
+        p.self_signed(&key).unwrap().der().clone()
+    }
+
+    fn dns(s: &str) -> rcgen::SanType {
+        rcgen::SanType::DnsName(s.try_into().unwrap())
+    }
+
+    fn name(s: &str) -> ServerName<'static> {
+        ServerName::try_from(s.to_string()).unwrap()
+    }
+
     #[test]
-    fn names_match_like_browsers() {
-        let sans = vec![
-            "grafana.example.com".to_string(),
-            "*.lab.example.com".into(),
-            "10.0.0.1".into(),
-        ];
-        assert!(name_matches(&sans, "Grafana.Example.com"));
-        assert!(name_matches(&sans, "n8n.lab.example.com"));
-        assert!(!name_matches(&sans, "lab.example.com"));
-        assert!(!name_matches(&sans, "a.b.lab.example.com"));
-        assert!(!name_matches(&sans, "example.com"));
-        assert!(name_matches(&sans, "10.0.0.1"));
-        assert!(!name_matches(&[], "example.com"));
+    fn names_match_as_rustls_decides() {
+        let c = leaf_for(vec![
+            dns("grafana.example.com"),
+            dns("*.lab.example.com"),
+            rcgen::SanType::IpAddress("10.0.0.1".parse().unwrap()),
+        ]);
+        assert!(name_valid(&c, &name("Grafana.Example.com")));
+        assert!(name_valid(&c, &name("n8n.lab.example.com")));
+        assert!(!name_valid(&c, &name("lab.example.com")));
+        assert!(!name_valid(&c, &name("a.b.lab.example.com")));
+        assert!(!name_valid(&c, &name("example.com")));
+        assert!(name_valid(&c, &name("10.0.0.1")));
+        // What a looser match accepted and rustls does not: a wildcard over one
+        // label, a SAN with a trailing dot, an IP address written as a DNS name.
+        assert!(!name_valid(&leaf_for(vec![dns("*.test")]), &name("x.test")));
+        assert!(!name_valid(
+            &leaf_for(vec![dns("probe.test.")]),
+            &name("probe.test")
+        ));
+        assert!(!name_valid(&leaf_for(vec![dns("10.0.0.2")]), &name("10.0.0.2")));
+        assert!(!name_valid(&leaf_for(vec![]), &name("example.com")));
+        assert!(!name_valid(&CertificateDer::from(vec![1, 2, 3]), &name("a.x")));
     }
 
     #[test]

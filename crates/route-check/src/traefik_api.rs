@@ -4,7 +4,7 @@
 //! serviceRepresentation); unknown fields are ignored, missing ones are null.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -12,10 +12,13 @@ use crate::routes::{RouteSpec, Source};
 use crate::rule;
 use crate::tls::Tls;
 
-/// More pages than this is an API that never says "last page".
+/// More pages than this (of one list) is an API that never says "last page".
 pub const MAX_PAGES: u32 = 1000;
-/// A page larger than this is not Traefik's.
-pub const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
+/// A page larger than this is not Traefik's (100 routers take a few tens of KiB).
+pub const MAX_PAGE_BYTES: u64 = 8 * 1024 * 1024;
+/// All pages of both lists together, at most: memory stays bounded whatever the
+/// API sends.
+pub const MAX_TOTAL_BYTES: u64 = 16 * 1024 * 1024;
 const PER_PAGE: u32 = 100;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -51,19 +54,58 @@ pub struct ApiService {
 /// How to reach the API.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// The URL requests go to, without credentials (so it may be printed).
     base: String,
     agent: ureq::Agent,
     auth: Option<String>,
+    /// One deadline for the whole exchange (every page of both lists).
+    timeout: Duration,
+}
+
+/// A `--traefik-api` URL taken apart: scheme (lower case), credentials, the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUrl {
+    /// `scheme://host[:port][/path]` without credentials.
+    pub base: String,
+    /// `user:password` written in the URL, if any.
+    pub userinfo: Option<String>,
+}
+
+/// Parses `http(s)://[user:password@]host[:port][/path]`; the scheme in any case.
+pub fn parse_url(url: &str) -> Result<ApiUrl, String> {
+    let url = url.trim();
+    let (scheme, rest) = url
+        .split_once("://")
+        .map(|(s, r)| (s.to_ascii_lowercase(), r))
+        .filter(|(s, _)| s == "http" || s == "https")
+        .ok_or("give an http:// or https:// URL")?;
+    if url.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err("the URL has spaces or control characters".into());
+    }
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u.to_string()), h),
+        None => (None, authority),
+    };
+    if hostport.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    let base = format!("{scheme}://{hostport}{path}");
+    let base = base.trim_end_matches('/');
+    let base = base.strip_suffix("/api").unwrap_or(base).to_string();
+    Ok(ApiUrl { base, userinfo })
 }
 
 impl Client {
-    /// `url` is where the API answers (`http://127.0.0.1:8080`); a trailing `/api`
-    /// is accepted. `auth` is `user:password` for basic authentication.
-    pub fn new(url: &str, tls: &Tls, insecure: bool, timeout: Duration, auth: Option<&str>) -> Client {
+    /// `url` is where the API answers (`http://127.0.0.1:8080`), already parsed; a
+    /// trailing `/api` is accepted. `auth` is `user:password` for basic
+    /// authentication (from the auth file, else from the URL).
+    pub fn new(url: &ApiUrl, tls: &Tls, insecure: bool, timeout: Duration, auth: Option<&str>) -> Client {
         use base64::Engine as _;
         use ureq::tls::{Certificate, RootCerts, TlsConfig};
-        let base = url.trim_end_matches('/');
-        let base = base.strip_suffix("/api").unwrap_or(base).to_string();
         let roots: Vec<Certificate<'static>> = tls
             .roots
             .iter()
@@ -81,40 +123,66 @@ impl Client {
             .tls_config(tls_config)
             .build()
             .into();
+        let auth = auth.or(url.userinfo.as_deref());
         Client {
-            base,
+            base: url.base.clone(),
             agent,
             auth: auth.map(|a| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(a))),
+            timeout,
         }
     }
 
+    /// The API's URL as it may be printed (without credentials).
     pub fn base(&self) -> &str {
         &self.base
     }
 
-    /// Every item of a paginated list endpoint, e.g. `/api/http/routers`.
-    pub fn list(&self, path: &str) -> Result<Vec<serde_json::Value>, String> {
+    /// Every item of a paginated list endpoint, e.g. `/api/http/routers`, decoded
+    /// page by page. `deadline` and `budget` (bytes left) are shared by the whole
+    /// exchange.
+    fn list<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        what: &str,
+        deadline: Instant,
+        budget: &mut u64,
+    ) -> Result<Vec<T>, String> {
         let mut items = Vec::new();
         let mut page = 1u32;
         loop {
             let url = format!("{}{path}?per_page={PER_PAGE}&page={page}", self.base);
-            let mut req = self.agent.get(&url);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.late(&url));
+            }
+            let mut req = self.agent.get(&url).config().timeout_global(Some(left)).build();
             if let Some(a) = &self.auth {
                 req = req.header("Authorization", a);
             }
-            let mut resp = req.call().map_err(|e| format!("GET {url}: {}", ureq_words(&e)))?;
+            let mut resp = req.call().map_err(|e| match e {
+                ureq::Error::Timeout(_) => self.late(&url),
+                e => format!("GET {url}: {}", ureq_words(&e)),
+            })?;
             let status = resp.status().as_u16();
-            let next = resp
+            let next_header = resp
                 .headers()
                 .get("X-Next-Page")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u32>().ok());
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+            let limit = MAX_PAGE_BYTES.min(*budget);
             let body = resp
                 .body_mut()
                 .with_config()
-                .limit(MAX_PAGE_BYTES)
+                .limit(limit)
                 .read_to_string()
-                .map_err(|e| format!("GET {url}: reading the answer: {}", ureq_words(&e)))?;
+                .map_err(|e| match e {
+                    ureq::Error::Timeout(_) => self.late(&url),
+                    ureq::Error::BodyExceedsLimit(_) if limit < MAX_PAGE_BYTES => format!(
+                        "GET {url}: the API's answers add up to more than {} MiB over {page} page(s) of {path}: not Traefik's API, or far more routers than a homelab has",
+                        MAX_TOTAL_BYTES / (1024 * 1024)
+                    ),
+                    e => format!("GET {url}: reading the answer: {}", ureq_words(&e)),
+                })?;
+            *budget = budget.saturating_sub(body.len() as u64);
             if status == 401 || status == 403 {
                 return Err(format!(
                     "GET {url}: HTTP {status}: the API wants credentials (--traefik-api-auth-file)"
@@ -123,11 +191,12 @@ impl Client {
             if status != 200 {
                 return Err(format!("GET {url}: HTTP {status}{}", snippet(&body)));
             }
-            let page_items = parse_list(&body).map_err(|e| format!("GET {url}: {e}"))?;
+            let page_items: Vec<T> = parse_page(&body, what).map_err(|e| format!("GET {url}: {e}"))?;
+            drop(body);
             items.extend(page_items);
-            match next {
-                Some(n) if n > page => page = n,
-                _ => break,
+            match next_page(page, next_header.as_deref()).map_err(|e| format!("GET {url}: {e}"))? {
+                Some(n) => page = n,
+                None => break,
             }
             if page > MAX_PAGES {
                 return Err(format!(
@@ -138,15 +207,36 @@ impl Client {
         Ok(items)
     }
 
-    /// Routers and services, as routes to probe.
+    fn late(&self, url: &str) -> String {
+        format!(
+            "GET {url}: no answer before the timeout: every page must come within --timeout {}s in all",
+            self.timeout.as_secs_f64()
+        )
+    }
+
+    /// Routers and services, as routes to probe: every page of both lists within
+    /// one `--timeout` and [`MAX_TOTAL_BYTES`].
     pub fn routes(&self) -> Result<Vec<RouteSpec>, String> {
-        let routers = self.list("/api/http/routers")?;
-        let services = self.list("/api/http/services")?;
-        let routers = decode::<ApiRouter>(routers, "router")
-            .map_err(|e| format!("GET {}/api/http/routers: {e}", self.base))?;
-        let services = decode::<ApiService>(services, "service")
-            .map_err(|e| format!("GET {}/api/http/services: {e}", self.base))?;
+        let deadline = Instant::now() + self.timeout;
+        let mut budget = MAX_TOTAL_BYTES;
+        let routers: Vec<ApiRouter> = self.list("/api/http/routers", "router", deadline, &mut budget)?;
+        let services: Vec<ApiService> = self.list("/api/http/services", "service", deadline, &mut budget)?;
         Ok(routes_from(&routers, &services))
+    }
+}
+
+/// The page after `page`, from the `X-Next-Page` header: Traefik sends `page + 1`,
+/// or `1` on the last page; no header means the last page.
+pub fn next_page(page: u32, header: Option<&str>) -> Result<Option<u32>, String> {
+    let Some(h) = header else { return Ok(None) };
+    let shown: String = h.chars().take(40).filter(|c| !c.is_control()).collect();
+    match h.parse::<u64>() {
+        Ok(1) => Ok(None),
+        Ok(n) if n == u64::from(page) + 1 => Ok(Some(page + 1)),
+        Ok(n) if n <= u64::from(page) => Ok(None),
+        _ => Err(format!(
+            "X-Next-Page {shown:?} after page {page}: Traefik counts pages one by one (not Traefik's API?)"
+        )),
     }
 }
 
@@ -170,24 +260,26 @@ fn snippet(body: &str) -> String {
     }
 }
 
-/// A page of a list endpoint: a JSON array.
-pub fn parse_list(body: &str) -> Result<Vec<serde_json::Value>, String> {
-    match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Array(a)) => Ok(a),
-        Ok(_) => Err("not Traefik's API: expected a JSON array".into()),
-        Err(e) => Err(format!(
-            "not Traefik's API: the answer is not JSON ({e}){}",
-            snippet(body)
-        )),
+/// A page of a list endpoint: a JSON array of `what`s (routers or services).
+pub fn parse_page<T: for<'de> Deserialize<'de>>(body: &str, what: &str) -> Result<Vec<T>, String> {
+    match serde_json::from_str::<Vec<T>>(body) {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            let trimmed = body.trim_start();
+            if trimmed.starts_with('[') {
+                Err(format!(
+                    "not Traefik's API: a {what} is not what Traefik sends ({e})"
+                ))
+            } else if trimmed.starts_with('{') {
+                Err("not Traefik's API: expected a JSON array".into())
+            } else {
+                Err(format!(
+                    "not Traefik's API: the answer is not JSON ({e}){}",
+                    snippet(body)
+                ))
+            }
+        }
     }
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(items: Vec<serde_json::Value>, what: &str) -> Result<Vec<T>, String> {
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| serde_json::from_value(v).map_err(|e| format!("not Traefik's API: {what} {i}: {e}")))
-        .collect()
 }
 
 /// `name@provider` for a service name as a router gives it (often bare).
@@ -271,6 +363,9 @@ pub fn expand(base: RouteSpec) -> Vec<RouteSpec> {
             let a = rule::analyse(&parsed);
             if a.targets.is_empty() {
                 let mut r = base;
+                if a.notes.is_empty() {
+                    r.errors.push("the rule matches no host".into());
+                }
                 r.errors.extend(a.notes);
                 return vec![r];
             }
@@ -361,13 +456,41 @@ mod tests {
 
     #[test]
     fn pages_must_be_json_arrays() {
-        assert_eq!(parse_list("[]").unwrap().len(), 0);
-        assert!(parse_list("{}").unwrap_err().contains("expected a JSON array"));
+        assert_eq!(parse_page::<ApiRouter>("[]", "router").unwrap().len(), 0);
         assert!(
-            parse_list("<html>404 page not found</html>")
+            parse_page::<ApiRouter>("{}", "router")
+                .unwrap_err()
+                .contains("expected a JSON array")
+        );
+        assert!(
+            parse_page::<ApiRouter>("<html>404 page not found</html>", "router")
                 .unwrap_err()
                 .contains("not JSON")
         );
-        assert!(decode::<ApiRouter>(vec![serde_json::json!({"rule": 5})], "router").is_err());
+        assert!(parse_page::<ApiRouter>(r#"[{"name":"a","rule":5}]"#, "router").is_err());
+    }
+
+    #[test]
+    fn next_pages_count_one_by_one() {
+        assert_eq!(next_page(1, Some("2")), Ok(Some(2)));
+        assert_eq!(next_page(3, Some("1")), Ok(None));
+        assert_eq!(next_page(3, None), Ok(None));
+        let e = next_page(1, Some("4294967295")).unwrap_err();
+        assert!(e.contains("\"4294967295\" after page 1"), "{e}");
+        assert!(next_page(1, Some("x")).is_err());
+    }
+
+    #[test]
+    fn api_urls_keep_credentials_apart() {
+        let u = parse_url("HTTPS://user:secret@traefik.lan:8443/api/").unwrap();
+        assert_eq!(u.base, "https://traefik.lan:8443");
+        assert_eq!(u.userinfo.as_deref(), Some("user:secret"));
+        assert_eq!(
+            parse_url("http://127.0.0.1:8080").unwrap().base,
+            "http://127.0.0.1:8080"
+        );
+        for bad in ["ftp://x", "127.0.0.1:8080", "http://", "http://a b"] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
     }
 }

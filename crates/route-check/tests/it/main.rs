@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod docker;
+mod hostile;
 mod stack_config;
 mod tls_proxy;
 mod traefik_api;

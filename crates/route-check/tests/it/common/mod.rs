@@ -320,6 +320,22 @@ impl Pki {
         self.leaf_by(names, from, to, false)
     }
 
+    /// A leaf with exactly these SANs (a DNS name that looks like an IP address, a
+    /// trailing dot, ...), valid until `to` days from now, with its chain.
+    pub fn leaf_sans(&self, sans: Vec<rcgen::SanType>, to: i64) -> Pem {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.subject_alt_names = sans;
+        p.distinguished_name.push(DnType::CommonName, "odd names");
+        p.not_before = days(-1);
+        p.not_after = days(to);
+        let cert = p.signed_by(&key, &self.inter).unwrap();
+        Pem {
+            cert: format!("{}{}", cert.pem(), self.inter_pem),
+            key: key.serialize_pem(),
+        }
+    }
+
     /// A leaf signed by the intermediate that expires in 10 days.
     pub fn leaf_short_chain(&self, names: &[&str], to: i64) -> Pem {
         self.leaf_by(names, -1, to, true)
