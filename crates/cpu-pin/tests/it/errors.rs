@@ -268,3 +268,20 @@ fn another_pid_namespaces_proc_is_refused() {
     );
     assert_eq!(affinity(p.pid()), before);
 }
+
+/// Issue 24 finding 10: `--interval 300000000000y` applied the plan, then panicked
+/// adding the interval to the clock (exit 70). Durations now have an upper bound.
+#[test]
+fn huge_intervals_are_usage_errors_not_panics() {
+    let p = Threaded::start(0, 0, &[]);
+    let (_d, plan) = plan_file(&format!("one comm={} cpus={}\n", p.comm(), last_cpu()));
+    let before = affinity(p.pid());
+    for huge in ["300000000000y", "18446744073709551615s", "10y 1s"] {
+        let (code, out, err) = run_raw(&["apply", &plan, "--interval", huge, "--count", "2"]);
+        assert_eq!(code, Some(64), "--interval {huge}: {err}");
+        assert!(out.is_empty(), "--interval {huge}: {out}");
+        assert!(err.contains("at most 10y"), "--interval {huge}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(affinity(p.pid()), before, "nothing is pinned on a usage error");
+}

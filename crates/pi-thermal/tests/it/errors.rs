@@ -288,3 +288,28 @@ fn sigterm_ends_a_loop_cleanly_after_the_record_in_hand() {
     });
     assert_eq!(run.samples.len(), 1);
 }
+
+/// Issue 24 finding 10: `--interval 300000000000y` took one sample, then panicked
+/// adding the interval to the clock (exit 70). Durations now have an upper bound.
+#[test]
+fn huge_intervals_are_usage_errors_not_panics() {
+    let root = fixture("pi5");
+    for huge in ["300000000000y", "18446744073709551615s", "10y 1s"] {
+        let out = pi_thermal()
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "--interval",
+                huge,
+                "--count",
+                "2",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "--interval {huge}: {err}");
+        assert!(out.stdout.is_empty(), "--interval {huge}");
+        assert!(err.contains("at most 10y"), "--interval {huge}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
