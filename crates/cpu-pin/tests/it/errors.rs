@@ -188,8 +188,9 @@ fn an_unreachable_docker_engine_exits_69() {
     ])
     .expect(69);
     assert!(
-        r.stderr()
-            .starts_with(&format!("cpu-pin: cannot reach the Docker engine at {sock}")),
+        r.stderr().starts_with(&format!(
+            "cpu-pin: cannot connect to the Docker engine at {sock}: no socket at"
+        )),
         "{}",
         r.stderr()
     );
@@ -284,4 +285,50 @@ fn huge_intervals_are_usage_errors_not_panics() {
         assert!(!err.contains("panicked"), "{err}");
     }
     assert_eq!(affinity(p.pid()), before, "nothing is pinned on a usage error");
+}
+
+/// Issue 23: the Docker permission error is homelab-core's, the same in every tool:
+/// exit 77 and the `usermod -aG docker` fix.
+#[test]
+fn a_docker_socket_without_permission_is_77_with_the_docker_group_fix() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin = dir.path().join("cpu-pin");
+    homelab_testkit::copy_executable(env!("CARGO_BIN_EXE_cpu-pin").as_ref(), &bin);
+    let out = std::process::Command::new(&bin)
+        .args(["show", "--container", "ollama", "--docker-host"])
+        .arg(format!("unix://{}", sock.display()))
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    assert!(
+        stderr.starts_with("cpu-pin: permission denied connecting to the Docker engine at unix://"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sudo usermod -aG docker $USER"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Issue 24 finding 9's twin: DOCKER_HOST set but empty means the default socket,
+/// as for the docker CLI, not "not a Docker address" (78).
+#[test]
+fn an_empty_docker_host_means_the_default_socket() {
+    let out = cpu_pin()
+        .env("DOCKER_HOST", "")
+        .args(["show", "--container", "ollama"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(78), "{stderr}");
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        assert_eq!(out.status.code(), Some(69), "{stderr}");
+        assert!(stderr.contains("unix:///var/run/docker.sock"), "{stderr}");
+    }
 }
