@@ -278,7 +278,15 @@ fn huge_intervals_are_usage_errors_not_panics() {
     let (_d, plan) = plan_file(&format!("one comm={} cpus={}\n", p.comm(), last_cpu()));
     let before = affinity(p.pid());
     for huge in ["300000000000y", "18446744073709551615s", "10y 1s"] {
-        let (code, out, err) = run_raw(&["apply", &plan, "--interval", huge, "--count", "2"]);
+        let o = output_within(
+            cpu_pin().args(["apply", &plan, "--interval", huge, "--count", "2"]),
+            std::time::Duration::from_secs(30),
+        );
+        let (code, out, err) = (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
         assert_eq!(code, Some(64), "--interval {huge}: {err}");
         assert!(out.is_empty(), "--interval {huge}: {out}");
         assert!(err.contains("at most 10y"), "--interval {huge}: {err}");
@@ -331,4 +339,21 @@ fn an_empty_docker_host_means_the_default_socket() {
         assert_eq!(out.status.code(), Some(69), "{stderr}");
         assert!(stderr.contains("unix:///var/run/docker.sock"), "{stderr}");
     }
+}
+
+/// Runs `cmd`, failing the test (and killing it) when it is still running after
+/// `limit`: a regression here would sleep for the huge interval, not return.
+fn output_within(cmd: &mut std::process::Command, limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
