@@ -73,7 +73,8 @@ impl OutputArgs {
 /// Loop flags: one round by default, or every --interval until SIGINT/SIGTERM.
 #[derive(Debug, Clone, Args, Default)]
 pub struct LoopArgs {
-    /// Repeat every DURATION (e.g. 30s, 5m) until SIGINT or SIGTERM; without it, run once
+    /// Repeat every DURATION (e.g. 30s, 5m; at most 10y) until SIGINT or SIGTERM; without
+    /// it, run once
     #[arg(long, value_name = "DURATION", value_parser = parse_interval, help_heading = "Running options")]
     pub interval: Option<Duration>,
 
@@ -127,13 +128,30 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses a humantime duration (`30s`, `1m 30s`, `500ms`, `0`).
+/// The longest duration any flag takes: ten years (humantime's `10y`). Far beyond any
+/// sensible interval or timeout, and far below what a clock can add without overflowing
+/// (`--timeout 300000000000y` used to panic with "overflow when adding duration to
+/// instant").
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
+
+/// How [`MAX_DURATION`] is written in messages and man pages.
+pub const MAX_DURATION_TEXT: &str = "10y (ten years)";
+
+/// Parses a humantime duration (`30s`, `1m 30s`, `500ms`, `0`) of at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e} (expected a duration such as 30s, 5m or 1h30m)"))
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (expected a duration such as 30s, 5m or 1h30m)"))?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{} is too long: a duration may be at most {MAX_DURATION_TEXT}",
+            s.trim()
+        ));
+    }
+    Ok(d)
 }
 
 /// Renders a list of `(description, command)` examples for `after_long_help`, so that
@@ -293,6 +311,17 @@ mod tests {
             .join(" ");
         assert_eq!(joined, cmd);
         assert_eq!(wrap_command("pi-thermal --check", 76), ["pi-thermal --check"]);
+    }
+
+    #[test]
+    fn durations_have_an_upper_bound() {
+        assert_eq!(parse_duration("10y"), Ok(MAX_DURATION));
+        for huge in ["10y 1s", "300000000000y", "18446744073709551615s"] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("at most 10y"), "{huge}: {e}");
+        }
+        let e = T::try_parse_from(["t", "--interval", "300000000000y"]).unwrap_err();
+        assert!(e.to_string().contains("at most 10y"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 pub mod args;
 pub mod check;
 pub mod cmd;
+#[cfg(feature = "docker")]
+pub mod docker;
 pub mod exit;
 pub mod output;
 pub mod prom;

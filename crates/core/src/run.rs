@@ -55,9 +55,13 @@ impl Shutdown {
 
     /// Sleeps for `d`, or less when a signal arrives; returns true when a stop was asked.
     pub fn sleep(&mut self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
+        // A deadline past what the clock can hold is never reached: wait for a signal.
+        let deadline = Instant::now().checked_add(d);
         while !self.requested() {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = match deadline {
+                Some(t) => t.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(86_400),
+            };
             if left.is_zero() {
                 break;
             }
@@ -121,17 +125,43 @@ pub fn run_rounds(args: &LoopArgs, mut round: impl FnMut(RoundInfo) -> Result<()
         }
         // Next tick on the cadence; skip ticks a slow round overran.
         let elapsed = start.elapsed();
-        let ticks = (elapsed.as_nanos() / interval.as_nanos()) as u32 + 1;
-        let next = interval.saturating_mul(ticks);
-        if shutdown.sleep(next.saturating_sub(elapsed)) {
+        if shutdown.sleep(until_next_tick(elapsed, interval)) {
             return Ok(());
         }
     }
 }
 
+/// How long from `elapsed` (since the first round began) to the next tick of the
+/// `interval` cadence, in saturating arithmetic: no interval or clock reading overflows.
+pub fn until_next_tick(elapsed: Duration, interval: Duration) -> Duration {
+    let every = interval.as_nanos().max(1);
+    let next = (elapsed.as_nanos() / every)
+        .saturating_add(1)
+        .saturating_mul(every);
+    let left = next.saturating_sub(elapsed.as_nanos());
+    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_never_overflow() {
+        let s = Duration::from_secs;
+        assert_eq!(until_next_tick(s(0), s(30)), s(30));
+        assert_eq!(until_next_tick(s(31), s(30)), s(29));
+        assert_eq!(until_next_tick(s(95), s(30)), s(25));
+        // A nanosecond interval after a long run: the old u32 tick count wrapped.
+        assert_eq!(
+            until_next_tick(s(10), Duration::from_nanos(1)),
+            Duration::from_nanos(1)
+        );
+        assert_eq!(
+            until_next_tick(s(1), Duration::MAX),
+            Duration::from_nanos(u64::MAX)
+        );
+    }
 
     #[test]
     fn one_round_without_interval() {

@@ -101,6 +101,34 @@ impl Cgroup {
         Some(text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count())
     }
 
+    /// cgroup v1 answers EACCES, even to root, when a cpuset is not a subset of its
+    /// parent's (the kernel's `validate_change`): that is a configuration error naming
+    /// the parent's CPUs, not a permission problem. None for any other failure.
+    fn not_within_parent(&self, root: &Root, cpus: &CpuList, e: &io::Error) -> Option<Problem> {
+        if e.kind() != io::ErrorKind::PermissionDenied {
+            return None;
+        }
+        let (parent, _) = self.dir.rsplit_once('/').filter(|(p, _)| !p.is_empty())?;
+        let parent_file = format!("{parent}/{}", self.file);
+        let allowed = CpuList::parse(&root.read_string(&parent_file).ok()?).ok()?;
+        if cpus.is_subset(&allowed) {
+            return None;
+        }
+        let grants = if allowed.is_empty() {
+            "no CPUs".to_string()
+        } else {
+            format!("only CPUs {allowed}")
+        };
+        Some(Problem::new(
+            Exit::Config,
+            format!(
+                "writing {cpus} to {}: the parent cgroup {parent} allows {grants}, and a cgroup v1 cpuset must be \
+a subset of its parent's: widen {parent_file} first, or choose CPUs within it",
+                self.path(self.file)
+            ),
+        ))
+    }
+
     /// Writes the cpuset.
     pub fn write(&self, root: &Root, cpus: &CpuList) -> Result<(), Problem> {
         let p = self.path(self.file);
@@ -112,6 +140,9 @@ impl Cgroup {
             .open(&real)
             .and_then(|mut f| io::Write::write_all(&mut f, format!("{cpus}\n").as_bytes()));
         result.map_err(|e| {
+            if let Some(problem) = self.not_within_parent(root, cpus, &e) {
+                return problem;
+            }
             let (code, hint) = match (e.kind(), e.raw_os_error()) {
                 (io::ErrorKind::PermissionDenied, _) => (
                     Exit::NoPerm,

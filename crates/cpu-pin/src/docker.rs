@@ -1,7 +1,8 @@
 //! Docker containers through the Engine API (bollard, API version negotiated, so
 //! Docker 20.10's API 1.41 works): inspect, list by label, and update the cpuset
 //! (`docker update --cpuset-cpus`). The runtime is tokio's current-thread one: the
-//! calls are few and in sequence.
+//! calls are few and in sequence. The connection and the words for its failures are
+//! homelab-core's (every answer capped at 16 MiB, each call bounded in time).
 
 use std::time::Duration;
 
@@ -10,12 +11,13 @@ use bollard::errors::Error as BollardError;
 use bollard::models::ContainerUpdateBody;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use homelab_core::Exit;
+use homelab_core::docker::{self as core_docker, Failure, within};
 
 use crate::cpulist::CpuList;
 use crate::threads::Problem;
 
 /// Where the engine listens when neither --docker-host nor DOCKER_HOST says.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub const DEFAULT_HOST: &str = core_docker::DEFAULT_HOST;
 
 /// How long one API call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,48 +48,28 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Connects and negotiates the API version (which also checks the engine answers).
+    /// An empty `host` is the default socket, as for the docker CLI.
     pub fn connect(host: &str) -> Result<Client, Problem> {
+        let host = core_docker::host_or_default(Some(host)).to_string();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Problem::new(Exit::Software, format!("starting the async runtime: {e}")))?;
-        let unavailable = |what: String| {
-            Problem::new(
-                Exit::Unavailable,
-                format!(
-                    "cannot reach the Docker engine at {host}: {what}: start dockerd, or point --docker-host \
-(DOCKER_HOST) at its socket"
-                ),
-            )
-        };
+        let docker = core_docker::connect(&host, core_docker::MAX_RESPONSE_BYTES)
+            .map_err(|e| Problem::new(e.code(), e.to_string()))?;
         let docker = rt
-            .block_on(async {
-                let d = Docker::connect_with_host(host)?.with_timeout(TIMEOUT);
-                d.negotiate_version().await
-            })
-            .map_err(|e| match classify(&e) {
-                Exit::NoPerm => Problem::new(
-                    Exit::NoPerm,
-                    format!(
-                        "connecting to the Docker engine at {host}: permission denied: run cpu-pin as root or \
-as a member of the docker group"
-                    ),
-                ),
-                _ => unavailable(describe(&e)),
-            })?;
-        Ok(Client {
-            rt,
-            docker,
-            host: host.to_string(),
-        })
+            .block_on(within(deadline(), docker.negotiate_version()))
+            .map_err(|e| problem(&host, "connecting", &e))?;
+        Ok(Client { rt, docker, host })
     }
 
     /// Inspects a container by name or id; None when there is no such container.
     pub fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>, Problem> {
-        let r = self.rt.block_on(
+        let r = self.rt.block_on(within(
+            deadline(),
             self.docker
                 .inspect_container(name, None::<InspectContainerOptions>),
-        );
+        ));
         match r {
             Ok(c) => Ok(Some(ContainerInfo {
                 id: c.id.unwrap_or_default(),
@@ -123,7 +105,7 @@ as a member of the docker group"
         };
         let list = self
             .rt
-            .block_on(self.docker.list_containers(Some(opts)))
+            .block_on(within(deadline(), self.docker.list_containers(Some(opts))))
             .map_err(|e| self.failed("listing containers", &e))?;
         let mut ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
         ids.sort();
@@ -137,56 +119,40 @@ as a member of the docker group"
             ..Default::default()
         };
         self.rt
-            .block_on(self.docker.update_container(id, body))
+            .block_on(within(deadline(), self.docker.update_container(id, body)))
             .map_err(|e| self.failed(&format!("updating the cpuset of container {name}"), &e))
     }
 
     fn failed(&self, doing: &str, e: &BollardError) -> Problem {
-        let code = classify(e);
-        let hint = match code {
-            Exit::NoInput => "the container is gone",
-            Exit::NoPerm => "run cpu-pin as root or as a member of the docker group",
-            Exit::Unavailable => "is dockerd running?",
-            _ => "see the engine's log",
+        problem(&self.host, doing, e)
+    }
+}
+
+/// When a call must have been answered.
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + TIMEOUT
+}
+
+/// A failed call while `doing`: the engine's status codes where they say something
+/// about the request (404 no such container, 400/409 refused), otherwise
+/// homelab-core's words and exit code for an engine that cannot be used (77 with the
+/// docker-group fix, 69 not there or no answer).
+fn problem(host: &str, doing: &str, e: &BollardError) -> Problem {
+    let failure = core_docker::classify(e);
+    if let Failure::Status(status, message) = &failure {
+        let code = match status {
+            404 => Some((Exit::NoInput, "the container is gone")),
+            401 | 403 => Some((Exit::NoPerm, core_docker::PERMISSION_HINT)),
+            400 | 409 => Some((Exit::DataErr, "see the engine's log")),
+            _ => None,
         };
-        Problem::new(code, format!("{doing} at {}: {}: {hint}", self.host, describe(e)))
-    }
-}
-
-/// The exit code an API error stands for.
-fn classify(e: &BollardError) -> Exit {
-    match e {
-        BollardError::DockerResponseServerError { status_code, .. } => match status_code {
-            404 => Exit::NoInput,
-            401 | 403 => Exit::NoPerm,
-            400 | 409 => Exit::DataErr,
-            _ => Exit::Unavailable,
-        },
-        _ => {
-            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-            while let Some(s) = src {
-                if let Some(io) = s.downcast_ref::<std::io::Error>()
-                    && io.kind() == std::io::ErrorKind::PermissionDenied
-                {
-                    return Exit::NoPerm;
-                }
-                src = s.source();
-            }
-            Exit::Unavailable
+        if let Some((code, hint)) = code {
+            return Problem::new(
+                code,
+                format!("{doing} at {host}: the engine answered {status}: {message}: {hint}"),
+            );
         }
     }
-}
-
-/// An API error in one line, with its causes.
-fn describe(e: &BollardError) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
-    }
-    parts.join(": ").replace('\n', " ")
+    let e = core_docker::failure_error(host, doing, Some(TIMEOUT), &failure);
+    Problem::new(e.code(), e.to_string())
 }

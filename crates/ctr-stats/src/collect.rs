@@ -106,6 +106,7 @@ impl Collector {
     /// One round. With a `window`, CPU use is measured across it; otherwise across
     /// the time since the previous round (nothing on the first).
     pub fn round(&mut self, window: Option<Duration>) -> Result<(Vec<ContainerRecord>, SystemTime)> {
+        self.engine.begin_round()?;
         let summaries = self.engine.list(self.selection.all, &self.selection.filters)?;
         let metas = self.engine.inspect_all(&summaries)?;
         let targets: Vec<Target> = metas.into_iter().map(|m| self.target(m)).collect();
@@ -114,6 +115,7 @@ impl Collector {
             Some(w) if !w.is_zero() => {
                 let points = self.cpu_points(&targets);
                 std::thread::sleep(w);
+                self.engine.extend_round(w);
                 Some(points)
             }
             _ => None,

@@ -2,10 +2,12 @@
 //! about each (inspect: state, health, restarts, OOM kills, main pid, limits), and
 //! one-shot stats. The API version is negotiated, so Debian's Docker 20.10 (API
 //! 1.41) and current Docker both answer. Requests run concurrently on a
-//! current-thread runtime, a few at a time, each with a timeout.
+//! current-thread runtime, a few at a time. The connection is homelab-core's (every
+//! response capped at 16 MiB), and every request of a round shares one deadline
+//! (`--timeout`), so twenty hanging requests cost the timeout once, not twenty times.
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
@@ -13,10 +15,12 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, ContainerSummary};
 use bollard::query_parameters::{ListContainersOptions, StatsOptions};
 use futures_util::{StreamExt, stream};
-use homelab_core::{Error, Exit, Result};
+use homelab_core::docker::{self as core_docker, within};
+use homelab_core::{Error, Result};
+use tokio::time::Instant as Deadline;
 
 /// Where the engine listens when DOCKER_HOST is not set.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub const DEFAULT_HOST: &str = core_docker::DEFAULT_HOST;
 
 /// Requests in flight at once against a current daemon, whose one-shot stats answer
 /// at once: a few, so that a Pi's dockerd is never flooded.
@@ -150,10 +154,16 @@ pub struct Engine {
     docker: Docker,
     host: String,
     timeout: Duration,
+    /// Whether the API version has been agreed with the engine yet.
+    negotiated: bool,
+    /// The concurrency asked for (`--concurrency`), `None` to choose by the daemon.
+    wanted_concurrency: Option<usize>,
     /// Requests in flight for list and inspect.
     concurrency: usize,
     /// Requests in flight for stats (more against a daemon that answers on a tick).
     stats_concurrency: usize,
+    /// When this round's requests must all have been answered.
+    deadline: Cell<Deadline>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -162,39 +172,81 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// `now + d`, or far in the future when that cannot be held.
+fn deadline_after(d: Duration) -> Deadline {
+    let now = Deadline::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + homelab_core::args::MAX_DURATION)
+}
+
 impl Engine {
-    /// Connects to `host` and negotiates the API version. `concurrency` is how many
-    /// requests may be in flight; `None` chooses by the daemon (see
-    /// [`DEFAULT_CONCURRENCY`] and [`OLD_DAEMON_CONCURRENCY`]).
+    /// A client for the engine at `host` (empty: the default, as for the docker
+    /// CLI). Nothing is asked yet: the API version is negotiated by the first round
+    /// ([`Engine::begin_round`]), so a loop started before dockerd keeps trying.
+    /// `concurrency` is how many requests may be in flight; `None` chooses by the
+    /// daemon (see [`DEFAULT_CONCURRENCY`] and [`OLD_DAEMON_CONCURRENCY`]).
     pub fn connect(host: &str, timeout: Duration, concurrency: Option<usize>) -> Result<Engine> {
+        let host = core_docker::host_or_default(Some(host)).to_string();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the async runtime", e))?;
-        let docker = {
-            let _guard = rt.enter();
-            Docker::connect_with_host(host)
-                .map_err(|e| engine_error(host, timeout, "connecting", &e))?
-                .with_timeout(timeout)
-        };
-        let docker = rt
-            .block_on(with_timeout(timeout, docker.negotiate_version()))
-            .map_err(|e| engine_error(host, timeout, "asking for its API version", &e))?;
+        let docker = core_docker::connect(&host, core_docker::MAX_RESPONSE_BYTES)?;
+        let concurrency = concurrency.map(|c| c.max(1));
+        Ok(Engine {
+            rt,
+            docker,
+            host,
+            timeout,
+            negotiated: false,
+            wanted_concurrency: concurrency,
+            concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            stats_concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            deadline: Cell::new(deadline_after(timeout)),
+        })
+    }
+
+    /// The engine's address, as used.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Starts a round: its requests share one deadline, `--timeout` from now. The
+    /// first round also agrees the API version with the engine.
+    pub fn begin_round(&mut self) -> Result<()> {
+        self.deadline.set(deadline_after(self.timeout));
+        if self.negotiated {
+            return Ok(());
+        }
+        let docker = self
+            .rt
+            .block_on(within(
+                self.deadline.get(),
+                self.docker.clone().negotiate_version(),
+            ))
+            .map_err(|e| self.error("asking for its API version", &e))?;
         let v = docker.client_version();
         let waits_for_tick = (v.major_version, v.minor_version) < ONE_SHOT_AT_ONCE;
-        let stats_concurrency = concurrency.unwrap_or(if waits_for_tick {
+        self.stats_concurrency = self.wanted_concurrency.unwrap_or(if waits_for_tick {
             OLD_DAEMON_CONCURRENCY
         } else {
             DEFAULT_CONCURRENCY
         });
-        Ok(Engine {
-            rt,
-            docker,
-            host: host.to_string(),
-            timeout,
-            concurrency: concurrency.unwrap_or(DEFAULT_CONCURRENCY).max(1),
-            stats_concurrency: stats_concurrency.max(1),
-        })
+        self.docker = docker;
+        self.negotiated = true;
+        Ok(())
+    }
+
+    /// Moves the round's deadline `d` later: time spent waiting on our side (the CPU
+    /// window) is not the engine's.
+    pub fn extend_round(&self, d: Duration) {
+        let t = self.deadline.get();
+        self.deadline.set(t.checked_add(d).unwrap_or(t));
+    }
+
+    /// The fatal error for a failed request while `doing`.
+    fn error(&self, doing: &str, e: &BollardError) -> Error {
+        core_docker::engine_error(&self.host, doing, Some(self.timeout), e)
     }
 
     /// The API version in use after negotiation, e.g. `1.41`.
@@ -215,8 +267,8 @@ impl Engine {
             ..Default::default()
         };
         self.rt
-            .block_on(with_timeout(
-                self.timeout,
+            .block_on(within(
+                self.deadline.get(),
                 self.docker.list_containers(Some(opts)),
             ))
             .map_err(|e| match &e {
@@ -225,7 +277,7 @@ impl Engine {
                     message,
                 } => Error::usage(format!("the Docker engine rejected the filter: {message}"))
                     .hint("use --filter KEY=VALUE with a key docker ps knows (label, name, id, status, ...)"),
-                _ => engine_error(&self.host, self.timeout, "listing containers", &e),
+                _ => self.error("listing containers", &e),
             })
     }
 
@@ -234,11 +286,11 @@ impl Engine {
     /// A failure to reach the engine at all is fatal.
     pub fn inspect_all(&self, summaries: &[ContainerSummary]) -> Result<Vec<Meta>> {
         let docker = &self.docker;
-        let timeout = self.timeout;
+        let deadline = self.deadline.get();
         let results: Vec<_> = self.rt.block_on(
             stream::iter(summaries.iter().map(|s| async move {
                 let id = s.id.clone().unwrap_or_default();
-                let r = with_timeout(timeout, docker.inspect_container(&id, None)).await;
+                let r = within(deadline, docker.inspect_container(&id, None)).await;
                 (s, r)
             }))
             .buffered(self.concurrency)
@@ -250,14 +302,7 @@ impl Engine {
             match r {
                 Ok(i) => meta.add_inspect(&i),
                 Err(e) if is_not_found(&e) => continue,
-                Err(e) if is_unreachable(&e) => {
-                    return Err(engine_error(
-                        &self.host,
-                        self.timeout,
-                        "inspecting containers",
-                        &e,
-                    ));
-                }
+                Err(e) if is_unreachable(&e) => return Err(self.error("inspecting containers", &e)),
                 Err(e) => meta.errors.push(format!("inspecting the container: {e}")),
             }
             metas.push(meta);
@@ -267,8 +312,8 @@ impl Engine {
 
     /// Inspects one container again; `None` when it is gone.
     pub fn inspect(&self, meta: &Meta) -> Option<Meta> {
-        let r = self.rt.block_on(with_timeout(
-            self.timeout,
+        let r = self.rt.block_on(within(
+            self.deadline.get(),
             self.docker.inspect_container(&meta.full_id, None),
         ));
         match r {
@@ -286,6 +331,7 @@ impl Engine {
     pub fn stats_all(&self, ids: &[&str]) -> Vec<Stats> {
         let docker = &self.docker;
         let timeout = self.timeout;
+        let deadline = self.deadline.get();
         self.rt.block_on(
             stream::iter(ids.iter().map(|id| async move {
                 let opts = StatsOptions {
@@ -293,32 +339,22 @@ impl Engine {
                     one_shot: true,
                 };
                 let mut s = docker.stats(id, Some(opts));
-                match tokio::time::timeout(timeout, s.next()).await {
+                match tokio::time::timeout_at(deadline, s.next()).await {
                     Err(_) => Stats::Failed(format!(
-                        "stats: no answer within {}",
+                        "stats: no answer within the round's {} (--timeout)",
                         humantime::format_duration(timeout)
                     )),
                     Ok(None) => Stats::Gone,
                     Ok(Some(Ok(r))) if crate::api::is_empty(&r) => Stats::Gone,
                     Ok(Some(Ok(r))) => Stats::Reading(Box::new(r)),
                     Ok(Some(Err(e))) if is_not_found(&e) => Stats::Gone,
-                    Ok(Some(Err(e))) => Stats::Failed(format!("stats: {e}")),
+                    Ok(Some(Err(e))) => Stats::Failed(format!("stats: {}", core_docker::describe(&e))),
                 }
             }))
             .buffered(self.stats_concurrency)
             .collect(),
         )
     }
-}
-
-/// Runs a request future with a timeout (bollard's own covers only the headers).
-async fn with_timeout<T>(
-    timeout: Duration,
-    f: impl Future<Output = std::result::Result<T, BollardError>>,
-) -> std::result::Result<T, BollardError> {
-    tokio::time::timeout(timeout, f)
-        .await
-        .unwrap_or(Err(BollardError::RequestTimeoutError))
 }
 
 fn is_not_found(e: &BollardError) -> bool {
@@ -335,62 +371,6 @@ fn is_unreachable(e: &BollardError) -> bool {
         e,
         BollardError::DockerResponseServerError { .. } | BollardError::JsonDataError { .. }
     )
-}
-
-/// The `io::Error` somewhere in an error's chain of causes.
-fn io_cause(e: &BollardError) -> Option<&std::io::Error> {
-    if let BollardError::IOError { err } = e {
-        return Some(err);
-    }
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        cur = err.source();
-    }
-    None
-}
-
-/// A fatal engine error with its exit code (69 unreachable, 77 permission denied)
-/// and what to do.
-pub fn engine_error(host: &str, timeout: Duration, doing: &str, e: &BollardError) -> Error {
-    use std::io::ErrorKind;
-    let at = format!("the Docker engine at {host}");
-    let start_it = "is dockerd running? Point DOCKER_HOST (or --docker-host) at its socket";
-    match e {
-        BollardError::SocketNotFoundError(path) => {
-            Error::new(Exit::Unavailable, format!("cannot connect to {at}: no socket at {path}")).hint(start_it)
-        }
-        BollardError::UnsupportedURISchemeError { uri } => Error::config(format!(
-            "DOCKER_HOST {uri:?} is not a Docker address this tool supports"
-        ))
-        .hint("use unix:///path/to/docker.sock or tcp://host:port"),
-        BollardError::RequestTimeoutError => Error::new(
-            Exit::Unavailable,
-            format!("{at} did not answer within {} while {doing}", humantime::format_duration(timeout)),
-        )
-        .hint("check that dockerd is healthy, or raise --timeout"),
-        BollardError::DockerResponseServerError {
-            status_code,
-            message,
-        } => Error::new(
-            Exit::Unavailable,
-            format!("{at} answered {status_code} while {doing}: {}", message.trim()),
-        )
-        .hint("check dockerd's log"),
-        _ => match io_cause(e).map(|io| io.kind()) {
-            Some(ErrorKind::PermissionDenied) => Error::new(
-                Exit::NoPerm,
-                format!("permission denied connecting to {at}"),
-            )
-            .hint("run as root or as a member of the docker group (sudo usermod -aG docker $USER, then log in again)"),
-            Some(ErrorKind::NotFound) | Some(ErrorKind::ConnectionRefused) => {
-                Error::new(Exit::Unavailable, format!("cannot connect to {at}: {e}")).hint(start_it)
-            }
-            _ => Error::new(Exit::Unavailable, format!("{at} failed while {doing}: {e}")).hint(start_it),
-        },
-    }
 }
 
 #[cfg(test)]
@@ -436,33 +416,5 @@ mod tests {
         assert_eq!(m.memory_limit, 67_108_864);
         assert_eq!(m.cpuset, None);
         assert!(m.live());
-    }
-
-    #[test]
-    fn errors_map_to_exit_codes() {
-        let t = Duration::from_secs(1);
-        let e = engine_error(
-            "unix:///nope",
-            t,
-            "x",
-            &BollardError::SocketNotFoundError("/nope".into()),
-        );
-        assert_eq!(e.code(), Exit::Unavailable);
-        assert!(e.to_string().contains("DOCKER_HOST"), "{e}");
-        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let e = engine_error("unix:///s", t, "x", &BollardError::IOError { err: io });
-        assert_eq!(e.code(), Exit::NoPerm);
-        assert!(e.to_string().contains("docker group"), "{e}");
-        let e = engine_error(
-            "ftp://x",
-            t,
-            "x",
-            &BollardError::UnsupportedURISchemeError {
-                uri: "ftp://x".into(),
-            },
-        );
-        assert_eq!(e.code(), Exit::Config);
-        let e = engine_error("unix:///s", t, "listing", &BollardError::RequestTimeoutError);
-        assert_eq!(e.code(), Exit::Unavailable);
     }
 }

@@ -92,7 +92,7 @@ pub struct Cli {
     pub source: Source,
 
     /// Measure cpu_percent over DURATION in a single run (0: do not measure, leave it
-    /// null) [default: 1s, or 0 when only Prometheus text is written]
+    /// null; at most 10y) [default: 1s, or 0 when only Prometheus text is written]
     #[arg(
         long,
         value_name = "DURATION",
@@ -130,7 +130,8 @@ pub struct Cli {
     )]
     pub docker_host: String,
 
-    /// Give up on a Docker API request after DURATION
+    /// Give up on the Docker API after DURATION: one deadline for all the requests
+    /// of a round together (the --window wait not counted); at most 10y
     #[arg(
         long,
         value_name = "DURATION",
@@ -202,17 +203,46 @@ pub fn run(cli: Cli) -> Result<Exit> {
         )
         .hint("mount the host's / (with /proc and /sys) and give --root, or use --source api"));
     }
+    let looping = cli.common.looping.interval.is_some();
+    // In a loop, a round the engine fails is reported and the loop goes on; the exit
+    // status is that of the last round.
+    let mut failed: Option<Error> = None;
     run_rounds(&cli.common.looping, |info| {
         // In a loop, CPU use after the first round is measured across the interval.
         let w = (info.index == 0).then_some(window);
-        let (records, now) = collector.round(w)?;
+        let (records, now) = match collector.round(w) {
+            Ok(r) => r,
+            Err(e) if looping && e.code() != Exit::Usage => {
+                if failed.is_none() {
+                    eprintln!("{TOOL}: {e} (reported as kind: engine; trying again every interval)");
+                }
+                let rec = record::EngineRecord {
+                    docker_host: collector.engine.host().to_string(),
+                    up: false,
+                    errors: vec![e.to_string()],
+                };
+                out.begin_round(std::time::SystemTime::now())?;
+                out.record("engine", &rec)?;
+                if out.wants_page() {
+                    let secs = (unix_now() * 1000.0).round() / 1000.0;
+                    out.page(&metrics::page(&[], secs, false))?;
+                }
+                if text {
+                    out.raw(&format!("Docker engine down: {e}\n"))?;
+                }
+                failed = Some(e);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        failed = None;
         out.begin_round(now)?;
         for r in &records {
             out.record("container", r)?;
         }
         if out.wants_page() {
             let secs = (unix_now() * 1000.0).round() / 1000.0;
-            out.page(&metrics::page(&records, secs))?;
+            out.page(&metrics::page(&records, secs, true))?;
         }
         if text {
             let (containers, problems) = table::tables(&records);
@@ -224,5 +254,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Ok(())
     })?;
-    Ok(Exit::Ok)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(Exit::Ok),
+    }
 }

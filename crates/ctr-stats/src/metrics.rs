@@ -121,6 +121,11 @@ pub const FAMILIES: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        "container_engine_up",
+        "1 when the Docker engine answered ctr-stats' last round, 0 when it did not (not there, no answer within --timeout, an answer too long).",
+        false,
+    ),
+    (
         "container_last_run_timestamp_seconds",
         "Unix time of ctr-stats' last run.",
         false,
@@ -141,7 +146,9 @@ fn fam<'p>(p: &'p mut Page, name: &str) -> &'p mut Family {
     }
 }
 
-pub fn page(records: &[ContainerRecord], now: f64) -> Page {
+/// The page of a round: its containers, whether the engine answered (`engine_up`),
+/// and the time of the run.
+pub fn page(records: &[ContainerRecord], now: f64, engine_up: bool) -> Page {
     let mut p = Page::new();
     // Families in a fixed order, whatever the first container is; empty ones are left out.
     for (name, _, _) in FAMILIES {
@@ -197,6 +204,7 @@ pub fn page(records: &[ContainerRecord], now: f64) -> Page {
             );
         }
     }
+    fam(&mut p, "container_engine_up").sample(&[], f64::from(u8::from(engine_up)));
     fam(&mut p, "container_last_run_timestamp_seconds").sample(&[], now);
     p
 }

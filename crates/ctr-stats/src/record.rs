@@ -158,3 +158,16 @@ impl ContainerRecord {
         self.source.is_some()
     }
 }
+
+/// The `kind: engine` record: written for a round in a loop (`--interval`) that the
+/// Docker engine failed (not there, no answer within `--timeout`, an answer too
+/// long); the loop goes on and tries again next round.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EngineRecord {
+    /// The engine's address.
+    pub docker_host: String,
+    /// Always false: a round the engine answers gives container records instead.
+    pub up: bool,
+    /// What went wrong, as the one-line message of a fatal error.
+    pub errors: Vec<String>,
+}

@@ -54,6 +54,28 @@ impl Thresholds {
     }
 }
 
+/// The power supply to recommend for a board, by its device-tree model: each
+/// generation has its own official supply (Raspberry Pi documentation, "Power
+/// supply"); naming the Pi 5's 27 W one to a Pi 4 owner sends them shopping for the
+/// wrong thing.
+pub fn supply_advice(model: Option<&str>) -> &'static str {
+    let m = model.unwrap_or("");
+    let is = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
+    if is(&[
+        "Raspberry Pi 5 ",
+        "Raspberry Pi 500",
+        "Raspberry Pi Compute Module 5",
+    ]) {
+        "the official 27 W supply (5.1 V 5 A, USB-C)"
+    } else if is(&["Raspberry Pi 4 ", "Raspberry Pi 400"]) {
+        "the official 15 W supply (5.1 V 3 A, USB-C)"
+    } else if is(&["Raspberry Pi 3 ", "Raspberry Pi Zero 2"]) {
+        "the official 12.5 W supply (5.1 V 2.5 A, micro-USB)"
+    } else {
+        "the official supply for this board (see the Raspberry Pi documentation on power supplies)"
+    }
+}
+
 /// Every crossed threshold in a sample. Temperatures are judged on the thermal zones
 /// (on a Pi the SoC's `cpu-thermal`); NVMe and RP1 sensors have their own limits.
 pub fn evaluate(s: &Sample, t: &Thresholds) -> Vec<Alert> {
@@ -106,9 +128,10 @@ pub fn evaluate(s: &Sample, t: &Thresholds) -> Vec<Alert> {
                 Some(f64::from(th.bits)),
                 None,
                 format!(
-                    "the firmware reports {} now (throttled=0x{:x}): use the official 27 W supply and a short cable, and cool the board",
+                    "the firmware reports {} now (throttled=0x{:x}): use {} and a short cable, and cool the board",
                     now.join(" and ").replace('_', " "),
-                    th.bits
+                    th.bits,
+                    supply_advice(s.model.as_deref())
                 ),
             );
         }
@@ -120,7 +143,10 @@ pub fn evaluate(s: &Sample, t: &Thresholds) -> Vec<Alert> {
             "rpi_volt",
             Some(1.0),
             None,
-            "the rpi_volt under-voltage alarm is raised: the supply voltage dropped below the firmware's limit; use the official 27 W supply and a short cable".into(),
+            format!(
+                "the rpi_volt under-voltage alarm is raised: the supply voltage dropped below the firmware's limit; use {} and a short cable",
+                supply_advice(s.model.as_deref())
+            ),
         );
     }
 
@@ -169,6 +195,29 @@ fn round1(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_generation_gets_its_own_supply() {
+        let pi5 = supply_advice(Some("Raspberry Pi 5 Model B Rev 1.0"));
+        assert!(pi5.contains("27 W") && pi5.contains("5 A"), "{pi5}");
+        for m in ["Raspberry Pi 4 Model B Rev 1.1", "Raspberry Pi 400 Rev 1.0"] {
+            let a = supply_advice(Some(m));
+            assert!(
+                a.contains("15 W") && a.contains("3 A") && !a.contains("27 W"),
+                "{m}: {a}"
+            );
+        }
+        let pi3 = supply_advice(Some("Raspberry Pi 3 Model B Plus Rev 1.3"));
+        assert!(pi3.contains("12.5 W") && pi3.contains("micro-USB"), "{pi3}");
+        for m in [
+            None,
+            Some("QEMU Virtual Machine"),
+            Some("Raspberry Pi Model B Rev 2"),
+        ] {
+            let a = supply_advice(m);
+            assert!(!a.contains(" W "), "{m:?}: {a}");
+        }
+    }
     use crate::sample::{Filesystem, Memory, Temperature};
     use crate::throttle::Throttle;
 

@@ -107,3 +107,50 @@ fn a_cgroup_cpuset_re_masks_every_thread_in_it() {
     }
     drop(p);
 }
+
+/// Removes a directory when dropped (a child cgroup, before its parent goes).
+struct Rmdir(PathBuf);
+
+impl Drop for Rmdir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// Issue 25 finding 11: cgroup v1 answers EACCES, even to root, when a cpuset is not
+/// a subset of its parent's. cpu-pin called that "permission denied, run as root"
+/// (exit 77); it is a configuration error naming the parent's CPUs (exit 78).
+#[test]
+fn a_v1_cpuset_outside_its_parents_is_a_configuration_error_78() {
+    if !Path::new("/sys/fs/cgroup/cpuset/cpuset.cpus").exists() {
+        eprintln!("no cgroup v1 cpuset hierarchy: the kernel refuses this only on v1");
+        return;
+    }
+    let (first, last) = (first_cpu(), last_cpu());
+    assert_ne!(first, last, "this test needs two online CPUs");
+    let parent = TestCgroup::new();
+    fs::write(parent.dir.join("cpuset.cpus"), &first).unwrap();
+    let child = Rmdir(parent.dir.join("child"));
+    fs::create_dir(&child.0).unwrap();
+    let mems = fs::read_to_string(parent.dir.join("cpuset.mems")).unwrap();
+    fs::write(child.0.join("cpuset.mems"), mems.trim()).unwrap();
+    fs::write(child.0.join("cpuset.cpus"), &first).unwrap();
+
+    let (code, _out, err) = run_raw(&["set", "--cpus", &last, "--cgroup", child.0.to_str().unwrap()]);
+    assert_eq!(code, Some(78), "{err}");
+    let parent_dir = parent.dir.to_str().unwrap();
+    assert!(
+        err.contains(&format!(
+            "the parent cgroup {parent_dir} allows only CPUs {first}"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("run cpu-pin as root"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        fs::read_to_string(child.0.join("cpuset.cpus")).unwrap().trim(),
+        first,
+        "unchanged"
+    );
+    drop(child);
+}

@@ -188,8 +188,9 @@ fn an_unreachable_docker_engine_exits_69() {
     ])
     .expect(69);
     assert!(
-        r.stderr()
-            .starts_with(&format!("cpu-pin: cannot reach the Docker engine at {sock}")),
+        r.stderr().starts_with(&format!(
+            "cpu-pin: cannot connect to the Docker engine at {sock}: no socket at"
+        )),
         "{}",
         r.stderr()
     );
@@ -267,4 +268,92 @@ fn another_pid_namespaces_proc_is_refused() {
         r.stderr()
     );
     assert_eq!(affinity(p.pid()), before);
+}
+
+/// Issue 24 finding 10: `--interval 300000000000y` applied the plan, then panicked
+/// adding the interval to the clock (exit 70). Durations now have an upper bound.
+#[test]
+fn huge_intervals_are_usage_errors_not_panics() {
+    let p = Threaded::start(0, 0, &[]);
+    let (_d, plan) = plan_file(&format!("one comm={} cpus={}\n", p.comm(), last_cpu()));
+    let before = affinity(p.pid());
+    for huge in ["300000000000y", "18446744073709551615s", "10y 1s"] {
+        let o = output_within(
+            cpu_pin().args(["apply", &plan, "--interval", huge, "--count", "2"]),
+            std::time::Duration::from_secs(30),
+        );
+        let (code, out, err) = (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert_eq!(code, Some(64), "--interval {huge}: {err}");
+        assert!(out.is_empty(), "--interval {huge}: {out}");
+        assert!(err.contains("at most 10y"), "--interval {huge}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(affinity(p.pid()), before, "nothing is pinned on a usage error");
+}
+
+/// Issue 23: the Docker permission error is homelab-core's, the same in every tool:
+/// exit 77 and the `usermod -aG docker` fix.
+#[test]
+fn a_docker_socket_without_permission_is_77_with_the_docker_group_fix() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin = dir.path().join("cpu-pin");
+    homelab_testkit::copy_executable(env!("CARGO_BIN_EXE_cpu-pin").as_ref(), &bin);
+    let out = std::process::Command::new(&bin)
+        .args(["show", "--container", "ollama", "--docker-host"])
+        .arg(format!("unix://{}", sock.display()))
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    assert!(
+        stderr.starts_with("cpu-pin: permission denied connecting to the Docker engine at unix://"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sudo usermod -aG docker $USER"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Issue 24 finding 9's twin: DOCKER_HOST set but empty means the default socket,
+/// as for the docker CLI, not "not a Docker address" (78).
+#[test]
+fn an_empty_docker_host_means_the_default_socket() {
+    let out = cpu_pin()
+        .env("DOCKER_HOST", "")
+        .args(["show", "--container", "ollama"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(78), "{stderr}");
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        assert_eq!(out.status.code(), Some(69), "{stderr}");
+        assert!(stderr.contains("unix:///var/run/docker.sock"), "{stderr}");
+    }
+}
+
+/// Runs `cmd`, failing the test (and killing it) when it is still running after
+/// `limit`: a regression here would sleep for the huge interval, not return.
+fn output_within(cmd: &mut std::process::Command, limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }

@@ -166,3 +166,21 @@ fn an_engine_that_never_answers_times_out_69() {
         t.elapsed()
     );
 }
+
+/// Issue 24 finding 10: `--timeout 300000000000y` and `--interval 300000000000y`
+/// panicked adding the duration to the clock (exit 70). Durations now have an upper
+/// bound, checked before the engine is asked anything.
+#[test]
+fn huge_durations_are_usage_errors_not_panics() {
+    for flag in ["--timeout", "--interval", "--window"] {
+        for huge in ["300000000000y", "18446744073709551615s", "10y 1s"] {
+            let e = assert_fails(
+                &[flag, huge],
+                &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+                64,
+                "at most 10y",
+            );
+            assert!(!e.contains("panicked"), "{flag} {huge}: {e}");
+        }
+    }
+}

@@ -9,3 +9,4 @@ mod cpu_real;
 mod docker_real;
 mod errors;
 mod fixtures_test;
+mod hostile;

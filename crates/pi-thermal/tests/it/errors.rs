@@ -288,3 +288,45 @@ fn sigterm_ends_a_loop_cleanly_after_the_record_in_hand() {
     });
     assert_eq!(run.samples.len(), 1);
 }
+
+/// Issue 24 finding 10: `--interval 300000000000y` took one sample, then panicked
+/// adding the interval to the clock (exit 70). Durations now have an upper bound.
+#[test]
+fn huge_intervals_are_usage_errors_not_panics() {
+    let root = fixture("pi5");
+    for huge in ["300000000000y", "18446744073709551615s", "10y 1s"] {
+        let out = output_within(
+            pi_thermal().args([
+                "--root",
+                root.to_str().unwrap(),
+                "--interval",
+                huge,
+                "--count",
+                "2",
+            ]),
+            Duration::from_secs(30),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "--interval {huge}: {err}");
+        assert!(out.stdout.is_empty(), "--interval {huge}");
+        assert!(err.contains("at most 10y"), "--interval {huge}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// Runs `cmd`, failing the test (and killing it) when it is still running after
+/// `limit`: a regression here would sleep for the huge interval, not return.
+fn output_within(cmd: &mut std::process::Command, limit: std::time::Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}

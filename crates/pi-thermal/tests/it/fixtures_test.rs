@@ -139,6 +139,37 @@ fn pi4_reads_the_sysfs_throttle_word_without_vcgencmd_and_alerts() {
     assert_eq!(r.alerts[1].subject, "under_voltage,throttled");
 }
 
+/// Issue 23: a Pi 4 under-volted was told to buy the Pi 5's 27 W supply; its own is
+/// the 15 W (5.1 V 3 A) one. The advice follows the board's model.
+#[test]
+fn under_voltage_advice_names_the_supply_of_the_boards_model() {
+    let supplies = |root: &std::path::Path| -> Vec<String> {
+        let r = run(&["--root", root.to_str().unwrap()]);
+        let msgs: Vec<String> = r
+            .alerts
+            .iter()
+            .filter(|a| a.check == "throttling" || a.check == "under_voltage")
+            .map(|a| a.message.clone())
+            .collect();
+        assert_eq!(msgs.len(), 2, "{:?}", r.alerts);
+        msgs
+    };
+    for m in supplies(&fixture("pi4")) {
+        assert!(m.contains("official 15 W supply (5.1 V 3 A"), "{m}");
+        assert!(!m.contains("27 W"), "{m}");
+    }
+    // The same readings from a board that says it is a Pi 5.
+    let d = copy_fixture("pi4");
+    std::fs::write(
+        d.path().join("proc/device-tree/model"),
+        b"Raspberry Pi 5 Model B Rev 1.0\0",
+    )
+    .unwrap();
+    for m in supplies(d.path()) {
+        assert!(m.contains("official 27 W supply (5.1 V 5 A"), "{m}");
+    }
+}
+
 #[test]
 fn pi4_with_vcgencmd_prefers_it_over_sysfs() {
     let r = run(&[
