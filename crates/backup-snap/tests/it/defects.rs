@@ -139,6 +139,15 @@ fn partial_snapshots_are_neither_latest_nor_keepers_unless_asked() {
     assert_eq!(o.status.code(), Some(66), "{}", stderr(&o));
     assert!(stderr(&o).contains("--allow-partial"), "{}", stderr(&o));
     assert!(!d.path().join("o2").exists(), "nothing created");
+    // ... and a partial snapshot is not a success for BackupTooOld.
+    let page = String::from_utf8(ok(&repo2, &["--format", "prom", "list"]).stdout).unwrap();
+    assert!(page.contains("backup_last_errors{job=\"j\"} 1"), "{page}");
+    assert!(!page.contains("backup_last_success_timestamp_seconds{"), "{page}");
+    let page = String::from_utf8(ok(&repo, &["--format", "prom", "list"]).stdout).unwrap();
+    assert!(
+        page.contains("backup_last_success_timestamp_seconds{job=\"docs\"}"),
+        "{page}"
+    );
 }
 
 #[test]
