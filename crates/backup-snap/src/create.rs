@@ -72,6 +72,8 @@ pub struct Options {
 pub struct Created {
     pub id: Id,
     pub header: Header,
+    /// Files that changed while being read, twice (their warnings are in the header).
+    pub changed: usize,
 }
 
 struct Parent {
@@ -87,6 +89,8 @@ struct Creator<'a> {
     pending: HashSet<Id>,
     tree: Vec<Entry>,
     errors: Vec<String>,
+    /// Files that changed while being read, twice (warnings).
+    changed: Vec<String>,
     parent: Option<Parent>,
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     sqlite: HashSet<Vec<u8>>,
@@ -193,6 +197,7 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
             pending: HashSet::new(),
             tree: Vec::new(),
             errors: Vec::new(),
+            changed: Vec::new(),
             parent,
             hardlinks: HashMap::new(),
             sqlite,
@@ -218,8 +223,21 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
         }
         c.flush_pack()?;
         c.progress.finish();
+        if c.tree.is_empty() && !c.errors.is_empty() {
+            // restic refuses too: an empty snapshot would become `latest`.
+            return Err(Error::new(
+                Exit::NoInput,
+                format!(
+                    "nothing could be read ({}): no snapshot was written",
+                    c.errors.join("; ")
+                ),
+            )
+            .hint("check the paths given to create"));
+        }
 
-        let warnings = n8n_warnings(&c.tree);
+        let changed_count = c.changed.len();
+        let mut warnings = n8n_warnings(&c.tree);
+        warnings.append(&mut c.changed);
         for w in &warnings {
             eprintln!("backup-snap: warning: {w}");
         }
@@ -253,7 +271,11 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
             return Err(interrupted());
         }
         let id = snapshot::write(repo, &mut header, &c.tree)?;
-        Ok(Created { id, header })
+        Ok(Created {
+            id,
+            header,
+            changed: changed_count,
+        })
     })
 }
 
@@ -497,39 +519,73 @@ impl Creator<'_> {
             self.finish_file(e, m);
             return Ok(());
         }
-        let file = match fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-        {
-            Ok(f) => f,
-            Err(e) => {
-                self.errors.push(format!("{}: {}", path.display(), describe(&e)));
-                return Ok(());
+        // Read, then check that the file stayed as it was: a file written to (or
+        // truncated) while being read is read once more, and flagged if it changes
+        // again.
+        let mut seen = m.clone();
+        for attempt in 0..2 {
+            let file = match fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    self.errors.push(format!("{}: {}", path.display(), describe(&e)));
+                    return Ok(());
+                }
+            };
+            let m2 = match file.metadata() {
+                Ok(m2) if m2.ino() == seen.ino() && m2.dev() == seen.dev() => m2,
+                Ok(_) => {
+                    self.errors
+                        .push(format!("{}: replaced while being backed up", path.display()));
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.errors.push(format!("{}: {}", path.display(), describe(&e)));
+                    return Ok(());
+                }
+            };
+            let (chunks, size) = match self.store(&file)? {
+                Ok(stored) => stored,
+                Err(err) => {
+                    self.errors
+                        .push(format!("{}: {}", path.display(), describe(&err)));
+                    return Ok(());
+                }
+            };
+            let change = match file.metadata() {
+                Ok(after) => change_while_read(Seen::of(&m2), size, Seen::of(&after)),
+                Err(e) => Some(describe(&e)),
+            };
+            let mut e = Self::base_entry(path, &m2, Kind::File);
+            e.size = size;
+            e.chunks = chunks;
+            match change {
+                None => {}
+                Some(_) if attempt == 0 => {
+                    seen = match fs::symlink_metadata(path) {
+                        Ok(again) if again.file_type().is_file() => again,
+                        Ok(_) => {
+                            self.errors
+                                .push(format!("{}: replaced while being backed up", path.display()));
+                            return Ok(());
+                        }
+                        Err(err) => {
+                            self.errors.push(format!("{}: {}", path.display(), describe(&err)));
+                            return Ok(());
+                        }
+                    };
+                    continue;
+                }
+                Some(what) => self.changed.push(format!(
+                    "{}: {what} while being read, twice: stored as read the second time, which may be inconsistent (stop what writes it, or back up a copy)",
+                    path.display()
+                )),
             }
-        };
-        let m2 = match file.metadata() {
-            Ok(m2) if m2.ino() == m.ino() && m2.dev() == m.dev() => m2,
-            Ok(_) => {
-                self.errors
-                    .push(format!("{}: replaced while being backed up", path.display()));
-                return Ok(());
-            }
-            Err(e) => {
-                self.errors.push(format!("{}: {}", path.display(), describe(&e)));
-                return Ok(());
-            }
-        };
-        match self.store(file)? {
-            Ok((chunks, size)) => {
-                let mut e = Self::base_entry(path, &m2, Kind::File);
-                e.size = size;
-                e.chunks = chunks;
-                self.finish_file(e, &m2);
-            }
-            Err(err) => self
-                .errors
-                .push(format!("{}: {}", path.display(), describe(&err))),
+            self.finish_file(e, &m2);
+            break;
         }
         Ok(())
     }
@@ -725,6 +781,43 @@ impl Creator<'_> {
     }
 }
 
+/// What a file looked like: enough to tell that it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Seen {
+    pub fn of(m: &Metadata) -> Seen {
+        Seen {
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// How a file changed while `read` bytes of it were read, between `before` (its
+/// metadata once open) and `after` (once read to the end); `None` if it did not.
+pub fn change_while_read(before: Seen, read: u64, after: Seen) -> Option<String> {
+    if read < before.size {
+        Some(format!("shrank from {} to {read} bytes", before.size))
+    } else if read > before.size {
+        Some(format!("grew from {} to {read} bytes", before.size))
+    } else if after.size != before.size {
+        Some(format!(
+            "changed size from {} to {} bytes",
+            before.size, after.size
+        ))
+    } else if after.mtime != before.mtime || after.ctime != before.ctime {
+        Some("was written to".into())
+    } else {
+        None
+    }
+}
+
 /// An n8n data folder (named `.n8n`, or holding n8n's event log) whose
 /// `database.sqlite` is in the snapshot but whose `config` (the key that encrypts
 /// the stored credentials) is not.
@@ -794,6 +887,27 @@ mod tests {
         assert_eq!(n8n_warnings(&t).len(), 1);
         let t = [entry("/srv/app/database.sqlite")];
         assert!(n8n_warnings(&t).is_empty(), "not every database.sqlite is n8n's");
+    }
+
+    #[test]
+    fn changes_while_reading() {
+        let seen = |size, mtime| Seen {
+            size,
+            mtime: (mtime, 0),
+            ctime: (mtime, 0),
+        };
+        let before = seen(500_000_000, 10);
+        // The case: truncated 0.15 s into the read, 65 MB stored.
+        assert_eq!(
+            change_while_read(before, 65_000_000, seen(65_000_000, 11)).as_deref(),
+            Some("shrank from 500000000 to 65000000 bytes")
+        );
+        assert!(change_while_read(before, 500_000_001, seen(500_000_001, 11)).is_some());
+        // Same size read, then it was truncated and written back.
+        assert!(change_while_read(before, 500_000_000, seen(7, 11)).is_some());
+        // Rewritten in place: only the times tell.
+        assert!(change_while_read(before, 500_000_000, seen(500_000_000, 11)).is_some());
+        assert_eq!(change_while_read(before, 500_000_000, before), None);
     }
 
     #[test]

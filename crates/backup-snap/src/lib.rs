@@ -196,6 +196,17 @@ pub struct RestoreArgs {
     /// Restore only this absolute path of the snapshot (and what is below it)
     #[arg(long, value_name = "SUBPATH")]
     pub path: Option<PathBuf>,
+
+    /// What to do with files already in the target (as restic's --overwrite):
+    /// always, if-changed (not when size and mtime match), if-newer (only when the
+    /// snapshot's copy is newer) or never. Without it, restore refuses to touch
+    /// anything in the target and lists the conflicts (exit 73)
+    #[arg(long, value_name = "WHEN", value_enum)]
+    pub overwrite: Option<restore::Overwrite>,
+
+    /// Let `latest` be a partial snapshot (one with errors)
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]
@@ -232,9 +243,16 @@ pub struct ForgetArgs {
     /// Keep the newest snapshot of each of the last N years that have one
     #[arg(long, value_name = "N", value_parser = policy::parse_count)]
     pub keep_yearly: Option<i64>,
-    /// Keep every snapshot within DURATION (e.g. 7d, 1y6m, 2d12h) of the newest one
+    /// Keep every snapshot within DURATION of the newest one, in restic's units:
+    /// y years, m months (not minutes), d days, h hours (e.g. 7d, 1y6m, 2d12h); a
+    /// duration beyond any calendar keeps every snapshot
     #[arg(long, value_name = "DURATION", value_parser = policy::parse_within)]
     pub keep_within: Option<policy::Within>,
+    /// Count partial snapshots (with errors) like complete ones. Without it the
+    /// rules count complete snapshots only; a partial one is kept while it is newer
+    /// than every complete snapshot of its job, and removed after
+    #[arg(long)]
+    pub allow_partial: bool,
     /// Print the decisions, remove nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -468,7 +486,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let repo = Repo::open(&repo_dir, key)?;
             let _lock = lock::acquire(&repo, false, "restore")?;
             let (listed, _) = snapshot::list(&repo)?;
-            let snap = snapshot::resolve(&listed, &a.snapshot)?;
+            let snap = snapshot::resolve(&listed, &a.snapshot, a.allow_partial)?;
             let (_, tree) = snapshot::read_full(&repo, &snap.id).map_err(|p| {
                 Error::data(format!("snapshot {} is unreadable: {p}", snap.id_hex()))
                     .hint("run verify; restore another snapshot")
@@ -480,7 +498,17 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 .map(|p| create::absolute(p).map(|p| p.as_os_str().as_bytes().to_vec()))
                 .transpose()
                 .map_err(|e| Error::io("--path", e))?;
-            let counts = restore::run(&repo, &index, &tree, &a.target, sub.as_deref())?;
+            let counts = restore::run(
+                &repo,
+                &index,
+                &tree,
+                &a.target,
+                &restore::Options {
+                    snapshot: snap.id_hex(),
+                    subpath: sub.as_deref(),
+                    overwrite: a.overwrite,
+                },
+            )?;
             let rec = RestoreRecord {
                 snapshot: snap.id_hex(),
                 target: a.target.display().to_string(),
@@ -670,10 +698,13 @@ fn run_create(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &CreateA
         eprintln!("backup-snap: create: {e}");
     }
     deliver_page(out, &repo)?;
-    Ok(if created.header.errors.is_empty() {
-        Exit::Ok
-    } else {
+    Ok(if !created.header.errors.is_empty() {
         Exit::IoErr
+    } else if created.changed > 0 {
+        // Complete, but a file may be inconsistent: running again later may do.
+        Exit::TempFail
+    } else {
+        Exit::Ok
     })
 }
 
@@ -725,17 +756,17 @@ fn run_forget(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &ForgetA
                 ),
             }
         }
-        for d in policy::apply(&times, &policy, now) {
-            let s = usable[d.index];
+        for (i, keep, reasons) in decide(&usable, &times, &policy, now, a.allow_partial, job) {
+            let s = usable[i];
             let rec = ForgetRecord {
                 id: s.id_hex(),
                 job: job.to_string(),
                 time: s.header.time.clone(),
-                action: if d.keep { "keep" } else { "remove" },
-                reasons: d.reasons,
+                action: if keep { "keep" } else { "remove" },
+                reasons,
                 dry_run: a.dry_run,
             };
-            if !d.keep && !a.dry_run {
+            if !keep && !a.dry_run {
                 let p = snapshot::snapshot_path(&repo, &s.id);
                 std::fs::remove_file(&p).map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
                 removed += 1;
@@ -756,4 +787,57 @@ fn run_forget(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &ForgetA
     out.table(&t)?;
     deliver_page(out, &repo)?;
     Ok(Exit::Ok)
+}
+
+/// The reason forget gives for a partial snapshot it keeps without --allow-partial.
+pub const PARTIAL_KEPT: &str = "partial, newer than every complete snapshot";
+
+/// forget's decisions for one job, newest first: (index into `snaps`, keep, reasons).
+/// Without `allow_partial` the rules see only complete snapshots, so a partial one
+/// (with errors) never uses up a count; it is kept while it is newer than every
+/// complete snapshot (it may hold the only copy of recent changes) and removed once
+/// a newer complete one exists (the policy always keeps the newest complete one).
+fn decide(
+    snaps: &[&Listed],
+    times: &[chrono::DateTime<chrono::FixedOffset>],
+    policy: &policy::Policy,
+    now: chrono::DateTime<chrono::FixedOffset>,
+    allow_partial: bool,
+    job: &str,
+) -> Vec<(usize, bool, Vec<String>)> {
+    if allow_partial {
+        return policy::apply(times, policy, now)
+            .into_iter()
+            .map(|d| (d.index, d.keep, d.reasons))
+            .collect();
+    }
+    let complete: Vec<usize> = (0..snaps.len())
+        .filter(|i| !snaps[*i].header.is_partial())
+        .collect();
+    let complete_times: Vec<_> = complete.iter().map(|i| times[*i]).collect();
+    let mut out: Vec<(usize, bool, Vec<String>)> = policy::apply(&complete_times, policy, now)
+        .into_iter()
+        .map(|d| (complete[d.index], d.keep, d.reasons))
+        .collect();
+    let newest_complete = complete_times.iter().max().copied();
+    let partial: Vec<usize> = (0..snaps.len())
+        .filter(|i| snaps[*i].header.is_partial())
+        .collect();
+    if newest_complete.is_none() && !partial.is_empty() {
+        eprintln!(
+            "backup-snap: forget: job {job} has only partial snapshots (with errors): all kept; give --allow-partial to apply the rules to them"
+        );
+    }
+    for i in partial {
+        let keep = newest_complete.is_none_or(|n| times[i] > n);
+        let reasons = if keep {
+            vec![PARTIAL_KEPT.to_string()]
+        } else {
+            Vec::new()
+        };
+        out.push((i, keep, reasons));
+    }
+    // Newest first, equal times in input order, as policy::apply orders them.
+    out.sort_by(|a, b| times[b.0].cmp(&times[a.0]).then(a.0.cmp(&b.0)));
+    out
 }

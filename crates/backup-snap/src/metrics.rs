@@ -60,6 +60,9 @@ pub fn page(repo: &Repo, snapshots: &[Listed], now: f64) -> Page {
     let mut p = Page::new();
     // The newest snapshot of each job (by when it was finished) and the counts.
     let mut last: BTreeMap<&str, &Listed> = BTreeMap::new();
+    // A partial snapshot (with errors) is not a success: BackupTooOld must fire when
+    // every run for a day has failed to read something.
+    let mut last_complete: BTreeMap<&str, f64> = BTreeMap::new();
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for s in snapshots {
         *counts.entry(&s.header.job).or_default() += 1;
@@ -67,15 +70,19 @@ pub fn page(repo: &Repo, snapshots: &[Listed], now: f64) -> Page {
         if s.header.finished > e.header.finished {
             *e = s;
         }
+        if !s.header.is_partial() {
+            let c = last_complete.entry(&s.header.job).or_insert(s.header.finished);
+            *c = c.max(s.header.finished);
+        }
     }
     for (job, s) in &last {
         let l = [("job", *job)];
         let h = &s.header;
         p.gauge(
             "backup_last_success_timestamp_seconds",
-            "When the newest snapshot of the job was completed (Unix time).",
+            "When the newest complete snapshot of the job (one without errors) was completed (Unix time).",
         )
-        .sample(&l, h.finished);
+        .maybe(&l, last_complete.get(job).copied());
         p.gauge(
             "backup_last_duration_seconds",
             "How long the newest snapshot of the job took.",

@@ -47,8 +47,14 @@ impl std::fmt::Display for Within {
     }
 }
 
+/// What `--keep-within` accepts, said in its help, its errors and the man page.
+pub const WITHIN_UNITS: &str =
+    "restic's units: y years, m months (not minutes), d days, h hours, e.g. 7d, 2y6m or 1y5m7d2h";
+
+/// Parses restic's duration (`1y5m7d2h`). A number too large for any calendar
+/// saturates: such a rule keeps every snapshot, as restic's does.
 pub fn parse_within(s: &str) -> Result<Within, String> {
-    let err = || format!("{s:?}: expected a duration such as 7d, 2y6m or 1y5m7d2h (units y, m, d, h)");
+    let err = || format!("{s:?}: expected a duration in {WITHIN_UNITS}");
     let mut w = Within::default();
     let mut num = String::new();
     let mut any = false;
@@ -57,15 +63,20 @@ pub fn parse_within(s: &str) -> Result<Within, String> {
             num.push(c);
             continue;
         }
-        let n: i64 = num.parse().map_err(|_| err())?;
-        num.clear();
-        match c {
-            'y' => w.years += n,
-            'm' => w.months += n,
-            'd' => w.days += n,
-            'h' => w.hours += n,
-            _ => return Err(err()),
+        if num.is_empty() {
+            return Err(err());
         }
+        // Only digits: the one way to fail is a number beyond i64.
+        let n: i64 = num.parse().unwrap_or(i64::MAX);
+        num.clear();
+        let slot = match c {
+            'y' => &mut w.years,
+            'm' => &mut w.months,
+            'd' => &mut w.days,
+            'h' => &mut w.hours,
+            _ => return Err(err()),
+        };
+        *slot = slot.saturating_add(n);
         any = true;
     }
     if !num.is_empty() || !any {
@@ -144,12 +155,31 @@ pub fn add_date(
     months: i64,
     days: i64,
 ) -> Option<DateTime<FixedOffset>> {
-    let total = (t.year() as i64 + years) * 12 + (t.month0() as i64) + months;
+    let total = (t.year() as i64)
+        .checked_add(years)?
+        .checked_mul(12)?
+        .checked_add(t.month0() as i64)?
+        .checked_add(months)?;
     let (y, m0) = (total.div_euclid(12), total.rem_euclid(12));
     let first = NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m0 as u32 + 1, 1)?;
-    let date = first.checked_add_signed(chrono::Duration::days(t.day() as i64 - 1 + days))?;
+    let date = first.checked_add_signed(chrono::Duration::try_days(
+        (t.day() as i64 - 1).checked_add(days)?,
+    )?)?;
     let naive = date.and_time(t.time());
     naive.and_local_timezone(*t.offset()).single()
+}
+
+/// The start of `--keep-within`'s window before `latest`; `None` when it lies
+/// before any date chrono can hold, so that every snapshot is within it (restic
+/// keeps everything then; dropping the rule would remove everything).
+fn within_start(latest: &DateTime<FixedOffset>, w: &Within) -> Option<DateTime<FixedOffset>> {
+    let date = add_date(
+        latest,
+        w.years.checked_neg()?,
+        w.months.checked_neg()?,
+        w.days.checked_neg()?,
+    )?;
+    date.checked_sub_signed(chrono::Duration::try_hours(w.hours)?)
 }
 
 /// Applies the policy to one group's snapshot times. `now` excludes snapshots in
@@ -173,9 +203,7 @@ pub fn apply(times: &[DateTime<FixedOffset>], p: &Policy, now: DateTime<FixedOff
     let mut last_val: [Option<i64>; 6] = [None; 6];
     let latest = times.iter().filter(|t| **t < now).max().copied();
     let within_limit = match (p.within, latest) {
-        (Some(w), Some(l)) if w != Within::default() => {
-            add_date(&l, -w.years, -w.months, -w.days).map(|t| t - chrono::Duration::hours(w.hours))
-        }
+        (Some(w), Some(l)) if w != Within::default() => Some(within_start(&l, &w)),
         _ => None,
     };
     let n = order.len();
@@ -185,7 +213,7 @@ pub fn apply(times: &[DateTime<FixedOffset>], p: &Policy, now: DateTime<FixedOff
         let mut keep = false;
         let mut reasons = Vec::new();
         if let (Some(limit), Some(w)) = (within_limit, p.within)
-            && *t > limit
+            && limit.is_none_or(|limit| *t > limit)
         {
             keep = true;
             reasons.push(format!("within {w}"));
@@ -241,6 +269,30 @@ mod tests {
         assert!(parse_within("").is_err());
         assert_eq!(parse_count("unlimited"), Ok(-1));
         assert!(parse_count("-1").is_err());
+    }
+
+    #[test]
+    fn a_window_beyond_the_calendar_keeps_everything() {
+        let times = [t("2020-01-01T00:00:00Z"), t("2026-11-01T00:00:00Z")];
+        let now = t("2100-01-01T00:00:00Z");
+        for s in [
+            "300000y",
+            "99999999999h",
+            "9223372036854775807m",
+            "99999999999999999999999d",
+        ] {
+            let p = Policy {
+                within: Some(parse_within(s).unwrap()),
+                ..Default::default()
+            };
+            let d = apply(&times, &p, now);
+            assert!(d.iter().all(|d| d.keep), "{s}: {d:?}");
+        }
+        assert!(
+            parse_within("5min")
+                .unwrap_err()
+                .contains("m months (not minutes)")
+        );
     }
 
     #[test]

@@ -138,6 +138,9 @@ fn read_secret(path: &Path) -> Result<Vec<u8>> {
 impl Repo {
     /// Creates a new repository at `path` (which must be absent or an empty directory).
     pub fn init(path: &Path, key_file: Option<&Path>, pack_size: u64) -> Result<Repo> {
+        // Everything that can be checked is checked before anything is written, so a
+        // failed init leaves nothing behind and the same command can simply be retried.
+        let secret = key_file.map(read_secret).transpose()?;
         if path.join("config").exists() {
             return Err(Error::new(
                 Exit::CantCreate,
@@ -145,7 +148,7 @@ impl Repo {
             )
             .hint("use it as it is, or give another --repo"));
         }
-        match fs::read_dir(path) {
+        let created_root = match fs::read_dir(path) {
             Ok(mut d) => {
                 if d.next().is_some() {
                     return Err(
@@ -153,23 +156,52 @@ impl Repo {
                             .hint("give an empty or new directory to --repo"),
                     );
                 }
+                None
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // The first ancestor that does not exist: removed again on failure.
+                let mut first = path.to_path_buf();
+                while let Some(parent) = first.parent() {
+                    if parent.as_os_str().is_empty() || parent.exists() {
+                        break;
+                    }
+                    first = parent.to_path_buf();
+                }
                 fs::create_dir_all(path)
                     .map_err(|e| write_error(format!("creating {}", path.display()), e))?;
+                Some(first)
             }
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        let result = Self::init_into(path, secret.as_deref(), pack_size);
+        if result.is_err() {
+            match &created_root {
+                Some(first) => {
+                    let _ = fs::remove_dir_all(first);
+                }
+                None => {
+                    // The directory was empty: all in it is this init's.
+                    let _ = fs::remove_file(path.join("config"));
+                    for d in ["packs", "snapshots", "locks", "tmp", "state"] {
+                        let _ = fs::remove_dir_all(path.join(d));
+                    }
+                }
+            }
         }
+        result
+    }
+
+    /// The writing half of init, into an existing empty directory.
+    fn init_into(path: &Path, secret: Option<&[u8]>, pack_size: u64) -> Result<Repo> {
         for d in ["packs", "snapshots", "locks", "tmp", "state"] {
             fs::create_dir(path.join(d))
                 .map_err(|e| write_error(format!("creating {}", path.join(d).display()), e))?;
         }
-        let (keys, encryption) = match key_file {
-            Some(kf) => {
-                let secret = read_secret(kf)?;
+        let (keys, encryption) = match secret {
+            Some(secret) => {
                 let mut salt = [0u8; 32];
                 crypto::random(&mut salt);
-                let keys = Keys::derive(&secret, &salt);
+                let keys = Keys::derive(secret, &salt);
                 let check = keys.seal(KEY_CHECK_TEXT);
                 (
                     Some(keys),
@@ -262,7 +294,18 @@ impl Repo {
             )));
         }
         let keys = match (&config.encryption, key_file) {
-            (None, _) => None,
+            (None, None) => None,
+            (None, Some(kf)) => {
+                // Ignoring it would let the user believe the backups are encrypted.
+                return Err(Error::config(format!(
+                    "the repository {} is not encrypted, but a key file ({}) was given: it would not be used",
+                    path.display(),
+                    kf.display()
+                ))
+                .hint(
+                    "leave out --key-file (and BACKUP_SNAP_KEY_FILE) for this repository, or back up into a new one made with --key-file ... init",
+                ));
+            }
             (Some(_), None) => {
                 return Err(
                     Error::config(format!("the repository {} is encrypted", path.display()))

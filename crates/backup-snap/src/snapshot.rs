@@ -209,20 +209,43 @@ pub fn list(repo: &Repo) -> Result<(Vec<Listed>, Unreadable)> {
     Ok((ok, bad))
 }
 
+impl Header {
+    /// A snapshot that could not read everything it was given (its `errors`).
+    pub fn is_partial(&self) -> bool {
+        !self.errors.is_empty()
+    }
+}
+
 /// Finds a snapshot by full id, unique id prefix (at least 4 hex digits), `latest`
-/// or `latest:JOB`.
-pub fn resolve(list: &[Listed], reference: &str) -> Result<Listed> {
+/// or `latest:JOB`. `latest` is the newest complete snapshot; a partial one (with
+/// errors) only with `allow_partial`. An id names any snapshot.
+pub fn resolve(list: &[Listed], reference: &str, allow_partial: bool) -> Result<Listed> {
     let not_found = |what: String| {
         Error::new(Exit::NoInput, what).hint("list the snapshots with: backup-snap --repo PATH list")
     };
     if reference == "latest" || reference.starts_with("latest:") {
         let job = reference.strip_prefix("latest:");
-        return list
+        let mut of_job = list
             .iter()
             .rev()
-            .find(|l| job.is_none_or(|j| l.header.job == j))
-            .cloned()
-            .ok_or_else(|| not_found(format!("no snapshot matches {reference}")));
+            .filter(|l| job.is_none_or(|j| l.header.job == j));
+        let Some(newest) = of_job.clone().next() else {
+            return Err(not_found(format!("no snapshot matches {reference}")));
+        };
+        if allow_partial {
+            return Ok(newest.clone());
+        }
+        return of_job.find(|l| !l.header.is_partial()).cloned().ok_or_else(|| {
+            Error::new(
+                Exit::NoInput,
+                format!(
+                    "no complete snapshot matches {reference}: the newest, {}, is partial ({} errors)",
+                    newest.id_hex(),
+                    newest.header.errors.len()
+                ),
+            )
+            .hint("give --allow-partial to take it anyway, or its id")
+        });
     }
     let r = reference.to_ascii_lowercase();
     if r.len() < 4 || !r.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -9,6 +9,7 @@ mod cli;
 mod corruption;
 mod crash;
 mod databases;
+mod defects;
 mod full_disk;
 mod hygiene;
 mod retention;

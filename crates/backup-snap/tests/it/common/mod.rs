@@ -106,6 +106,7 @@ pub struct RestoreRec {
     pub symlinks: u64,
     pub hardlinks: u64,
     pub special: u64,
+    pub skipped: u64,
     pub bytes: u64,
     pub errors: Vec<String>,
     pub duration_seconds: f64,
