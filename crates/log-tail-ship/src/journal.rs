@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -667,6 +667,7 @@ impl Drop for Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     // Lines as journalctl 252 writes them (-o json --all --output-fields=...).
     const PLAIN: &[u8] = br#"{"_BOOT_ID":"00000000000000000000000000000000","PRIORITY":"6","__CURSOR":"s=893b;i=3;b=0000;m=0;t=60a24181e4003;x=1fa9","__REALTIME_TIMESTAMP":"1700000000000003","__MONOTONIC_TIMESTAMP":"0","_SYSTEMD_UNIT":"nginx.service","SYSLOG_IDENTIFIER":"nginx","MESSAGE":"caf\u00e9 \"q\" \\ tab\t"}"#;

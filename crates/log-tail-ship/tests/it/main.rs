@@ -9,5 +9,6 @@ mod common;
 mod docker;
 mod docs;
 mod fault;
+mod journal;
 mod loki;
 mod stdout;
