@@ -251,6 +251,60 @@ fn journalctl_missing_failing_or_writing_garbage_is_a_clear_error() {
     assert_eq!(r.code(), Some(66), "{}", r.stderr());
 }
 
+#[test]
+fn journalctl_ending_while_following_is_started_again_after_the_last_entry_read() {
+    let _shared = homelab_testkit::shared();
+    let d = tempfile::tempdir().unwrap();
+    let entry = |n: u64| {
+        format!(
+            r#"{{"__CURSOR":"s=1;i={n}","__REALTIME_TIMESTAMP":"{}","MESSAGE":"entry {n:06}"}}"#,
+            BASE_US + n
+        )
+    };
+    // The first one writes an entry and ends; the second writes the next and stays.
+    let script = format!(
+        "args=\"$(dirname \"$0\")/args\"\necho \"$*\" >> \"$args\"\n\
+         if [ \"$(wc -l < \"$args\")\" = 1 ]; then printf '%s\\n' '{}'; exit 0; fi\n\
+         printf '%s\\n' '{}'\nexec sleep 60",
+        entry(1),
+        entry(2)
+    );
+    let fake = fake_journalctl(d.path(), &script);
+    let rx = Receiver::start();
+    let child = ship()
+        .args([
+            "--journal",
+            "--from-beginning",
+            "--journalctl",
+            fake.to_str().unwrap(),
+        ])
+        .args(["--loki", &rx.url(), "--batch-wait", "50ms", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    homelab_testkit::wait_until(Duration::from_secs(20), "two entries", || rx.entries().len() >= 2);
+    let out = terminate(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(rx.lines(), ["entry 000001", "entry 000002"]);
+    assert!(
+        stderr.contains("ended with status 0 reading the system journal; starting it again in 1 s"),
+        "{stderr}"
+    );
+    let args = std::fs::read_to_string(d.path().join("args")).unwrap();
+    let runs: Vec<&str> = args.lines().collect();
+    assert_eq!(runs.len(), 2, "{args}");
+    for r in &runs {
+        assert!(
+            r.contains("--merge") && r.contains("--follow") && r.contains("--output=json"),
+            "{r}"
+        );
+    }
+    assert!(!runs[0].contains("--after-cursor"), "{}", runs[0]);
+    assert!(runs[1].ends_with("--after-cursor=s=1;i=1"), "{}", runs[1]);
+}
+
 /// A small deterministic generator (xorshift), so a failing run can be repeated.
 struct Rng(u64);
 
