@@ -48,15 +48,15 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "Look at what would be shipped, as JSON lines",
-        "log-tail-ship --file /var/log/syslog --from-beginning --once --stdout | jq -r .line",
+        "log-tail-ship --file '/var/log/app/*.log' --from-beginning --once --stdout | jq -r .line",
     ),
     (
         "From cron: ship what is new since the last run, then exit",
-        "log-tail-ship --file /var/log/syslog --positions /var/lib/log-tail-ship/cron.json --once --quiet --loki http://loki:3100",
+        "log-tail-ship --journal --file '/var/log/app/*.log' --positions /var/lib/log-tail-ship/cron.json --once --quiet --loki http://loki:3100",
     ),
     (
         "Grafana Cloud style: tenant and basic auth, the password from a file",
-        "log-tail-ship --file /var/log/syslog --loki https://logs.example.net --tenant homelab --basic-auth-user 12345 --basic-auth-password-file /etc/log-tail-ship/password",
+        "log-tail-ship --journal --loki https://logs.example.net --tenant homelab --basic-auth-user 12345 --basic-auth-password-file /etc/log-tail-ship/password",
     ),
 ];
 
