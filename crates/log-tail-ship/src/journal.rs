@@ -346,6 +346,9 @@ impl Journal {
                 }
             }
         }
+        // Looked for first: where spawning a missing program is not an error of its
+        // own (posix_spawn under qemu-user), it would only end with status 127.
+        let found = find_program(&program);
         let mut j = Journal {
             program,
             place,
@@ -365,6 +368,9 @@ impl Journal {
             notes: Vec::new(),
             invalid: 0,
         };
+        if !found {
+            return Err(j.spawn_error(&io::Error::from(io::ErrorKind::NotFound)));
+        }
         let cursor = match restored {
             Some(r) if r.directory == j.place.key() => Some(r.cursor),
             Some(r) => {
@@ -664,6 +670,19 @@ impl Drop for Journal {
     }
 }
 
+/// Whether `program` is an executable file: as a path when it has a slash, else in PATH.
+fn find_program(program: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return runnable(program);
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| runnable(&d.join(program))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,7 +817,13 @@ mod tests {
         };
         let e = open(Path::new("/nonexistent"));
         assert_eq!(e.code(), Exit::NoInput);
+        assert!(find_program(Path::new("sh")) && find_program(Path::new("/bin/sh")));
+        assert!(!find_program(Path::new("/nonexistent/journalctl")));
+        assert!(!find_program(Path::new("no-such-program-here")));
         let d = tempfile::tempdir().unwrap();
+        let plain = d.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        assert!(!find_program(&plain), "not executable");
         let e = open(d.path());
         assert_eq!(e.code(), Exit::Unavailable);
         assert!(e.to_string().contains("not installed"), "{e}");
