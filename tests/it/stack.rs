@@ -541,6 +541,17 @@ fn log_tail_ship_is_the_log_agent_and_shares_the_textfile_directory() {
     }
     assert!(cmd.contains(&"--docker".to_string()));
     assert!(cmd.contains(&"--loki=http://loki:3100".to_string()));
+    // The host's logs come from the journal (Raspberry Pi OS bookworm has no
+    // /var/log/syslog), mounted read-only where journalctl looks for it.
+    assert!(cmd.contains(&"--journal".to_string()), "{cmd:?}");
+    assert!(!cmd.iter().any(|a| a.contains("syslog")), "{cmd:?}");
+    let vols = strings(&lts["volumes"]);
+    for want in [
+        "/var/log/journal:/var/log/journal:ro",
+        "/run/log/journal:/run/log/journal:ro",
+    ] {
+        assert!(vols.iter().any(|v| v == want), "{want} not in {vols:?}");
+    }
     assert!(
         cmd.iter()
             .any(|a| a.starts_with("--positions=/var/lib/log-tail-ship/"))
@@ -995,6 +1006,9 @@ const LOKI_LABELS: &[&str] = &[
     "compose_service",
     "stream",
     "filename",
+    "unit",
+    "syslog_identifier",
+    "priority",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1250,6 +1264,39 @@ fn every_logql_expression_of_the_dashboards_parses_and_uses_log_tail_ship_s_labe
     ] {
         assert!(parse_logql(bad).is_err(), "accepted {bad}");
     }
+}
+
+#[test]
+fn the_host_s_logs_come_from_the_journal_and_its_panels_read_its_labels() {
+    let (_, logs) = dashboards()
+        .into_iter()
+        .find(|(f, _)| f == "logs.json")
+        .expect("logs.json");
+    let host: Vec<&serde_json::Value> = logs["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["title"].as_str().unwrap_or_default().starts_with("Host"))
+        .collect();
+    assert!(host.len() >= 2, "a host log panel and a host errors panel");
+    for p in host {
+        for t in p["targets"].as_array().unwrap() {
+            let e = t["expr"].as_str().unwrap();
+            assert!(
+                e.contains(r#"job="journal""#) && e.contains("unit=~"),
+                "{}: {e}",
+                p["title"]
+            );
+            assert!(!e.contains("filename"), "{}: {e}", p["title"]);
+        }
+    }
+    // The host settings for the systemd unit follow the journal as well.
+    let settings = read(&workspace().join("scripts/homelab-tools.env"));
+    let args = settings
+        .lines()
+        .find_map(|l| l.strip_prefix("LOG_TAIL_SHIP_ARGS="))
+        .expect("LOG_TAIL_SHIP_ARGS");
+    assert!(args.contains("--journal") && !args.contains("syslog"), "{args}");
 }
 
 // ---- scripts: init-secrets, the image ----------------------------------------------

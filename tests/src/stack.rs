@@ -221,7 +221,8 @@ pub fn queries() -> Vec<Query> {
 }
 
 /// Grafana's variables in a query replaced as Grafana does when a dashboard is shown
-/// with every multi-value variable on "All" (its allValue, ".+"), text boxes as
+/// with every multi-value variable on "All" (its allValue: ".+", or ".*" for the
+/// journal's `unit`, which the kernel's entries lack), text boxes as
 /// given in `search`, and the interval variables as given. Panics on a variable it
 /// does not know, since Grafana would send that `$name` to the data source as is.
 pub fn expand(expr: &str, rate_interval: &str, interval: &str, search: &str) -> String {
@@ -231,6 +232,7 @@ pub fn expand(expr: &str, rate_interval: &str, interval: &str, search: &str) -> 
         .replace("$__range", "1h")
         .replace("$instance", ".+")
         .replace("$service", ".+")
+        .replace("$unit", ".*")
         .replace("$search", search);
     if let Some(i) = s.find('$') {
         panic!("unknown Grafana variable at {:?} in {expr}", &s[i..]);
@@ -240,4 +242,4 @@ pub fn expand(expr: &str, rate_interval: &str, interval: &str, search: &str) -> 
 }
 
 /// The variables dashboards may use, with where they come from.
-pub const DASHBOARD_VARIABLES: &[&str] = &["instance", "service", "search"];
+pub const DASHBOARD_VARIABLES: &[&str] = &["instance", "service", "unit", "search"];

@@ -22,8 +22,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::docker::{self, ContainerInfo, Joiner, Stream, Update};
 use crate::files::Files;
+use crate::journal::{self, Journal};
 use crate::pipeline::{Filter, RateLimit, SourceId, Stats, StreamId, Streams, merge_labels, truncate};
-use crate::positions::{self, PositionsFile};
+use crate::positions::{self, JournalCursor, PositionsFile};
 use crate::sink::{Block, Loki, Outcome, Shipped, Sink, Stamps, StdoutSink, now_ns};
 use crate::stdin::StdinLines;
 use crate::tail::{Change, Format as TailFormat, Next};
@@ -145,6 +146,11 @@ pub struct Agent {
     stdin_last_ns: u64,
     /// Only stdin: the run ends with its input.
     stdin_only: bool,
+    // The journal.
+    journal: Option<Journal>,
+    /// A journal cursor read from the positions file and kept when this run has no
+    /// journal source.
+    kept_journal: Option<JournalCursor>,
     // Bookkeeping.
     last_write: Option<Instant>,
     dirty: bool,
@@ -178,13 +184,15 @@ impl Agent {
             ))),
             None => Sink::Stdout(Box::new(StdoutSink::new(&cli.output, host.clone()))),
         };
-        let restored = match &cli.positions {
-            Some(p) => positions::load(p)?.map(|f| {
-                let saved = UNIX_EPOCH + Duration::from_secs_f64(f.saved_unix_seconds.max(0.0));
-                (f.files, saved)
-            }),
+        let mut loaded = match &cli.positions {
+            Some(p) => positions::load(p)?,
             None => None,
         };
+        let restored_journal = loaded.as_mut().and_then(|f| f.journal.take());
+        let restored = loaded.map(|f| {
+            let saved = UNIX_EPOCH + Duration::from_secs_f64(f.saved_unix_seconds.max(0.0));
+            (f.files, saved)
+        });
         let files = Files::new(root.clone(), cli.files.clone(), restored, cli.from_beginning);
         let inotify = match Inotify::init() {
             Ok(i) => Some(i),
@@ -230,7 +238,9 @@ impl Agent {
             stdin: cli.stdin.then(StdinLines::default),
             stdin_source: None,
             stdin_last_ns: 0,
-            stdin_only: cli.stdin && cli.files.is_empty() && !cli.docker,
+            stdin_only: cli.stdin && cli.files.is_empty() && !cli.docker && !journal_wanted(cli),
+            journal: None,
+            kept_journal: None,
             last_write: None,
             dirty: false,
             last_warn: HashMap::new(),
@@ -241,6 +251,30 @@ impl Agent {
             let stream = agent.pipe.streams.id(&labels);
             let source = agent.pipe.stats.source("stdin");
             agent.stdin_source = Some((stream, source));
+        }
+        if journal_wanted(cli) {
+            let place = match &cli.journal_dir {
+                Some(d) => journal::Where::Directory(d.clone()),
+                None => journal::Where::System {
+                    root: (cli.root.root != std::path::Path::new("/")).then(|| cli.root.root.clone()),
+                },
+            };
+            let source = agent.pipe.stats.source("journal");
+            let j = Journal::open(
+                cli.journalctl.clone(),
+                place,
+                restored_journal,
+                cli.from_beginning,
+                cli.once,
+                agent.pipe.max_line,
+                source,
+            )?;
+            // A cursor found at the start is saved at once.
+            agent.dirty |= j.acked.is_some();
+            agent.journal = Some(j);
+            agent.journal_notes();
+        } else {
+            agent.kept_journal = restored_journal;
         }
         if cli.docker {
             agent.start_docker(cli)?;
@@ -489,6 +523,10 @@ impl Agent {
                 fds.push(PollFd::new(stdin_fd, PollFlags::POLLIN));
                 which.push(b'0');
             }
+            if with_stdin && let Some(fd) = self.journal.as_ref().and_then(Journal::fd) {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                which.push(b'j');
+            }
             let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
             match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
                 Ok(_) => fds
@@ -507,6 +545,7 @@ impl Agent {
                 b'i' => self.drain_inotify(),
                 b'd' => self.drain_docker(),
                 b'0' => self.read_stdin()?,
+                b'j' => self.read_journal()?,
                 _ => {}
             }
         }
@@ -527,6 +566,48 @@ impl Agent {
             self.pipe.line(stream, source, ts, line, cut)?;
         }
         Ok(())
+    }
+
+    /// Takes what journalctl wrote (one read) into the sink, entry by entry.
+    fn read_journal(&mut self) -> Result<()> {
+        let Some(j) = &mut self.journal else {
+            return Ok(());
+        };
+        j.fill()?;
+        while let Some(next) = j.next_entry() {
+            match next {
+                Ok(e) => {
+                    let stream = j.stream(&mut self.pipe.streams, &self.static_labels, &e);
+                    self.pipe.line(stream, j.source, e.time_ns, &e.message, false)?;
+                    j.processed = Some(e.cursor);
+                }
+                Err(why) => {
+                    if j.invalid == 1
+                        || self
+                            .last_warn
+                            .get("journal")
+                            .is_none_or(|t| t.elapsed() >= WARN_EVERY)
+                    {
+                        self.last_warn.insert("journal", Instant::now());
+                        warn(&format!("{why} (skipped; {} so far)", j.invalid));
+                    }
+                    if j.invalid == 1 {
+                        self.errors.push(why);
+                    }
+                }
+            }
+        }
+        self.journal_notes();
+        Ok(())
+    }
+
+    fn journal_notes(&mut self) {
+        if let Some(j) = &mut self.journal {
+            for n in j.notes.drain(..) {
+                warn(&n);
+                self.errors.push(n);
+            }
+        }
     }
 
     /// Writes the positions file (when asked for): acknowledged offsets, and fresh
@@ -564,6 +645,10 @@ impl Agent {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             files: self.files.entries(),
+            journal: match &self.journal {
+                Some(j) => j.position(),
+                None => self.kept_journal.clone(),
+            },
         };
         positions::save(&path, &file)?;
         for t in &mut self.files.tails {
@@ -581,6 +666,12 @@ impl Agent {
                 t.acked = t.processed;
                 self.dirty = true;
             }
+        }
+        if let Some(j) = &mut self.journal
+            && j.acked != j.processed
+        {
+            j.acked.clone_from(&j.processed);
+            self.dirty = true;
         }
     }
 
@@ -922,7 +1013,12 @@ impl Agent {
             if !self.read_files()? {
                 break;
             }
-            let stdin_done = self.stdin.as_ref().is_none_or(|s| s.eof);
+            if let Some(j) = &mut self.journal {
+                j.restart_if_due();
+                self.journal_notes();
+            }
+            let stdin_done =
+                self.stdin.as_ref().is_none_or(|s| s.eof) && self.journal.as_ref().is_none_or(|j| j.finished);
             let caught_up = true;
             // Push when full, due, or when there is nothing more to wait for.
             let finishing = (self.once && caught_up && stdin_done) || (self.stdin_only() && stdin_done);
@@ -950,6 +1046,9 @@ impl Agent {
             let mut timeout = RESCAN.min(self.next_rescan.saturating_duration_since(Instant::now()));
             if let Some(d) = self.pipe.sink.deadline() {
                 timeout = timeout.min(d.saturating_duration_since(Instant::now()));
+            }
+            if let Some(t) = self.journal.as_ref().and_then(|j| j.restart_at) {
+                timeout = timeout.min(t.saturating_duration_since(Instant::now()));
             }
             if self.dirty {
                 let next = self
@@ -1025,6 +1124,11 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// Whether the journal is a source (--journal, or --journal-dir alone).
+fn journal_wanted(cli: &Cli) -> bool {
+    cli.journal || cli.journal_dir.is_some()
 }
 
 fn borrow(i: &Inotify) -> BorrowedFd<'_> {

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod docker;
 pub mod files;
+pub mod journal;
 pub mod json;
 pub mod metrics;
 pub mod pipeline;
@@ -30,8 +31,8 @@ pub const TOOL: &str = "log-tail-ship";
 /// Examples shown by `--help` and in the man page.
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
-        "Ship syslog and every app log to Loki, remembering positions, with metrics for node_exporter",
-        "log-tail-ship --file /var/log/syslog --file '/var/log/app/*.log' --loki http://loki:3100 --positions /var/lib/log-tail-ship/positions.json --textfile-dir /var/lib/prometheus/node-exporter --label job=varlogs",
+        "Ship the journal and every app log to Loki, remembering positions, with metrics for node_exporter",
+        "log-tail-ship --journal --file '/var/log/app/*.log' --loki http://loki:3100 --positions /var/lib/log-tail-ship/positions.json --textfile-dir /var/lib/prometheus/node-exporter --label job=varlogs",
     ),
     (
         "Every Docker container's logs, without health-check noise",
@@ -42,20 +43,20 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "log-tail-ship --docker --docker-filter label=com.docker.compose.project=homelab --loki http://loki:3100",
     ),
     (
-        "The systemd journal, through stdin",
-        "journalctl -f -o json | log-tail-ship --stdin --label job=journal --loki http://loki:3100",
+        "The systemd journal, resuming after the last entry Loki acknowledged",
+        "log-tail-ship --journal --loki http://loki:3100 --positions /var/lib/log-tail-ship/journal.json",
     ),
     (
         "Look at what would be shipped, as JSON lines",
-        "log-tail-ship --file /var/log/syslog --from-beginning --once --stdout | jq -r .line",
+        "log-tail-ship --file '/var/log/app/*.log' --from-beginning --once --stdout | jq -r .line",
     ),
     (
         "From cron: ship what is new since the last run, then exit",
-        "log-tail-ship --file /var/log/syslog --positions /var/lib/log-tail-ship/cron.json --once --quiet --loki http://loki:3100",
+        "log-tail-ship --journal --file '/var/log/app/*.log' --positions /var/lib/log-tail-ship/cron.json --once --quiet --loki http://loki:3100",
     ),
     (
         "Grafana Cloud style: tenant and basic auth, the password from a file",
-        "log-tail-ship --file /var/log/syslog --loki https://logs.example.net --tenant homelab --basic-auth-user 12345 --basic-auth-password-file /etc/log-tail-ship/password",
+        "log-tail-ship --journal --loki https://logs.example.net --tenant homelab --basic-auth-user 12345 --basic-auth-password-file /etc/log-tail-ship/password",
     ),
 ];
 
@@ -66,11 +67,11 @@ pub const MAN_SECTIONS: &str = include_str!("../man.roff");
 #[command(
     name = "log-tail-ship",
     version,
-    about = "Follow log files, Docker json-file logs and stdin through rotations and restarts, drop noise, ship to Loki without losing a line",
-    long_about = "Follows log files (--file), Docker containers' json-file logs (--docker) and standard input (--stdin), \
-through rename and copytruncate rotation, deletion and restarts; filters and rate-limits lines; and ships them to \
+    about = "Follow log files, Docker json-file logs, the systemd journal and stdin through rotations and restarts, drop noise, ship to Loki without losing a line",
+    long_about = "Follows log files (--file), Docker containers' json-file logs (--docker), the systemd journal (--journal) \
+and standard input (--stdin), through rename and copytruncate rotation, deletion and restarts; filters and rate-limits lines; and ships them to \
 Loki's push API (--loki) or as JSON lines to standard output (--stdout).\n\n\
-With --positions, the offset of each file that the sink has acknowledged is kept on disk, so a crash or restart \
+With --positions, the offset of each file (and the journal's cursor) that the sink has acknowledged is kept on disk, so a crash or restart \
 sends again at most the unacknowledged window, with identical timestamps (which Loki drops as duplicates). \
 While Loki is unreachable or answers 429/5xx, the batch is retried with backoff for as long as it takes and \
 reading pauses: memory stays bounded and nothing is dropped.\n\n\
@@ -104,9 +105,28 @@ pub struct Cli {
     )]
     pub docker_host: String,
 
-    /// Read lines from standard input (e.g. journalctl -f -o json)
+    /// Read lines from standard input (a pipe: no position is kept)
     #[arg(long, help_heading = "Sources")]
     pub stdin: bool,
+
+    /// Follow the systemd journal through journalctl, resuming after the last entry
+    /// Loki acknowledged. Labels `unit`, `syslog_identifier`, `priority`, `job=journal`
+    #[arg(long, help_heading = "Sources")]
+    pub journal: bool,
+
+    /// Read the journal files in DIR instead of the system journal (implies --journal)
+    #[arg(long, value_name = "DIR", help_heading = "Sources")]
+    pub journal_dir: Option<PathBuf>,
+
+    /// The journalctl to run for --journal
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "LOG_TAIL_SHIP_JOURNALCTL",
+        default_value = "journalctl",
+        help_heading = "Sources"
+    )]
+    pub journalctl: PathBuf,
 
     /// Read files found at the first start from their beginning, not their end
     #[arg(long, help_heading = "Sources")]
@@ -253,8 +273,8 @@ fn read_secret(path: &std::path::Path, what: &str) -> Result<String> {
 
 /// The checks clap cannot make.
 pub fn validate(cli: &Cli) -> Result<()> {
-    if cli.files.is_empty() && !cli.docker && !cli.stdin {
-        return Err(Error::usage("no source").hint("give --file GLOB, --docker or --stdin"));
+    if cli.files.is_empty() && !cli.docker && !cli.stdin && !cli.journal && cli.journal_dir.is_none() {
+        return Err(Error::usage("no source").hint("give --file GLOB, --docker, --journal or --stdin"));
     }
     if cli.loki.is_none() && !cli.stdout {
         return Err(Error::usage("no sink").hint("give --loki URL or --stdout"));
@@ -364,6 +384,8 @@ mod tests {
         let e = validate(&p(&["l", "--stdin"])).unwrap_err();
         assert_eq!(e.what(), "no sink");
         assert!(validate(&p(&["l", "--stdin", "--stdout"])).is_ok());
+        assert!(validate(&p(&["l", "--journal", "--stdout"])).is_ok());
+        assert!(validate(&p(&["l", "--journal-dir", "/j", "--stdout"])).is_ok());
         assert!(validate(&p(&["l", "--stdin", "--stdout", "--quiet"])).is_err());
         assert!(validate(&p(&["l", "--stdin", "--loki", "loki:3100"])).is_err());
         assert!(validate(&p(&["l", "--stdin", "--stdout", "--label", "1x=y"])).is_err());

@@ -24,6 +24,19 @@ pub struct PositionsFile {
     /// seconds): rotated files changed since may hold lines not read yet.
     pub saved_unix_seconds: f64,
     pub files: Vec<Entry>,
+    /// `--journal`: the cursor of the last entry the sink acknowledged. Left out when
+    /// there is none (files written before there was a journal source load as such).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalCursor>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JournalCursor {
+    /// `--journal-dir`, or null for the system journal: a cursor is only used again
+    /// for the journal it came from.
+    pub directory: Option<String>,
+    pub cursor: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -155,6 +168,7 @@ mod tests {
                 offset: 42,
                 anchors: vec![(0, 9)],
             }],
+            journal: None,
         };
         save(&p, &f).unwrap();
         assert_eq!(load(&p).unwrap(), Some(f));
@@ -171,11 +185,40 @@ mod tests {
         assert_eq!(e.code(), Exit::CantCreate);
     }
 
+    #[test]
+    fn the_journal_cursor_is_optional_and_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("positions.json");
+        // A file from before the journal source: no journal field.
+        fs::write(&p, br#"{"version":1,"saved_unix_seconds":2.0,"files":[]}"#).unwrap();
+        assert_eq!(load(&p).unwrap(), Some(load_default_at(2.0)));
+        save(&p, &load_default()).unwrap();
+        assert!(
+            !fs::read_to_string(&p).unwrap().contains("journal"),
+            "left out when none"
+        );
+        let mut f = load_default();
+        f.journal = Some(JournalCursor {
+            directory: None,
+            cursor: "s=1;i=2".into(),
+        });
+        save(&p, &f).unwrap();
+        assert_eq!(load(&p).unwrap(), Some(f));
+    }
+
+    fn load_default_at(saved: f64) -> PositionsFile {
+        PositionsFile {
+            saved_unix_seconds: saved,
+            ..load_default()
+        }
+    }
+
     fn load_default() -> PositionsFile {
         PositionsFile {
             version: VERSION,
             saved_unix_seconds: 0.0,
             files: vec![],
+            journal: None,
         }
     }
 }

@@ -10,5 +10,6 @@ mod docker;
 mod docs;
 mod env;
 mod fault;
+mod journal;
 mod loki;
 mod stdout;
