@@ -37,7 +37,7 @@ for i in $(seq 1 20); do
   [ $((i % 2)) = 0 ] && opts+=(--memory 64m)
   ids+=("$(docker run -d "${opts[@]}" "$image" sleep 3600)")
 done
-filter=(--filter "label=$label")
+filter=(--docker-filter "label=$label")
 n=$("$bin" "${filter[@]}" --window 0 | wc -l)
 [ "$n" = 20 ] || { echo "expected 20 containers, ctr-stats sees $n" >&2; exit 70; }
 

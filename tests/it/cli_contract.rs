@@ -77,6 +77,17 @@ fn one_grammar_across_the_tools() {
             }
         }
         let has = |long: &str| args.iter().any(|(_, a)| a.get_long() == Some(long));
+        // Containers are selected with --docker-filter KEY=VALUE (the name says what it
+        // filters); --filter stays as an alias where it was the name.
+        for (at, a) in &args {
+            let aliases = a.get_all_aliases().unwrap_or_default();
+            if a.get_long() == Some("filter") || aliases.contains(&"filter") {
+                assert_eq!(a.get_long(), Some("docker-filter"), "{at}: containers are selected with --docker-filter");
+            }
+        }
+        if has("docker-filter") || has("pg-dump") || has("docker") {
+            assert!(has("docker-host"), "{name} talks to Docker but has no --docker-host");
+        }
         for shared in ["format", "quiet", "textfile-dir"] {
             assert!(has(shared), "{name} has no --{shared}");
         }

@@ -65,6 +65,8 @@ pub struct Options {
     pub pg_user: String,
     pub pause: Vec<String>,
     pub tmp_dir: PathBuf,
+    /// The Docker engine for --pg-dump and --pause (`--docker-host`).
+    pub docker_host: String,
 }
 
 /// What create hands back: the id and header of the new snapshot.
@@ -348,7 +350,7 @@ impl Creator<'_> {
         let engine = if opts.pg_dumps.is_empty() && opts.pause.is_empty() {
             None
         } else {
-            Some(Engine::connect()?)
+            Some(Engine::connect(&opts.docker_host)?)
         };
         // Dumps first: pg_dump cannot run in a paused container.
         for d in &opts.pg_dumps {

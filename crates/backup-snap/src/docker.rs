@@ -8,12 +8,16 @@ use std::io::Write;
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::StreamExt;
-use homelab_core::{Error, Exit, Result};
+use homelab_core::{Error, Exit, Result, docker};
 
 pub struct Engine {
     rt: tokio::runtime::Runtime,
     docker: Docker,
+    host: String,
 }
+
+/// How long the engine has to answer the first request.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -21,16 +25,7 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Error {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    Error::new(
-        Exit::Unavailable,
-        format!("cannot reach the Docker engine at {host}: {e}"),
-    )
-    .hint("start dockerd, set DOCKER_HOST, or run as a user in the docker group")
-}
-
-fn api_error(what: &str, container: &str, e: bollard::errors::Error) -> Error {
+fn api_error(host: &str, what: &str, container: &str, e: bollard::errors::Error) -> Error {
     match &e {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 404,
@@ -40,31 +35,43 @@ fn api_error(what: &str, container: &str, e: bollard::errors::Error) -> Error {
         bollard::errors::Error::DockerResponseServerError { message, .. } => {
             Error::new(Exit::Unavailable, format!("{what} {container}: {message}"))
         }
-        _ => unavailable(format!("{what} {container}: {e}")),
+        _ => docker::engine_error(host, &format!("{what} {container}"), None, &e),
     }
 }
 
 impl Engine {
-    pub fn connect() -> Result<Engine> {
+    /// Connects to the engine at `host` (`--docker-host`; empty means the default).
+    /// Responses are not capped: pg_dump's output streams through one of them.
+    pub fn connect(host: &str) -> Result<Engine> {
+        let host = docker::host_or_default(Some(host)).to_string();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::bug(format!("starting the tokio runtime: {e}")))?;
-        let docker = Docker::connect_with_defaults().map_err(unavailable)?;
-        let docker = rt.block_on(docker.negotiate_version()).map_err(unavailable)?;
-        Ok(Engine { rt, docker })
+        let client = docker::connect(&host, u64::MAX)?;
+        let client = rt
+            .block_on(async {
+                let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+                docker::within(deadline, client.negotiate_version()).await
+            })
+            .map_err(|e| docker::engine_error(&host, "connecting", Some(CONNECT_TIMEOUT), &e))?;
+        Ok(Engine {
+            rt,
+            docker: client,
+            host,
+        })
     }
 
     pub fn pause(&self, container: &str) -> Result<()> {
         self.rt
             .block_on(self.docker.pause_container(container))
-            .map_err(|e| api_error("pausing", container, e))
+            .map_err(|e| api_error(&self.host, "pausing", container, e))
     }
 
     pub fn unpause(&self, container: &str) -> Result<()> {
         self.rt
             .block_on(self.docker.unpause_container(container))
-            .map_err(|e| api_error("unpausing", container, e))
+            .map_err(|e| api_error(&self.host, "unpausing", container, e))
     }
 
     /// Runs `pg_dump -Fc -U USER DATABASE` in `container` and writes its standard
@@ -86,7 +93,7 @@ impl Engine {
                     },
                 )
                 .await
-                .map_err(|e| api_error("running pg_dump in", container, e))?;
+                .map_err(|e| api_error(&self.host, "running pg_dump in", container, e))?;
             let started = self
                 .docker
                 .start_exec(
@@ -98,13 +105,13 @@ impl Engine {
                     }),
                 )
                 .await
-                .map_err(|e| api_error("running pg_dump in", container, e))?;
+                .map_err(|e| api_error(&self.host, "running pg_dump in", container, e))?;
             let StartExecResults::Attached { mut output, .. } = started else {
                 return Err(Error::bug("pg_dump started detached"));
             };
             let mut stderr = Vec::new();
             while let Some(item) = output.next().await {
-                match item.map_err(|e| api_error("reading pg_dump's output from", container, e))? {
+                match item.map_err(|e| api_error(&self.host, "reading pg_dump's output from", container, e))? {
                     bollard::container::LogOutput::StdOut { message } => {
                         out.write_all(&message).map_err(|e| {
                             Error::io(format!("storing pg_dump's output from {container}"), e)
@@ -120,7 +127,7 @@ impl Engine {
                 .docker
                 .inspect_exec(&exec.id)
                 .await
-                .map_err(|e| api_error("inspecting pg_dump in", container, e))?;
+                .map_err(|e| api_error(&self.host, "inspecting pg_dump in", container, e))?;
             match inspect.exit_code {
                 Some(0) => Ok(()),
                 code => Err(Error::new(

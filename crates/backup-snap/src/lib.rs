@@ -97,6 +97,18 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", env = "BACKUP_SNAP_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
 
+    /// The Docker engine for --pg-dump and --pause (unix:///path or tcp://host:port;
+    /// empty means the default)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DOCKER_HOST",
+        default_value = homelab_core::docker::DEFAULT_HOST,
+        global = true,
+        help_heading = "Docker"
+    )]
+    pub docker_host: String,
+
     #[command(flatten)]
     pub output: OutputArgs,
 
@@ -450,7 +462,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             deliver_page(&mut out, &repo)?;
             Ok(Exit::Ok)
         }
-        Command::Create(a) => run_create(&mut out, &repo_dir, key, a),
+        Command::Create(a) => run_create(&mut out, &repo_dir, key, a, &cli.docker_host),
         Command::List(a) => {
             let repo = Repo::open(&repo_dir, key)?;
             let (listed, bad) = snapshot::list(&repo)?;
@@ -637,7 +649,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-fn run_create(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &CreateArgs) -> Result<Exit> {
+fn run_create(
+    out: &mut Output,
+    repo_dir: &Path,
+    key: Option<&Path>,
+    a: &CreateArgs,
+    docker_host: &str,
+) -> Result<Exit> {
     if a.paths.is_empty() && a.sqlite.is_empty() && a.pg_dump.is_empty() {
         return Err(Error::usage("create needs something to back up")
             .hint("give PATH..., --sqlite PATH or --pg-dump CONTAINER:DATABASE"));
@@ -654,6 +672,7 @@ fn run_create(out: &mut Output, repo_dir: &Path, key: Option<&Path>, a: &CreateA
         pg_dumps: a.pg_dump.clone(),
         pg_user: a.pg_user.clone(),
         pause: a.pause.clone(),
+        docker_host: docker_host.to_string(),
         tmp_dir: std::env::var_os("TMPDIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/var/tmp")),

@@ -276,7 +276,7 @@ impl Engine {
                     status_code: 400,
                     message,
                 } => Error::usage(format!("the Docker engine rejected the filter: {message}"))
-                    .hint("use --filter KEY=VALUE with a key docker ps knows (label, name, id, status, ...)"),
+                    .hint("use --docker-filter KEY=VALUE with a key docker ps knows (label, name, id, status, ...)"),
                 _ => self.error("listing containers", &e),
             })
     }

@@ -47,7 +47,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "The containers of one compose project that use more than half a core",
-        "ctr-stats --filter label=com.docker.compose.project=homelab | jq -r 'select(.cpu_percent > 50) | .name'",
+        "ctr-stats --docker-filter label=com.docker.compose.project=homelab | jq -r 'select(.cpu_percent > 50) | .name'",
     ),
     (
         "Containers that are not running, or were killed for lack of memory",
@@ -107,7 +107,8 @@ pub struct Cli {
     /// docker's rules: different keys must all match, repeated label filters too,
     /// repeated name, id or status filters match any of their values
     #[arg(
-        long,
+        long = "docker-filter",
+        alias = "filter",
         value_name = "KEY=VALUE",
         value_parser = parse_filter,
         help_heading = "Selection options"
@@ -157,7 +158,7 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// Parses `KEY=VALUE` for `--filter`.
+/// Parses `KEY=VALUE` for `--docker-filter`.
 pub fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() && !v.is_empty() => Ok((k.trim().to_string(), v.to_string())),

@@ -132,7 +132,7 @@ pub struct Cli {
 
     /// Only containers matching this Docker filter, as docker ps --filter (e.g.
     /// label=com.docker.compose.project=homelab); repeatable
-    #[arg(long, value_name = "KEY=VALUE", value_parser = docker::parse_filter, help_heading = "Sources")]
+    #[arg(long = "docker-filter", alias = "filter", value_name = "KEY=VALUE", value_parser = docker::parse_filter, help_heading = "Sources")]
     pub filter: Vec<(String, String)>,
 
     /// Treat containers without traefik.enable as enabled, as Traefik does when its
