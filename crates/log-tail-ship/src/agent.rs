@@ -180,7 +180,7 @@ impl Agent {
         };
         let restored = match &cli.positions {
             Some(p) => positions::load(p)?.map(|f| {
-                let saved = UNIX_EPOCH + Duration::from_secs_f64(f.saved_unix_seconds.max(0.0));
+                let saved = f.saved_at().unwrap_or(UNIX_EPOCH);
                 (f.files, saved)
             }),
             None => None,
