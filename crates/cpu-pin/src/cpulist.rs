@@ -65,10 +65,13 @@ impl CpuList {
             };
             let mut start = first;
             while start <= last {
-                for cpu in start..(start + used).min(last + 1) {
+                for cpu in start..start.saturating_add(used).min(last + 1) {
                     set.insert(cpu);
                 }
-                start += group;
+                let Some(next) = start.checked_add(group) else {
+                    break;
+                };
+                start = next;
             }
         }
         Ok(CpuList(set))
@@ -233,6 +236,18 @@ mod tests {
         }
         let e = CpuList::parse("2-1").unwrap_err();
         assert!(e.contains("backwards"), "{e}");
+    }
+
+    /// Found while writing the fuzz targets (fuzz/fuzz_targets/cpu_pin_proc.rs): a
+    /// used/group count near the top of usize overflowed (a panic in test builds; in
+    /// release builds `1-2:1/<max>` wrapped around to CPU 0, outside its range).
+    #[test]
+    fn huge_used_and_group_counts_stay_in_the_range() {
+        let max = usize::MAX;
+        assert_eq!(p(&format!("1-2:{max}/{max}")), [1, 2]);
+        assert_eq!(p(&format!("1-2:1/{max}")), [1]);
+        assert_eq!(p(&format!("0-3:1/{max}")), [0]);
+        assert_eq!(p(&format!("1023-1023:{max}/{max}")), [1023]);
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl Usage {
         if ifs.is_empty() {
             return None;
         }
-        Some(ifs.iter().map(f).sum())
+        Some(ifs.iter().map(f).fold(0, u64::saturating_add))
     }
 }
 
@@ -189,6 +189,25 @@ pub fn canonical_cpu_list(s: &str) -> Option<String> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Found by the fuzz targets (fuzz/fuzz_targets/ctr_stats_docker_json.rs and
+    /// ctr_stats_cgroup.rs): counters whose sum passes u64::MAX (from a misbehaving
+    /// engine's stats, or net/dev) overflowed (a panic in test builds, a small wrapped
+    /// figure in release builds). The sum now stops at the largest counter.
+    #[test]
+    fn network_sums_saturate() {
+        let iface = |name: &str, rx: u64, tx: u64| Interface {
+            name: name.into(),
+            rx_bytes: rx,
+            tx_bytes: tx,
+        };
+        let u = Usage {
+            interfaces: Some(vec![iface("eth0", u64::MAX, 1), iface("eth1", 1, 2)]),
+            ..Usage::default()
+        };
+        assert_eq!(u.net_rx(), Some(u64::MAX));
+        assert_eq!(u.net_tx(), Some(3));
+    }
 
     #[test]
     fn cpu_lists_round_trip_canonically() {

@@ -190,7 +190,7 @@ impl Agent {
         };
         let restored_journal = loaded.as_mut().and_then(|f| f.journal.take());
         let restored = loaded.map(|f| {
-            let saved = UNIX_EPOCH + Duration::from_secs_f64(f.saved_unix_seconds.max(0.0));
+            let saved = f.saved_at().unwrap_or(UNIX_EPOCH);
             (f.files, saved)
         });
         let files = Files::new(root.clone(), cli.files.clone(), restored, cli.from_beginning);

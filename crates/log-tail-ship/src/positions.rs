@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use homelab_core::exit::describe_io;
 use homelab_core::{Error, Exit};
@@ -56,6 +57,15 @@ pub struct Entry {
     pub anchors: Vec<(u64, u64)>,
 }
 
+impl PositionsFile {
+    /// `saved_unix_seconds` as a time (a negative one as the epoch); `None` when it is
+    /// too large for the clock.
+    pub fn saved_at(&self) -> Option<SystemTime> {
+        let secs = Duration::try_from_secs_f64(self.saved_unix_seconds.max(0.0)).ok()?;
+        UNIX_EPOCH.checked_add(secs)
+    }
+}
+
 /// Reads the positions file; `None` when there is none yet (the first run).
 pub fn load(path: &Path) -> Result<Option<PositionsFile>, Error> {
     let text = match fs::read(path) {
@@ -63,7 +73,12 @@ pub fn load(path: &Path) -> Result<Option<PositionsFile>, Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("reading --positions {}", path.display()), e)),
     };
-    let parsed: PositionsFile = serde_json::from_slice(&text).map_err(|e| {
+    parse(&text, path).map(Some)
+}
+
+/// Parses the bytes of a positions file (`path` names it in messages).
+pub fn parse(text: &[u8], path: &Path) -> Result<PositionsFile, Error> {
+    let parsed: PositionsFile = serde_json::from_slice(text).map_err(|e| {
         Error::data(format!(
             "--positions {} is not a log-tail-ship positions file ({e})",
             path.display()
@@ -77,7 +92,15 @@ pub fn load(path: &Path) -> Result<Option<PositionsFile>, Error> {
             parsed.version
         )));
     }
-    Ok(Some(parsed))
+    if parsed.saved_at().is_none() {
+        return Err(Error::data(format!(
+            "--positions {} is not a log-tail-ship positions file (saved_unix_seconds {} is not a time)",
+            path.display(),
+            parsed.saved_unix_seconds
+        ))
+        .hint("move it away to start over (files are then read from their end, or from the beginning with --from-beginning)"));
+    }
+    Ok(parsed)
 }
 
 /// Writes the positions file atomically: a temporary file beside it, fsync, rename,
@@ -116,11 +139,12 @@ pub fn save(path: &Path, file: &PositionsFile) -> Result<(), Error> {
     Ok(())
 }
 
-/// The timestamp (Unix ns) of a line starting at `offset`, from the anchors.
+/// The timestamp (Unix ns) of a line starting at `offset`, from the anchors; `None`
+/// past the end of time (an anchor read back from a damaged positions file).
 pub fn stamp(anchors: &[(u64, u64)], offset: u64) -> Option<u64> {
     let i = anchors.partition_point(|(o, _)| *o <= offset);
     let (o, ns) = anchors.get(i.checked_sub(1)?)?;
-    Some(ns + (offset - o))
+    ns.checked_add(offset - o)
 }
 
 /// Drops anchors no line at or after `acked` needs (keeps the last one before it).
@@ -211,6 +235,42 @@ mod tests {
             saved_unix_seconds: saved,
             ..load_default()
         }
+    }
+
+    /// Found while fuzzing (fuzz/fuzz_targets/log_tail_ship_positions.rs): an anchor near
+    /// the end of time overflowed the stamp (a panic in test builds, a wrapped
+    /// timestamp in release builds).
+    #[test]
+    fn an_anchor_at_the_end_of_time_gives_no_stamp() {
+        assert_eq!(stamp(&[(0, u64::MAX)], 0), Some(u64::MAX));
+        assert_eq!(stamp(&[(0, u64::MAX)], 5), None);
+        assert_eq!(stamp(&[(10, u64::MAX - 2)], 12), Some(u64::MAX));
+    }
+
+    /// Found while writing the fuzz target: a saved time beyond what the clock holds
+    /// made the start panic (Duration::from_secs_f64, then SystemTime + Duration). It
+    /// is now a damaged positions file like any other (exit 65).
+    #[test]
+    fn a_saved_time_past_the_clock_is_a_damaged_file() {
+        let p = Path::new("positions.json");
+        for saved in ["1e300", "1e19", "18446744073709551616"] {
+            let text = format!(r#"{{"version":1,"saved_unix_seconds":{saved},"files":[]}}"#);
+            let e = parse(text.as_bytes(), p).unwrap_err();
+            assert_eq!(e.code(), Exit::DataErr, "{saved}");
+            assert!(e.to_string().contains("saved_unix_seconds"), "{e}");
+            assert!(e.to_string().contains("move it away"), "{e}");
+        }
+        let ok = parse(br#"{"version":1,"saved_unix_seconds":-5,"files":[]}"#, p).unwrap();
+        assert_eq!(ok.saved_at(), Some(UNIX_EPOCH));
+        let ok = parse(
+            br#"{"version":1,"saved_unix_seconds":1796544000.5,"files":[]}"#,
+            p,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.saved_at(),
+            Some(UNIX_EPOCH + Duration::from_millis(1_796_544_000_500))
+        );
     }
 
     fn load_default() -> PositionsFile {
