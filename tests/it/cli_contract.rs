@@ -1,4 +1,4 @@
-//! The command-line contract every tool keeps (CONVENTIONS.md): --help and --version
+//! The command-line contract every tool keeps (docs/conventions.md): --help and --version
 //! exit 0, a usage error exits 64 with clap's message on stderr and nothing on
 //! stdout.
 

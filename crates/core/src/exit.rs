@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::process::ExitCode;
 
-/// Exit status of a tool. The numbers are the contract in CONVENTIONS.md.
+/// Exit status of a tool. The numbers are the contract in docs/conventions.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Exit {
