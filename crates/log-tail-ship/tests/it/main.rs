@@ -10,4 +10,5 @@ mod docker;
 mod docs;
 mod fault;
 mod loki;
+mod rotation;
 mod stdout;
