@@ -646,7 +646,11 @@ impl Agent {
                         if let Err(e) = self.files.truncated(i) {
                             warn(&format!("{}: {e}", self.files.tails[i].display));
                         }
+                        // At once: a crash before the next write would find the file
+                        // changed under its old identity, and send again with new
+                        // timestamps what was just acknowledged.
                         self.dirty = true;
+                        self.write_positions()?;
                         again = true;
                         continue;
                     }

@@ -19,7 +19,7 @@ use homelab_core::Root;
 
 use crate::positions::Entry;
 pub use crate::rotation::CLOSE_GRACE;
-use crate::rotation::{Identity, Open, Rotation, Seen};
+use crate::rotation::{Change, Identity, Open, Rotation, Seen};
 use crate::tail::{Format, Tail, read_fingerprint};
 
 const COMPRESSED: &[&str] = &[".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip", ".Z"];
@@ -243,14 +243,16 @@ impl Files {
         (first..self.tails.len()).collect()
     }
 
-    /// Tail `i` was truncated (copytruncate): every line it had read is acknowledged
-    /// (the caller flushed first). Restarts it at 0 and follows the copy, if a file
-    /// not followed yet holds the old bytes, from where `i` was. Returns the copy's
-    /// index.
+    /// Tail `i` was truncated (copytruncate) or shrunk: every line it had read is
+    /// acknowledged (the caller flushed first). Restarts it where the state machine
+    /// says and follows the copy, if a file not followed yet holds the old bytes, from
+    /// where `i` was. Returns the copy's index.
     pub fn truncated(&mut self, i: usize) -> io::Result<Option<usize>> {
-        let (fp, size) = self.tails[i].restart()?;
+        let (fp, size) = self.tails[i].look()?;
         let (seen, places) = self.look(true);
-        let Some(o) = Rotation::truncated(&mut self.tails, i, &seen, fp, size) else {
+        let copy = Rotation::truncated(&mut self.tails, i, &seen, fp, size);
+        self.tails[i].restart();
+        let Some(o) = copy else {
             return Ok(None);
         };
         let Some(c) = self.open(o, &places) else {
@@ -265,7 +267,17 @@ impl Files {
     pub fn reap(&mut self) -> usize {
         let before = self.tails.len();
         let now = Instant::now();
-        self.tails.retain(|t| !t.closable(now, t.at_end() && t.drained()));
+        self.tails.retain_mut(|t| {
+            if !t.closable(now, t.at_end() && t.drained()) {
+                return true;
+            }
+            // A last look: written or rewritten since it was read, it stays.
+            match t.check() {
+                Ok(Change::Same) => !(t.at_end() && t.drained()),
+                Ok(Change::Truncated) => true,
+                Err(_) => false,
+            }
+        });
         before - self.tails.len()
     }
 

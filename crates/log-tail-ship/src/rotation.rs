@@ -39,6 +39,10 @@ pub const FINGERPRINT_MAX: usize = 256;
 /// end this long: a writer may still append for a moment after a rename.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+#[cfg(test)]
+#[path = "rotation_model.rs"]
+mod model;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Identity {
     pub dev: u64,
@@ -143,6 +147,9 @@ pub struct Track {
     /// Its `filename` label (see [`Seen::label`]).
     pub label: String,
     pub live: bool,
+    /// Has been at a followed path: a writer may copytruncate it (rotated files are
+    /// never copied but by compression, which makes another name).
+    pub was_live: bool,
     /// Lines are stamped from anchors (plain files; Docker's carry their own time).
     pub anchored: bool,
     /// Size at the last check.
@@ -182,6 +189,7 @@ impl Track {
             display: s.display.clone(),
             label: s.label.clone(),
             live: s.live,
+            was_live: s.live,
             anchored: true,
             size: s.size,
             processed: offset,
@@ -305,6 +313,7 @@ impl Rotation {
                 if c.live || !was_seen[i] {
                     t.display = c.display;
                     t.live = c.live;
+                    t.was_live |= c.live;
                 }
                 was_seen[i] = true;
                 continue;
@@ -354,9 +363,9 @@ impl Rotation {
             }
             let copy_of_followed = tracks
                 .iter()
-                .map(|t| &t.as_ref().fp)
-                .chain(opens.iter().map(|o| &o.track.fp))
-                .any(|f| !f.is_empty() && fp.agrees(f));
+                .map(|t| t.as_ref())
+                .chain(opens.iter().map(|o| &o.track))
+                .any(|t| t.was_live && !t.fp.is_empty() && fp.agrees(&t.fp));
             if !c.live && copy_of_followed {
                 continue; // adopted when the original's truncation is seen
             }
@@ -426,13 +435,17 @@ impl Rotation {
 
     /// Track `i` was found truncated (copytruncate) and everything it had read is
     /// acknowledged. `seen` is every file at a followed path or beside one, with the
-    /// first bytes of those not followed. Restarts `i` at 0 with its content now
-    /// (`fp_now`, `size`), and returns the copy to follow from where `i` was, if a file
-    /// not followed holds the old bytes.
+    /// first bytes of those not followed. `fp_now` and `size` are its content now.
     ///
-    /// The copy is looked for among all the siblings, not only under the name beside
-    /// `i`'s: while reading was paused (a push retried), `i` may have been renamed by
-    /// the next rotation, which also shifted the copy.
+    /// If a file not followed holds the old bytes (at least up to where `i` was), that
+    /// is the copy: it is returned, to be followed from there, and `i` starts again at
+    /// 0. The copy is looked for among all the siblings, not only under the name
+    /// beside `i`'s: while reading was paused (a push retried), `i` may have been
+    /// renamed by the next rotation, which also shifted the copy.
+    ///
+    /// Without a copy, a file that still starts with whole lines it had (cut at a line,
+    /// `truncate -s`, perhaps written again since) goes on after them (what was cut and
+    /// not read is gone); any other starts again at 0.
     pub fn truncated<T: AsRef<Track> + AsMut<Track>>(
         tracks: &mut [T],
         i: usize,
@@ -462,12 +475,27 @@ impl Rotation {
                     Open { tag: c.tag, track }
                 });
         }
-        t.processed = 0;
-        t.acked = 0;
-        t.safe = 0;
+        let kept = if copy.is_some() {
+            0
+        } else if fp_now.starts_with(&t.fp) && !fp_now.is_empty() {
+            size
+        } else {
+            kept_lines(&t.fp, &fp_now)
+        };
+        let at = t.processed.min(kept);
+        t.processed = at;
+        t.acked = at;
+        t.safe = if kept == 0 { 0 } else { t.safe.min(kept) };
         t.size = size;
         t.fp = fp_now;
-        t.anchors.clear();
+        // Lines after `at` are new: the old anchors would stamp them with the times of
+        // the lines cut (or copied away). Those before keep theirs (sent again after a
+        // crash, they must carry the same).
+        if kept == 0 {
+            t.anchors.clear();
+        } else {
+            t.anchors.retain(|(o, _)| *o <= at);
+        }
         t.anchors_saved = false;
         copy
     }
@@ -523,12 +551,29 @@ impl Rotation {
     }
 }
 
+/// How many bytes of whole lines two contents start with alike.
+fn kept_lines(a: &Fingerprint, b: &Fingerprint) -> u64 {
+    let same = a
+        .bytes()
+        .iter()
+        .zip(b.bytes())
+        .take_while(|(x, y)| x == y)
+        .count();
+    a.bytes()[..same]
+        .iter()
+        .rposition(|c| *c == b'\n')
+        .map_or(0, |p| p as u64 + 1)
+}
+
 /// A file the positions file knew, found again (by inode or as a copy): from its
 /// acknowledged offset, with its anchors.
 fn resumed(c: &Seen, fp: Fingerprint, e: Entry) -> Track {
+    // Grown since: the positions file must learn the longer fingerprint before more
+    // is shipped (see [`Rotation::check`]).
+    let saved = fp.len() == e.fingerprint_bytes;
     let mut t = Track::from_seen(c, fp, e.offset);
     t.anchors = e.anchors;
-    t.anchors_saved = true;
+    t.anchors_saved = saved;
     t.safe = c.size;
     t
 }

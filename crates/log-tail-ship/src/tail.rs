@@ -191,16 +191,20 @@ impl Tail {
         self.rewritten
     }
 
-    /// Starts reading over at offset 0 (after a truncation); returns the file's size
-    /// and first bytes now, for the state machine.
-    pub fn restart(&mut self) -> io::Result<(Fingerprint, u64)> {
-        self.read_pos = 0;
+    /// The file's first bytes and size now (for [`Rotation::truncated`]).
+    pub fn look(&self) -> io::Result<(Fingerprint, u64)> {
+        Ok((read_fingerprint(&self.file)?, self.file.metadata()?.len()))
+    }
+
+    /// Starts reading over at `track.processed` (after a truncation, as the state
+    /// machine decided).
+    pub fn restart(&mut self) {
+        self.read_pos = self.track.processed;
         self.buf.clear();
         self.buf_version += 1;
         self.head = 0;
         self.skipping = false;
         self.rewritten = false;
-        Ok((read_fingerprint(&self.file)?, self.file.metadata()?.len()))
     }
 
     /// Whether everything in the file has been read (an unterminated last line may
@@ -432,6 +436,7 @@ mod tests {
             display: p.display().to_string(),
             label: p.display().to_string(),
             live: true,
+            was_live: true,
             anchored: true,
             size: md.len(),
             processed: offset,
@@ -446,8 +451,9 @@ mod tests {
 
     /// Starts `t` over after a truncation, as the driver does.
     fn restart(t: &mut Tail) {
-        let (fp, size) = t.restart().unwrap();
+        let (fp, size) = t.look().unwrap();
         Rotation::truncated(std::slice::from_mut(t), 0, &[], fp, size);
+        t.restart();
     }
 
     fn lines(t: &mut Tail, max: usize) -> Vec<(String, Option<u64>, bool)> {
