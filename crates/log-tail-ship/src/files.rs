@@ -36,6 +36,10 @@ pub struct Files {
     pub notes: Vec<String>,
 }
 
+fn compressed(name: &str) -> bool {
+    COMPRESSED.iter().any(|c| name.ends_with(c))
+}
+
 /// Where a [`Seen`] is (its `tag` indexes these) and how it is read.
 type Places = Vec<(PathBuf, Format)>;
 
@@ -108,7 +112,14 @@ impl Files {
         for g in &self.globs {
             let real = self.root.path(g);
             match glob::glob(&real.to_string_lossy()) {
-                Ok(paths) => out.extend(paths.filter_map(Result::ok).map(|p| (p, Format::Plain))),
+                // Compressed files are never read (a glob over rotated files matches
+                // them, and for a moment during a rotation its base may be missing).
+                Ok(paths) => out.extend(
+                    paths
+                        .filter_map(Result::ok)
+                        .filter(|p| !compressed(&p.to_string_lossy()))
+                        .map(|p| (p, Format::Plain)),
+                ),
                 Err(_) => out.push((real, Format::Plain)),
             }
         }
@@ -183,7 +194,7 @@ impl Files {
             let Ok(rd) = fs::read_dir(dir) else { continue };
             for e in rd.filter_map(|e| e.ok()) {
                 let n = e.file_name().to_string_lossy().into_owned();
-                if names.get(&n).is_some_and(|(_, r)| !r) || COMPRESSED.iter().any(|c| n.ends_with(c)) {
+                if names.get(&n).is_some_and(|(_, r)| !r) || compressed(&n) {
                     continue;
                 }
                 if let Some(&(b, _)) = base_of(&n, names) {

@@ -352,7 +352,7 @@ impl Rotation {
             if let Some(k) = self
                 .restored
                 .iter()
-                .position(|e| e.fingerprint_bytes > 0 && fp.matches_saved(e) && c.size >= e.offset)
+                .position(|e| e.fingerprint_bytes > 0 && fp.matches_saved(e))
             {
                 let e = self.restored.remove(k);
                 opens.push(Open {
@@ -437,8 +437,7 @@ impl Rotation {
     /// acknowledged. `seen` is every file at a followed path or beside one, with the
     /// first bytes of those not followed. `fp_now` and `size` are its content now.
     ///
-    /// If a file not followed holds the old bytes (at least up to where `i` was), that
-    /// is the copy: it is returned, to be followed from there, and `i` starts again at
+    /// If a file not followed starts with the old first bytes, that is the copy: it is returned, to be followed from there, and `i` starts again at
     /// 0. The copy is looked for among all the siblings, not only under the name
     /// beside `i`'s: while reading was paused (a push retried), `i` may have been
     /// renamed by the next rotation, which also shifted the copy.
@@ -461,11 +460,15 @@ impl Rotation {
             // of the same start may remain; the last one made is this truncation's.
             copy = seen
                 .iter()
-                .filter(|c| !followed.contains(&c.id) && c.size >= t.processed)
+                .filter(|c| !followed.contains(&c.id))
                 .filter(|c| c.fp.as_ref().is_some_and(|f| f.starts_with(&t.fp)))
                 .max_by_key(|c| c.mtime)
                 .map(|c| {
-                    let mut track = Track::from_seen(c, c.fp.clone().unwrap_or_default(), t.processed);
+                    // Shorter than what was read when the writer went on between the
+                    // copy and the truncation (copytruncate's own race): nothing of it
+                    // is left to read, but it is followed, not taken for new.
+                    let at = t.processed.min(c.size);
+                    let mut track = Track::from_seen(c, c.fp.clone().unwrap_or_default(), at);
                     track.label = t.label.clone();
                     track.live = false;
                     track.anchored = t.anchored;
@@ -488,14 +491,9 @@ impl Rotation {
         t.safe = if kept == 0 { 0 } else { t.safe.min(kept) };
         t.size = size;
         t.fp = fp_now;
-        // Lines after `at` are new: the old anchors would stamp them with the times of
-        // the lines cut (or copied away). Those before keep theirs (sent again after a
-        // crash, they must carry the same).
-        if kept == 0 {
-            t.anchors.clear();
-        } else {
-            t.anchors.retain(|(o, _)| *o <= at);
-        }
+        // The lines kept keep their anchors (sent again after a crash, they must carry
+        // the same stamps); the ones after them were cut (or copied away).
+        t.anchors.retain(|(o, _)| *o < kept);
         t.anchors_saved = false;
         copy
     }
@@ -567,7 +565,9 @@ fn kept_lines(a: &Fingerprint, b: &Fingerprint) -> u64 {
 
 /// A file the positions file knew, found again (by inode or as a copy): from its
 /// acknowledged offset, with its anchors.
-fn resumed(c: &Seen, fp: Fingerprint, e: Entry) -> Track {
+fn resumed(c: &Seen, fp: Fingerprint, mut e: Entry) -> Track {
+    // A copy shorter than what was acknowledged (copytruncate's race): from its end.
+    e.offset = e.offset.min(c.size);
     // Grown since: the positions file must learn the longer fingerprint before more
     // is shipped (see [`Rotation::check`]).
     let saved = fp.len() == e.fingerprint_bytes;

@@ -41,8 +41,14 @@ enum Op {
         late: bool,
     },
     /// copytruncate with `rotate keep`; `look_midway`: the agent looks while the copy
-    /// is half made.
-    CopyTruncate { keep: u8, look_midway: bool },
+    /// is half made; `race` lines written between the copy and the truncation (they
+    /// are in neither file afterwards), with a read by the agent meanwhile, or not.
+    CopyTruncate {
+        keep: u8,
+        look_midway: bool,
+        race: u8,
+        read_in_race: bool,
+    },
     /// The live file deleted and created again (the inode number reused if free).
     Recreate { reuse: bool },
     /// The live file cut after this many of its lines, and looked at before it is
@@ -67,7 +73,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1u8..5, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
             |(keep, dateext, compress, delay, late)| Op::Rename { keep, dateext, compress, delay, late }
         ),
-        3 => (1u8..5, any::<bool>()).prop_map(|(keep, look_midway)| Op::CopyTruncate { keep, look_midway }),
+        3 => (1u8..5, any::<bool>(), 0u8..3, any::<bool>()).prop_map(|(keep, look_midway, race, read_in_race)| {
+            Op::CopyTruncate { keep, look_midway, race, read_in_race }
+        }),
         1 => any::<bool>().prop_map(|reuse| Op::Recreate { reuse }),
         1 => (0u8..4).prop_map(Op::Cut),
         5 => any::<bool>().prop_map(|look| Op::Step { look }),
@@ -281,7 +289,12 @@ impl World {
                     self.compress(&target);
                 }
             }
-            Op::CopyTruncate { keep, look_midway } => {
+            Op::CopyTruncate {
+                keep,
+                look_midway,
+                race,
+                read_in_race,
+            } => {
                 self.shift(keep);
                 let content = self.dir.inodes[&self.writer].clone();
                 let copy = self.dir.create(None);
@@ -290,7 +303,19 @@ impl World {
                 if look_midway {
                     self.look();
                 }
+                let full = content.len() >= FINGERPRINT_MAX;
                 self.dir.set(copy, content);
+                // Only with a full fingerprint in the copy: the positions file keeps a
+                // CRC of the first bytes, so a copy shorter than the fingerprint saved
+                // cannot be recognised after a crash (a documented limit).
+                if race > 0 && full {
+                    let first = self.lines;
+                    self.write(race);
+                    self.may_lose.extend(first..self.lines);
+                    if read_in_race {
+                        self.step(false);
+                    }
+                }
                 self.dir.set(self.writer, Vec::new());
             }
             Op::Recreate { reuse } => {
@@ -593,12 +618,16 @@ fn a_copy_looked_at_half_made_is_not_read_again() {
         Op::CopyTruncate {
             keep: 4,
             look_midway: true,
+            race: 0,
+            read_in_race: false,
         },
         Op::Write(2),
         Op::Step { look: true },
         Op::CopyTruncate {
             keep: 4,
             look_midway: true,
+            race: 0,
+            read_in_race: false,
         },
         Op::Step { look: true },
     ];

@@ -9,6 +9,7 @@ mod common;
 mod docker;
 mod docs;
 mod fault;
+mod logrotate;
 mod loki;
 mod rotation;
 mod stdout;
