@@ -329,6 +329,12 @@ impl Tail {
         let file = &self.file;
         self.buf_version += 1;
         let n = append_chunk(&mut self.buf, &mut self.head, |b| file.read_at(b, pos))?;
+        if n == 0 && self.head >= self.buf.len() {
+            // At the end with nothing left over: the buffer goes back to the pool
+            // until there is more (a thousand idle files hold no 256 KiB each).
+            self.head = 0;
+            self.buf.park();
+        }
         let same = if n > 0 {
             still_starts_with(&self.file, &self.track.fp)
         } else {
@@ -364,7 +370,35 @@ impl std::ops::Deref for ChunkBuf {
     }
 }
 
+/// Read buffers of files at their end, for the next file that has something to read:
+/// buffers are held only while reading.
+const POOL: usize = 2;
+
+thread_local! {
+    static PARKED: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl ChunkBuf {
+    /// Gives the (empty) buffer's room back to the pool.
+    fn park(&mut self) {
+        self.len = 0;
+        let bytes = std::mem::take(&mut self.bytes);
+        if bytes.capacity() > 0 {
+            PARKED.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL {
+                    p.push(bytes);
+                }
+            });
+        }
+    }
+
+    /// Whether it holds room (for tests).
+    #[cfg(test)]
+    fn has_room(&self) -> bool {
+        self.bytes.capacity() > 0
+    }
+
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -400,6 +434,11 @@ pub(crate) fn append_chunk(
         *head = 0;
     }
     let have = buf.len;
+    if buf.bytes.is_empty()
+        && let Some(room) = PARKED.with(|p| p.borrow_mut().pop())
+    {
+        buf.bytes = room;
+    }
     if buf.bytes.len() < have + CHUNK {
         buf.bytes.resize(have + CHUNK, 0);
     }
@@ -641,6 +680,22 @@ mod tests {
         // The rest of the long line is skipped; the next line comes as it is.
         let l = t.next_line(100).unwrap().unwrap();
         assert_eq!(t.bytes(&l.range), b"next");
+    }
+
+    #[test]
+    fn a_file_at_its_end_holds_no_read_buffer() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(b"one\ntwo\nthr").unwrap();
+        let mut t = open_at(&p, 0);
+        assert_eq!(lines(&mut t, 100).len(), 2);
+        assert!(t.buf.has_room(), "an unterminated line waits in the buffer");
+        f.write_all(b"ee\n").unwrap();
+        assert_eq!(lines(&mut t, 100).len(), 1);
+        assert!(!t.buf.has_room(), "read to the end, nothing left over");
+        f.write_all(b"four\n").unwrap();
+        assert_eq!(lines(&mut t, 100), [("four".into(), Some(19), false)]);
     }
 
     #[test]
