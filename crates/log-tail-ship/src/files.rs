@@ -466,6 +466,58 @@ mod tests {
         assert_eq!(got, ["a", "b", "c"]);
     }
 
+    #[test]
+    fn a_glob_over_rotated_files_follows_each_content_once_under_its_base_name() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("app.log", "live\n"),
+            ("app.log.1", "rotated\n"),
+            ("app.log.2.gz", "\u{1f}binary\n"),
+            ("app.log-20261206", "dated\n"),
+            ("other.log", "other\n"),
+        ] {
+            fs::write(d.path().join(name), text).unwrap();
+            // Written before log-tail-ship started (not just now: see `new_since`).
+            let old = SystemTime::now() - Duration::from_secs(60);
+            fs::File::options()
+                .write(true)
+                .open(d.path().join(name))
+                .and_then(|f| f.set_modified(old))
+                .unwrap();
+        }
+        let mut f = Files::new(
+            Root::new("/"),
+            vec![format!("{}/*.log*", d.path().display())],
+            None,
+            true,
+        );
+        f.scan();
+        let mut got: Vec<(String, String)> = f
+            .tails
+            .iter()
+            .map(|t| {
+                let name = |p: &str| Path::new(p).file_name().unwrap().to_string_lossy().into_owned();
+                (name(&t.display), name(&t.label))
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("app.log".into(), "app.log".into()),
+                ("other.log".into(), "other.log".into())
+            ],
+            "rotated siblings are not files of their own, compressed ones never read"
+        );
+        // A rotation: the renamed file keeps its base name as label, the new one too.
+        fs::rename(d.path().join("app.log"), d.path().join("app.log.1")).unwrap();
+        fs::write(d.path().join("app.log"), "new\n").unwrap();
+        f.scan();
+        let labels: HashSet<String> = f.tails.iter().map(|t| t.label.clone()).collect();
+        assert_eq!(labels.len(), 2, "{labels:?}");
+        assert_eq!(f.tails.len(), 3);
+    }
+
     /// Reads up to `n` lines of tail `i` as the agent does (processed moves with
     /// each line).
     fn read_lines(f: &mut Files, i: usize, n: usize, out: &mut Vec<String>) {
