@@ -5,17 +5,27 @@
 # regex; peak RSS; CPU of a follower over idle seconds. Not a test: it prints medians
 # and ratios for the README.
 #
-#   scripts/bench/log-tail-ship.sh [LINES] [RUNS] [IDLE_SECONDS]   (defaults 1000000, 5, 60)
+# Then idle CPU and RSS of a follower of 1, 100 and 1,000 files (one directory, each
+# with a rotated sibling), with and without --positions, once every file is read.
+#
+#   scripts/bench/log-tail-ship.sh [LINES] [RUNS] [IDLE_SECONDS] [IDLE_FILES_SECONDS]
+#   (defaults 1000000, 5, 60, 20); LOGSHIP_BIN=path uses that binary instead of
+#   building one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lines=${1:-1000000}
 runs=${2:-5}
 idle=${3:-60}
+idle_files=${4:-20}
 m=scripts/bench/measure.py
 regex='GET /health'
 
-cargo build --release -q -p log-tail-ship
-bin=$PWD/target/release/log-tail-ship
+if [ -n "${LOGSHIP_BIN:-}" ]; then
+  bin=$LOGSHIP_BIN
+else
+  cargo build --release -q -p log-tail-ship
+  bin=${CARGO_TARGET_DIR:-$PWD/target}/release/log-tail-ship
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -100,3 +110,44 @@ print(f"ratio loki / pipe (lines/s)              {rate(loki)/rate(peer):.3f}")
 print(f"follower after shipping the file         peak RSS {frss['rss_kib_peak']/1024:.1f} MiB")
 print(f"follower idle                            CPU {idle['cpu_percent']:.4f} % of one core over {idle['seconds']} s ({idle['cpu_seconds']} s CPU)")
 PY
+
+# Many files, idle: N files of a few lines (and a rotated sibling each) in one
+# directory, followed from their beginning; measured once every line is shipped (with
+# --positions: every offset saved; without: every line on stdout).
+for n in 1 100 1000; do
+  for pos in with without; do
+    fdir=$work/many-$n-$pos
+    mkdir -p "$fdir"
+    python3 - "$fdir" "$n" <<'PY'
+import sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    for name in (f"f{i:04}.log", f"f{i:04}.log.1"):
+        with open(f"{d}/{name}", "w") as f:
+            f.write("".join(f"{name} line {k}\n" for k in range(3)))
+PY
+    if [ $pos = with ]; then
+      "$bin" --file "$fdir/*.log" --from-beginning --loki "$url" --positions "$fdir.json" --quiet &
+    else
+      "$bin" --file "$fdir/*.log" --from-beginning --stdout >"$fdir.out" &
+    fi
+    f=$!; pids+=("$f")
+    for _ in $(seq 600); do
+      if [ $pos = with ]; then
+        python3 -c 'import json,os,sys; p=json.load(open(sys.argv[1])); sys.exit(0 if len(p["files"])==int(sys.argv[2]) and all(e["offset"]==os.path.getsize(e["path"]) for e in p["files"]) else 1)' "$fdir.json" "$n" 2>/dev/null && break
+      else
+        [ "$(wc -l <"$fdir.out")" -ge $((3 * n)) ] && break
+      fi
+      sleep 0.1
+    done
+    c=$(python3 $m cpu "$f" "$idle_files")
+    r=$(python3 $m rss "$f")
+    python3 - "$n" "$pos" "$c" "$r" <<'PY'
+import json, sys
+n, pos, c, r = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+print(f"idle, {n:5d} files {pos:7s} --positions  CPU {c['cpu_percent']:7.3f} % over {c['seconds']} s   "
+      f"RSS {r['rss_kib']/1024:6.1f} MiB (peak {r['rss_kib_peak']/1024:6.1f} MiB)")
+PY
+    kill "$f"; wait "$f" 2>/dev/null || true
+  done
+done

@@ -96,6 +96,15 @@ def cpu(pid, seconds):
             "cpu_percent": round((c1 - c0) / hz / (t1 - t0) * 100, 4)}
 
 
+def rss(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out["rss_kib" if line.startswith("VmRSS") else "rss_kib_peak"] = int(line.split()[1])
+    return out
+
+
 def hwm(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -118,5 +127,7 @@ if __name__ == "__main__":
         print(json.dumps(cpu(int(sys.argv[2]), float(sys.argv[3]))))
     elif what == "hwm":
         print(json.dumps(hwm(int(sys.argv[2]))))
+    elif what == "rss" and len(sys.argv) == 3:
+        print(json.dumps(rss(int(sys.argv[2]))))
     else:
         sys.exit(__doc__)

@@ -348,9 +348,10 @@ impl Agent {
             let t = &mut self.files.tails[i];
             match &t.format {
                 TailFormat::Plain => {
-                    let labels = merge_labels(&self.static_labels, &[("filename", t.display.as_str())]);
+                    // The followed path, also for its rotated siblings: one stream.
+                    let labels = merge_labels(&self.static_labels, &[("filename", t.label.as_str())]);
                     t.streams = vec![self.pipe.streams.id(&labels)];
-                    t.source = self.pipe.stats.source(&t.display);
+                    t.source = self.pipe.stats.source(&t.label);
                 }
                 TailFormat::Docker { container } => {
                     let (name, service) = match self.containers.get(container) {
@@ -616,27 +617,7 @@ impl Agent {
         let Some(path) = self.positions.clone() else {
             return Ok(());
         };
-        let now = now_ns();
         let stale = self.sync_interval.as_nanos() as u64;
-        for t in &mut self.files.tails {
-            if t.format != TailFormat::Plain {
-                continue;
-            }
-            match t.anchors.last().copied() {
-                None => t.anchors.push((t.processed, now)),
-                Some((o, ns)) if t.processed >= t.safe && now.saturating_sub(ns) >= stale => {
-                    if o == t.processed {
-                        t.anchors.pop();
-                    }
-                    t.anchors.push((t.processed, now));
-                }
-                Some((o, _)) if t.processed >= t.safe && o < t.processed => {
-                    t.anchors.push((t.processed, now));
-                }
-                _ => {}
-            }
-            positions::prune(&mut t.anchors, t.acked);
-        }
         let file = PositionsFile {
             version: positions::VERSION,
             saved_unix_seconds: self
@@ -644,16 +625,13 @@ impl Agent {
                 .seen_until()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
-            files: self.files.entries(),
+            files: self.files.save(now_ns(), stale),
             journal: match &self.journal {
                 Some(j) => j.position(),
                 None => self.kept_journal.clone(),
             },
         };
         positions::save(&path, &file)?;
-        for t in &mut self.files.tails {
-            t.anchors_saved = true;
-        }
         self.last_write = Some(Instant::now());
         self.dirty = false;
         Ok(())
@@ -759,7 +737,11 @@ impl Agent {
                         if let Err(e) = self.files.truncated(i) {
                             warn(&format!("{}: {e}", self.files.tails[i].display));
                         }
+                        // At once: a crash before the next write would find the file
+                        // changed under its old identity, and send again with new
+                        // timestamps what was just acknowledged.
                         self.dirty = true;
+                        self.write_positions()?;
                         again = true;
                         continue;
                     }

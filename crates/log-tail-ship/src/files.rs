@@ -1,47 +1,28 @@
-//! Which files are followed, and from where: the `--file` globs and Docker's log
-//! paths, their rotated siblings, and the positions of the last run.
+//! Which files are followed, and from where: the I/O half of [`crate::rotation`]. It
+//! lists the `--file` globs' matches and Docker's log paths, and their rotated
+//! siblings (reading each directory once per look), reads the first bytes of files
+//! not followed yet, and opens, restarts and closes what the state machine decides.
 //!
-//! Files are known by identity (device, inode, fingerprint of the first bytes), never
-//! by path alone, so:
-//! - a file renamed by rotation (`app.log` → `app.log.1`) keeps its place and is read
-//!   to its end before its successor (tails of rotated files are read first);
-//! - a deleted file is drained through the open handle (Docker with max-file=1);
-//! - a copytruncate copy is found by the old fingerprint and read from where the
-//!   original was when it was truncated, and the original restarts at 0;
-//! - a reused inode with other first bytes is a new file, not the old one.
-//!
-//! Rotated siblings are the files next to a followed one whose name continues it with
-//! `.` or `-` (`app.log.1`, `app.log-20260101`, `<id>-json.log.1`), compressed ones
-//! excepted. They are never read on their own account: only when they are a followed
-//! file renamed, a copy of a truncated one, or (after a restart) written since the
-//! positions were saved, i.e. a successor rotated away while log-tail-ship was down.
+//! A glob match that continues another match's name with `.` or `-` (`app.log.1`
+//! beside `app.log`, as `--file '/var/log/app/*.log*'` matches them) is that file's
+//! rotated sibling, not a file of its own: each line is shipped once, under the
+//! followed file's name; compressed siblings (`.gz`, ...) are never read.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use homelab_core::Root;
 
 use crate::positions::Entry;
-use crate::tail::{Fingerprint, Format, Identity, Tail};
-
-/// A file no longer in the watched set (or deleted) is closed after it has been at its
-/// end this long: a writer may still append for a moment after a rename.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+pub use crate::rotation::CLOSE_GRACE;
+use crate::rotation::{Change, Identity, Open, Rotation, Seen};
+use crate::tail::{Format, Tail, read_fingerprint};
 
 const COMPRESSED: &[&str] = &[".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip", ".Z"];
-
-#[derive(Debug)]
-struct Candidate {
-    path: PathBuf,
-    display: String,
-    format: Format,
-    live: bool,
-    id: Identity,
-    mtime: SystemTime,
-}
 
 #[derive(Debug)]
 pub struct Files {
@@ -50,18 +31,25 @@ pub struct Files {
     /// Docker log paths (real path → container id), set by the Docker source.
     docker: HashMap<PathBuf, String>,
     pub tails: Vec<Tail>,
-    /// Entries of the positions file not found again yet.
-    restored: Vec<Entry>,
-    /// Paths the positions file knew: a different file there now is a successor.
-    known_paths: HashSet<String>,
-    had_positions: bool,
-    from_beginning: bool,
-    started: bool,
-    /// Unknown rotated siblings changed after this are successors, read from 0: a
-    /// second before the last scan began (or, at start, the positions file's time).
-    new_since: Option<SystemTime>,
+    rotation: Rotation,
     /// Warnings for stderr, taken by the caller.
     pub notes: Vec<String>,
+}
+
+fn compressed(name: &str) -> bool {
+    COMPRESSED.iter().any(|c| name.ends_with(c))
+}
+
+/// Where a [`Seen`] is (its `tag` indexes these) and how it is read.
+type Places = Vec<(PathBuf, Format)>;
+
+/// The shortest name in `names` (not itself a rotated one) that `name` continues with
+/// `.` or `-`.
+fn base_of<'a>(name: &str, names: &'a HashMap<String, (usize, bool)>) -> Option<&'a (usize, bool)> {
+    name.char_indices()
+        .filter(|(_, c)| *c == '.' || *c == '-')
+        .filter(|(i, _)| *i > 0)
+        .find_map(|(i, _)| names.get(&name[..i]).filter(|(_, rotated)| !rotated))
 }
 
 impl Files {
@@ -71,36 +59,19 @@ impl Files {
         restored: Option<(Vec<Entry>, SystemTime)>,
         from_beginning: bool,
     ) -> Files {
-        let had_positions = restored.is_some();
-        let (restored, new_since) = match restored {
-            Some((e, t)) => (e, Some(t)),
-            None => (Vec::new(), None),
-        };
         Files {
             root,
             globs,
             docker: HashMap::new(),
             tails: Vec::new(),
-            known_paths: restored.iter().map(|e| e.path.clone()).collect(),
-            restored,
-            had_positions,
-            from_beginning,
-            started: false,
-            new_since,
+            rotation: Rotation::new(restored, from_beginning),
             notes: Vec::new(),
         }
     }
 
-    /// The time to save in the positions file: files changed since then may be
-    /// unknown to [`Files::entries`], and are looked at after a restart.
-    ///
-    /// Not the time of saving: a copytruncate copy made after the last scan but before
-    /// the positions are written (the scan waits while files are caught up with) holds
-    /// lines never read, and is only found because it changed after this time. Its
-    /// original (opened empty, so with no fingerprint to find the copy by) resumes at
-    /// its new content.
+    /// The time to save in the positions file (see [`Rotation::seen_until`]).
     pub fn seen_until(&self) -> SystemTime {
-        self.new_since.unwrap_or_else(SystemTime::now)
+        self.rotation.seen_until(SystemTime::now())
     }
 
     pub fn set_docker(&mut self, paths: HashMap<PathBuf, String>) {
@@ -141,7 +112,14 @@ impl Files {
         for g in &self.globs {
             let real = self.root.path(g);
             match glob::glob(&real.to_string_lossy()) {
-                Ok(paths) => out.extend(paths.filter_map(Result::ok).map(|p| (p, Format::Plain))),
+                // Compressed files are never read (a glob over rotated files matches
+                // them, and for a moment during a rotation its base may be missing).
+                Ok(paths) => out.extend(
+                    paths
+                        .filter_map(Result::ok)
+                        .filter(|p| !compressed(&p.to_string_lossy()))
+                        .map(|p| (p, Format::Plain)),
+                ),
                 Err(_) => out.push((real, Format::Plain)),
             }
         }
@@ -151,30 +129,35 @@ impl Files {
         out
     }
 
-    /// Rotated siblings of `path`: same directory, name continued by `.` or `-`.
-    fn siblings(path: &Path) -> Vec<PathBuf> {
-        let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else {
-            return Vec::new();
-        };
-        let base = base.to_string_lossy().into_owned();
-        let Ok(rd) = fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        rd.filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let rest = n.strip_prefix(&base)?;
-                let ok = (rest.starts_with('.') || rest.starts_with('-'))
-                    && !COMPRESSED.iter().any(|c| n.ends_with(c));
-                ok.then(|| e.path())
-            })
-            .collect()
-    }
-
-    fn candidates(&self) -> Vec<Candidate> {
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        let mut add = |path: PathBuf, format: Format, live: bool, out: &mut Vec<Candidate>| {
+    /// Every file at a followed path and every rotated sibling beside one, once each
+    /// (by identity), followed paths first. Each directory is read once.
+    fn candidates(&self) -> (Vec<Seen>, Places) {
+        let live = self.live_paths();
+        // Per directory: name → (index in `live`, is a rotated sibling of another match).
+        let mut dirs: HashMap<&Path, HashMap<String, (usize, bool)>> = HashMap::new();
+        for (k, (p, _)) in live.iter().enumerate() {
+            if let (Some(d), Some(n)) = (p.parent(), p.file_name()) {
+                dirs.entry(d)
+                    .or_default()
+                    .insert(n.to_string_lossy().into_owned(), (k, false));
+            }
+        }
+        for names in dirs.values_mut() {
+            let rotated: Vec<String> = names
+                .keys()
+                .filter(|n| base_of(n, names).is_some())
+                .cloned()
+                .collect();
+            for n in rotated {
+                if let Some(e) = names.get_mut(&n) {
+                    e.1 = true;
+                }
+            }
+        }
+        let mut ids = HashSet::new();
+        let mut seen = Vec::new();
+        let mut places = Vec::new();
+        let mut add = |path: PathBuf, format: &Format, live: bool, label: String| {
             let Ok(md) = fs::metadata(&path) else { return };
             if !md.is_file() {
                 return;
@@ -183,229 +166,128 @@ impl Files {
                 dev: md.dev(),
                 ino: md.ino(),
             };
-            if !seen.insert(id) {
+            if !ids.insert(id) {
                 return;
             }
-            out.push(Candidate {
+            seen.push(Seen {
+                tag: places.len(),
                 display: self.root.display(&path),
-                path,
-                format,
+                label,
                 live,
                 id,
+                size: md.len(),
                 mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                fp: None,
             });
+            places.push((path, format.clone()));
         };
-        let live = self.live_paths();
-        for (p, f) in &live {
-            add(p.clone(), f.clone(), true, &mut out);
-        }
-        for (p, f) in &live {
-            for s in Files::siblings(p) {
-                add(s, f.clone(), false, &mut out);
+        let rotated: HashSet<usize> = dirs
+            .values()
+            .flat_map(|names| names.values().filter(|(_, r)| *r).map(|(k, _)| *k))
+            .collect();
+        for (k, (p, f)) in live.iter().enumerate() {
+            if !rotated.contains(&k) {
+                add(p.clone(), f, true, self.root.display(p));
             }
         }
-        out
+        for (dir, names) in &dirs {
+            let Ok(rd) = fs::read_dir(dir) else { continue };
+            for e in rd.filter_map(|e| e.ok()) {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if names.get(&n).is_some_and(|(_, r)| !r) || compressed(&n) {
+                    continue;
+                }
+                if let Some(&(b, _)) = base_of(&n, names) {
+                    let (bp, bf) = &live[b];
+                    add(e.path(), bf, false, self.root.display(bp));
+                }
+            }
+        }
+        (seen, places)
+    }
+
+    /// [`Files::candidates`] with the first bytes of files not followed, where wanted.
+    fn look(&mut self, all: bool) -> (Vec<Seen>, Places) {
+        let (mut seen, places) = self.candidates();
+        let followed: HashSet<Identity> = self.tails.iter().map(|t| t.id).collect();
+        for s in &mut seen {
+            if followed.contains(&s.id) || !(all || self.rotation.wants_fingerprint(s)) {
+                continue;
+            }
+            match fs::File::open(&places[s.tag].0).and_then(|f| read_fingerprint(&f)) {
+                Ok(fp) => s.fp = Some(fp),
+                Err(e) if s.live => self.notes.push(format!("cannot open {}: {e}", s.display)),
+                Err(_) => {}
+            }
+        }
+        (seen, places)
+    }
+
+    fn open(&mut self, o: Open, places: &Places) -> Option<usize> {
+        let (path, format) = &places[o.tag];
+        let display = o.track.display.clone();
+        match Tail::open(path.clone(), o.track, format.clone()) {
+            Ok(t) => {
+                self.tails.push(t);
+                Some(self.tails.len() - 1)
+            }
+            Err(e) => {
+                self.notes.push(format!("cannot open {display}: {e}"));
+                None
+            }
+        }
     }
 
     /// Finds files that appeared, moved or went away; returns the indices of tails
-    /// opened by this scan (the caller gives them labels and anchors).
+    /// opened by this look (the caller gives them labels and anchors).
     pub fn scan(&mut self) -> Vec<usize> {
         let scan_start = SystemTime::now();
-        let cands = self.candidates();
-        let mut seen = vec![false; self.tails.len()];
-        let mut unknown = Vec::new();
-        let mut replaced = HashSet::new();
+        let (seen, places) = self.look(false);
         let first = self.tails.len();
-        // Pass 1: files known by identity.
-        for c in cands {
-            if let Some(i) = self.tails.iter().position(|t| t.id == c.id) {
-                let t = &mut self.tails[i];
-                if c.live || !seen[i] {
-                    t.path = c.path;
-                    t.display = c.display;
-                    t.live = c.live;
-                }
-                seen[i] = true;
-                continue;
-            }
-            if let Some(k) = self
-                .restored
-                .iter()
-                .position(|e| e.dev == c.id.dev && e.ino == c.id.ino)
-            {
-                let e = &self.restored[k];
-                match self.resume(&c, e) {
-                    Some(t) => {
-                        self.restored.remove(k);
-                        self.tails.push(t);
-                        continue;
-                    }
-                    None => {
-                        // Same inode, other content: rewritten, or the inode reused.
-                        replaced.insert(c.id);
-                    }
-                }
-            }
-            unknown.push(c);
+        let opens = self
+            .rotation
+            .scan(&mut self.tails, seen, Instant::now(), scan_start);
+        for o in opens {
+            self.open(o, &places);
         }
-        // Pass 2: copies of files whose content moved (copytruncate while we were
-        // away), then new files.
-        for c in unknown {
-            if let Some(t) = self.adopt_copy(&c) {
-                self.tails.push(t);
-                continue;
-            }
-            if !c.live && self.is_copy_of_followed(&c) {
-                continue; // adopted when the original's truncation is seen
-            }
-            let changed_since = self.new_since.is_some_and(|t| c.mtime > t);
-            let start_at_end = if c.live {
-                if !self.started {
-                    let successor = replaced.contains(&c.id)
-                        || (self.had_positions && (self.known_paths.contains(&c.display) || changed_since));
-                    !(successor || self.from_beginning)
-                } else {
-                    false
-                }
-            } else if replaced.contains(&c.id) || changed_since {
-                false
-            } else {
-                continue;
-            };
-            match Tail::open(c.path.clone(), c.display.clone(), c.format.clone(), 0) {
-                Ok(mut t) => {
-                    if start_at_end {
-                        let end = t.size;
-                        t = Tail::open(c.path, c.display, c.format, end).unwrap_or(t);
-                        t.safe = 0;
-                    }
-                    t.live = c.live;
-                    self.tails.push(t);
-                }
-                Err(e) => self.notes.push(format!("cannot open {}: {e}", c.display)),
-            }
-        }
-        if !self.started {
-            for e in self.restored.drain(..) {
-                self.notes.push(format!(
-                    "{} (inode {}) was rotated away or deleted while log-tail-ship was not running; \
-                     what it held after byte {} could not be read",
-                    e.path, e.ino, e.offset
-                ));
-            }
-        }
-        for (i, was_seen) in seen.iter().enumerate() {
-            let t = &mut self.tails[i];
-            if *was_seen {
-                if t.gone_since.is_some() && t.file.metadata().is_ok_and(|m| m.nlink() > 0) {
-                    t.gone_since = None;
-                }
-            } else if t.gone_since.is_none() {
-                t.live = false;
-                t.gone_since = Some(Instant::now());
-            }
-        }
-        self.started = true;
-        self.new_since = Some(scan_start - Duration::from_secs(1));
+        self.notes.append(&mut self.rotation.notes);
         (first..self.tails.len()).collect()
     }
 
-    /// A tail for a file the positions file knew, if it still holds the same bytes.
-    fn resume(&self, c: &Candidate, e: &Entry) -> Option<Tail> {
-        let mut t = Tail::open(c.path.clone(), c.display.clone(), c.format.clone(), 0).ok()?;
-        let fp = Fingerprint::of(&t.file, e.fingerprint_bytes).ok()?;
-        if fp.crc != e.fingerprint_crc32 || fp.len != e.fingerprint_bytes || e.offset > t.size {
-            return None;
-        }
-        t = Tail::open(c.path.clone(), c.display.clone(), c.format.clone(), e.offset).ok()?;
-        t.anchors = e.anchors.clone();
-        t.anchors_saved = true;
-        t.safe = t.size;
-        t.live = c.live;
-        Some(t)
-    }
-
-    /// A tail for `c` when it is the copy of a file the positions file knew whose
-    /// inode is gone or holds other bytes now.
-    fn adopt_copy(&mut self, c: &Candidate) -> Option<Tail> {
-        let file = fs::File::open(&c.path).ok()?;
-        let k = self.restored.iter().position(|e| {
-            e.fingerprint_bytes > 0
-                && Fingerprint::of(&file, e.fingerprint_bytes)
-                    .is_ok_and(|fp| fp.len == e.fingerprint_bytes && fp.crc == e.fingerprint_crc32)
-        })?;
-        let e = self.restored.remove(k);
-        let mut t = Tail::open(c.path.clone(), c.display.clone(), c.format.clone(), e.offset).ok()?;
-        t.anchors = e.anchors;
-        t.anchors_saved = true;
-        t.safe = t.size;
-        t.live = c.live;
-        Some(t)
-    }
-
-    fn is_copy_of_followed(&self, c: &Candidate) -> bool {
-        let Ok(file) = fs::File::open(&c.path) else {
-            return false;
+    /// Tail `i` was truncated (copytruncate) or shrunk: every line it had read is
+    /// acknowledged (the caller flushed first). Restarts it where the state machine
+    /// says and follows the copy, if a file not followed yet holds the old bytes, from
+    /// where `i` was. Returns the copy's index.
+    pub fn truncated(&mut self, i: usize) -> io::Result<Option<usize>> {
+        let (fp, size) = self.tails[i].look()?;
+        let (seen, places) = self.look(true);
+        let copy = Rotation::truncated(&mut self.tails, i, &seen, fp, size);
+        self.tails[i].restart();
+        let Some(o) = copy else {
+            return Ok(None);
         };
-        self.tails
-            .iter()
-            .any(|t| t.fp.len > 0 && Fingerprint::of(&file, t.fp.len).is_ok_and(|fp| fp == t.fp))
-    }
-
-    /// Tail `i` was truncated (copytruncate): every line it had read is acknowledged
-    /// (the caller flushed first). Adopts the copy, if a file not followed yet holds
-    /// the old bytes, from the same offset, and restarts `i` at 0. Returns the copy's
-    /// index.
-    ///
-    /// The copy is looked for among all the watched files and their rotated siblings,
-    /// not only beside `i`'s name: while reading was paused (a push retried), `i` may
-    /// have been renamed by the next rotation, which also shifted the copy.
-    pub fn truncated(&mut self, i: usize) -> std::io::Result<Option<usize>> {
-        let (old_fp, offset) = {
-            let t = &self.tails[i];
-            (t.fp, t.processed)
+        let Some(c) = self.open(o, &places) else {
+            return Ok(None);
         };
-        let mut adopted = None;
-        if old_fp.len > 0 {
-            for c in self.candidates() {
-                if self.tails.iter().any(|t| t.id == c.id) {
-                    continue;
-                }
-                let Ok(file) = fs::File::open(&c.path) else {
-                    continue;
-                };
-                if file.metadata().is_ok_and(|m| m.len() >= offset)
-                    && Fingerprint::of(&file, old_fp.len).is_ok_and(|fp| fp == old_fp)
-                {
-                    let mut t = Tail::open(c.path, c.display, self.tails[i].format.clone(), offset)?;
-                    t.anchors = self.tails[i].anchors.clone();
-                    t.anchors_saved = self.tails[i].anchors_saved;
-                    t.safe = t.size;
-                    t.live = false;
-                    t.streams = self.tails[i].streams.clone();
-                    t.source = self.tails[i].source;
-                    self.tails.push(t);
-                    adopted = Some(self.tails.len() - 1);
-                    break;
-                }
-            }
-        }
-        let t = &mut self.tails[i];
-        t.restart()?;
-        t.anchors.clear();
-        t.anchors_saved = false;
-        Ok(adopted)
+        self.tails[c].streams = self.tails[i].streams.clone();
+        self.tails[c].source = self.tails[i].source;
+        Ok(Some(c))
     }
 
     /// Removes the tails that are gone, drained and acknowledged.
     pub fn reap(&mut self) -> usize {
         let before = self.tails.len();
-        self.tails.retain(|t| {
-            let done = t.gone_since.is_some_and(|g| g.elapsed() >= CLOSE_GRACE)
-                && t.at_end()
-                && t.drained()
-                && t.processed == t.acked;
-            !done
+        let now = Instant::now();
+        self.tails.retain_mut(|t| {
+            if !t.closable(now, t.at_end() && t.drained()) {
+                return true;
+            }
+            // A last look: written or rewritten since it was read, it stays.
+            match t.check() {
+                Ok(Change::Same) => !(t.at_end() && t.drained()),
+                Ok(Change::Truncated) => true,
+                Err(_) => false,
+            }
         });
         before - self.tails.len()
     }
@@ -413,37 +295,25 @@ impl Files {
     /// The order to read in: rotated and gone files first (oldest first), so a file
     /// is read to its end before its successor.
     pub fn read_order(&self) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..self.tails.len()).collect();
-        let mtime = |t: &Tail| {
-            t.file
+        Rotation::read_order(&self.tails, |i| {
+            self.tails[i]
+                .file
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH)
-        };
-        idx.sort_by_cached_key(|&i| (self.tails[i].live, mtime(&self.tails[i])));
-        idx
+        })
     }
 
-    /// The positions file's entries: every open file's acknowledged offset.
-    pub fn entries(&self) -> Vec<Entry> {
-        self.tails
-            .iter()
-            .map(|t| Entry {
-                path: t.display.clone(),
-                dev: t.id.dev,
-                ino: t.id.ino,
-                fingerprint_bytes: t.fp.len,
-                fingerprint_crc32: t.fp.crc,
-                offset: t.acked,
-                anchors: t.anchors.clone(),
-            })
-            .collect()
+    /// The positions file's entries (setting new anchors: see [`Rotation::save`]).
+    pub fn save(&mut self, now_ns: u64, stale_ns: u64) -> Vec<Entry> {
+        Rotation::save(&mut self.tails, now_ns, stale_ns)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn files(dir: &Path, restored: Option<(Vec<Entry>, SystemTime)>) -> Files {
         Files::new(
@@ -479,7 +349,7 @@ mod tests {
         let mut f = files(d.path(), None);
         f.scan();
         f.tails[0].acked = 7;
-        let entries = f.entries();
+        let entries = f.save(0, u64::MAX);
         let saved = SystemTime::now() - Duration::from_secs(5);
         // Rotated by rename while down, and a successor written.
         fs::rename(&p, d.path().join("app.log.1")).unwrap();
@@ -503,7 +373,7 @@ mod tests {
         let mut f = files(d.path(), None);
         f.scan();
         f.tails[0].acked = 7;
-        let entries = f.entries();
+        let entries = f.save(0, u64::MAX);
         fs::copy(&p, d.path().join("app.log.1")).unwrap();
         fs::write(&p, "line 3\n").unwrap();
         let mut f = files(d.path(), Some((entries, saved)));
@@ -581,12 +451,12 @@ mod tests {
         fs::write(&p, "").unwrap();
         let mut f = files(d.path(), None);
         f.scan();
-        assert_eq!(f.tails[0].fp.len, 0);
+        assert_eq!(f.tails[0].fp.len(), 0);
         fs::write(&p, "a\nb\n").unwrap();
         fs::copy(&p, d.path().join("app.log.1")).unwrap();
         fs::write(&p, "c\n").unwrap();
         // What the agent saves: the entries, and the time of the last scan.
-        let (entries, saved) = (f.entries(), f.seen_until());
+        let (entries, saved) = (f.save(0, u64::MAX), f.seen_until());
         let mut f = files(d.path(), Some((entries, saved)));
         f.scan();
         let mut got = Vec::new();
@@ -594,6 +464,58 @@ mod tests {
             read_lines(&mut f, i, usize::MAX, &mut got);
         }
         assert_eq!(got, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_glob_over_rotated_files_follows_each_content_once_under_its_base_name() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("app.log", "live\n"),
+            ("app.log.1", "rotated\n"),
+            ("app.log.2.gz", "\u{1f}binary\n"),
+            ("app.log-20261206", "dated\n"),
+            ("other.log", "other\n"),
+        ] {
+            fs::write(d.path().join(name), text).unwrap();
+            // Written before log-tail-ship started (not just now: see `new_since`).
+            let old = SystemTime::now() - Duration::from_secs(60);
+            fs::File::options()
+                .write(true)
+                .open(d.path().join(name))
+                .and_then(|f| f.set_modified(old))
+                .unwrap();
+        }
+        let mut f = Files::new(
+            Root::new("/"),
+            vec![format!("{}/*.log*", d.path().display())],
+            None,
+            true,
+        );
+        f.scan();
+        let mut got: Vec<(String, String)> = f
+            .tails
+            .iter()
+            .map(|t| {
+                let name = |p: &str| Path::new(p).file_name().unwrap().to_string_lossy().into_owned();
+                (name(&t.display), name(&t.label))
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("app.log".into(), "app.log".into()),
+                ("other.log".into(), "other.log".into())
+            ],
+            "rotated siblings are not files of their own, compressed ones never read"
+        );
+        // A rotation: the renamed file keeps its base name as label, the new one too.
+        fs::rename(d.path().join("app.log"), d.path().join("app.log.1")).unwrap();
+        fs::write(d.path().join("app.log"), "new\n").unwrap();
+        f.scan();
+        let labels: HashSet<String> = f.tails.iter().map(|t| t.label.clone()).collect();
+        assert_eq!(labels.len(), 2, "{labels:?}");
+        assert_eq!(f.tails.len(), 3);
     }
 
     /// Reads up to `n` lines of tail `i` as the agent does (processed moves with

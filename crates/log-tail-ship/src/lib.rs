@@ -15,6 +15,7 @@ pub mod json;
 pub mod metrics;
 pub mod pipeline;
 pub mod positions;
+pub mod rotation;
 pub mod sink;
 pub mod stdin;
 pub mod tail;

@@ -4,55 +4,41 @@
 
 use std::fs::File;
 use std::io;
-use std::ops::Range;
+use std::ops::{Deref, DerefMut, Range};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::pipeline::Scan;
-
-/// How many of a file's first bytes identify it, with its device and inode.
-pub const FINGERPRINT_MAX: u32 = 256;
+pub use crate::rotation::{Change, FINGERPRINT_MAX, Fingerprint, Identity};
+use crate::rotation::{Rotation, Track};
 
 /// One read() asks for this much.
 const CHUNK: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
+/// The first bytes of `file` (as many as it has, up to [`FINGERPRINT_MAX`]).
+pub fn read_fingerprint(file: &File) -> io::Result<Fingerprint> {
+    read_first(file, FINGERPRINT_MAX)
 }
 
-/// CRC-32 of the first `len` bytes of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint {
-    pub len: u32,
-    pub crc: u32,
-}
-
-impl Fingerprint {
-    /// The fingerprint of `file` over its first `len` bytes (fewer if it is shorter).
-    pub fn of(file: &File, len: u32) -> io::Result<Fingerprint> {
-        let mut buf = vec![0u8; len as usize];
-        let mut got = 0;
-        while got < buf.len() {
-            match file.read_at(&mut buf[got..], got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+fn read_first(file: &File, len: usize) -> io::Result<Fingerprint> {
+    let mut buf = [0u8; FINGERPRINT_MAX];
+    let len = len.min(FINGERPRINT_MAX);
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..len], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        Ok(Fingerprint {
-            len: got as u32,
-            crc: crc32fast::hash(&buf[..got]),
-        })
     }
+    Ok(Fingerprint::new(&buf[..got]))
+}
 
-    /// Whether `file` still starts with the bytes this fingerprint was taken of.
-    pub fn matches(&self, file: &File) -> io::Result<bool> {
-        Ok(Fingerprint::of(file, self.len)? == *self)
-    }
+/// Whether `file` still starts with the bytes of `fp`.
+fn still_starts_with(file: &File, fp: &Fingerprint) -> io::Result<bool> {
+    Ok(read_first(file, fp.len() as usize)? == *fp)
 }
 
 /// What the file holds: plain lines, or Docker's json-file entries of a container.
@@ -88,25 +74,14 @@ pub enum Next {
     End,
 }
 
-/// What [`Tail::check`] found out about the file since the last look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Nothing new or more data: read on.
-    Same,
-    /// Shorter than what was read, or its first bytes changed: copytruncate or a
-    /// rewrite. The caller restarts it at 0 (after looking for the copy).
-    Truncated,
-}
-
+/// One open file being read. Its identity and offsets are its [`Track`] (which it
+/// dereferences to); the rest is the reading.
 #[derive(Debug)]
 pub struct Tail {
+    pub track: Track,
     /// The real path (under --root) where it was last seen.
     pub path: PathBuf,
-    /// The path as the system sees it: the `filename` label.
-    pub display: String,
     pub file: File,
-    pub id: Identity,
-    pub fp: Fingerprint,
     pub format: Format,
     /// Every byte before it has been read into the buffer.
     read_pos: u64,
@@ -123,93 +98,91 @@ pub struct Tail {
     /// A read found the first bytes changed (copytruncate between two looks): what it
     /// got was discarded, and [`Tail::check`] reports the truncation.
     rewritten: bool,
-    /// Every line before it has been handed to the pipeline (or dropped there).
-    pub processed: u64,
-    /// Every line before it has been acknowledged by the sink.
-    pub acked: u64,
-    /// Timestamp anchors (see positions.rs), and whether the positions file has the
-    /// newest of them and the current fingerprint.
-    pub anchors: Vec<(u64, u64)>,
-    pub anchors_saved: bool,
-    /// Lines before this offset may have been sent before a restart: their anchors
-    /// must not change (the file size when it was found again at start).
-    pub safe: u64,
     /// Without a positions file: the last timestamp given, plus the length of its
     /// line less one (stamps are read time, going up a nanosecond per byte).
     pub last_ns: u64,
-    /// At a path the user asked for (or a container's LogPath), not a rotated name.
-    pub live: bool,
-    /// No longer in the watched set, or deleted: drained to its end, then closed.
-    pub gone_since: Option<Instant>,
     /// Stream ids (plain: one; Docker: stdout, stderr, and unknown) and source id.
     pub streams: Vec<usize>,
     pub source: usize,
-    /// Size at the last check.
-    pub size: u64,
+}
+
+impl Deref for Tail {
+    type Target = Track;
+
+    fn deref(&self) -> &Track {
+        &self.track
+    }
+}
+
+impl DerefMut for Tail {
+    fn deref_mut(&mut self) -> &mut Track {
+        &mut self.track
+    }
+}
+
+impl AsRef<Track> for Tail {
+    fn as_ref(&self) -> &Track {
+        &self.track
+    }
+}
+
+impl AsMut<Track> for Tail {
+    fn as_mut(&mut self) -> &mut Track {
+        &mut self.track
+    }
 }
 
 impl Tail {
-    /// Opens `path` positioned at `offset`.
-    pub fn open(path: PathBuf, display: String, format: Format, offset: u64) -> io::Result<Tail> {
+    /// Opens `path` to follow it with `track`, from `track.processed`; fails if the
+    /// file there is no longer the one the track is for.
+    pub fn open(path: PathBuf, mut track: Track, format: Format) -> io::Result<Tail> {
         let file = File::open(&path)?;
         let md = file.metadata()?;
         if !md.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        let fp = Fingerprint::of(&file, FINGERPRINT_MAX)?;
+        let id = Identity {
+            dev: md.dev(),
+            ino: md.ino(),
+        };
+        if id != track.id {
+            return Err(io::Error::other("replaced while being opened"));
+        }
+        track.size = md.len();
+        track.anchored = format == Format::Plain;
         Ok(Tail {
+            read_pos: track.processed,
+            track,
             path,
-            display,
-            id: Identity {
-                dev: md.dev(),
-                ino: md.ino(),
-            },
-            fp,
             file,
             format,
-            read_pos: offset,
             buf: ChunkBuf::default(),
             buf_version: 0,
             scan: Scan::default(),
             head: 0,
             skipping: false,
             rewritten: false,
-            processed: offset,
-            acked: offset,
-            anchors: Vec::new(),
-            anchors_saved: false,
-            safe: 0,
             last_ns: 0,
-            live: true,
-            gone_since: None,
             streams: Vec::new(),
             source: 0,
-            size: md.len(),
         })
     }
 
-    /// Looks at the open file: truncated or rewritten (copytruncate), or deleted.
-    /// Extends a short fingerprint as the file grows.
+    /// Looks at the open file (size, links, first bytes) and lets the state machine
+    /// tell: truncated or rewritten (copytruncate), or more to read.
     pub fn check(&mut self) -> io::Result<Change> {
         let md = self.file.metadata()?;
-        self.size = md.len();
-        if md.nlink() == 0 && self.gone_since.is_none() {
-            self.gone_since = Some(Instant::now());
+        if md.nlink() == 0 && self.track.gone_since.is_none() {
+            self.track.gone_since = Some(Instant::now());
         }
-        // The fingerprint is compared even when the size did not change: a file
-        // truncated and written again up to exactly the read offset is another file.
-        if self.rewritten || self.size < self.read_pos || !self.fp.matches(&self.file)? {
-            return Ok(Change::Truncated);
-        }
-        if self.fp.len < FINGERPRINT_MAX && self.size > u64::from(self.fp.len) {
-            self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
-            // The positions file must know the content by this fingerprint before
-            // lines stamped from its anchors are shipped: with the shorter (say empty)
-            // one, a restart after a copytruncate could not tell the copy is this file,
-            // and would read it again under new timestamps.
-            self.anchors_saved = false;
-        }
-        Ok(Change::Same)
+        let fp = read_fingerprint(&self.file)?;
+        Ok(Rotation::check(
+            &mut self.track,
+            md.len(),
+            &fp,
+            self.read_pos,
+            self.rewritten,
+        ))
     }
 
     /// Whether a read saw the file rewritten: it is to be checked (and restarted)
@@ -218,20 +191,20 @@ impl Tail {
         self.rewritten
     }
 
-    /// Starts over at offset 0 (after a truncation); the caller sets new anchors.
-    pub fn restart(&mut self) -> io::Result<()> {
-        self.read_pos = 0;
-        self.processed = 0;
-        self.acked = 0;
+    /// The file's first bytes and size now (for [`Rotation::truncated`]).
+    pub fn look(&self) -> io::Result<(Fingerprint, u64)> {
+        Ok((read_fingerprint(&self.file)?, self.file.metadata()?.len()))
+    }
+
+    /// Starts reading over at `track.processed` (after a truncation, as the state
+    /// machine decided).
+    pub fn restart(&mut self) {
+        self.read_pos = self.track.processed;
         self.buf.clear();
         self.buf_version += 1;
         self.head = 0;
         self.skipping = false;
         self.rewritten = false;
-        self.safe = 0;
-        self.fp = Fingerprint::of(&self.file, FINGERPRINT_MAX)?;
-        self.size = self.file.metadata()?.len();
-        Ok(())
     }
 
     /// Whether everything in the file has been read (an unterminated last line may
@@ -243,11 +216,6 @@ impl Tail {
     /// Whether nothing read is left unprocessed in the buffer.
     pub fn drained(&self) -> bool {
         self.head >= self.buf.len() || self.skipping
-    }
-
-    /// Bytes in the file after the acknowledged offset.
-    pub fn lag(&self) -> u64 {
-        self.size.saturating_sub(self.acked)
     }
 
     pub fn bytes(&self, r: &Range<usize>) -> &[u8] {
@@ -361,8 +329,14 @@ impl Tail {
         let file = &self.file;
         self.buf_version += 1;
         let n = append_chunk(&mut self.buf, &mut self.head, |b| file.read_at(b, pos))?;
+        if n == 0 && self.head >= self.buf.len() {
+            // At the end with nothing left over: the buffer goes back to the pool
+            // until there is more (a thousand idle files hold no 256 KiB each).
+            self.head = 0;
+            self.buf.park();
+        }
         let same = if n > 0 {
-            self.fp.matches(&self.file)
+            still_starts_with(&self.file, &self.track.fp)
         } else {
             Ok(true)
         };
@@ -372,8 +346,8 @@ impl Tail {
             return same;
         }
         self.read_pos += n as u64;
-        if self.read_pos > self.size {
-            self.size = self.read_pos;
+        if self.read_pos > self.track.size {
+            self.track.size = self.read_pos;
         }
         Ok(n > 0)
     }
@@ -396,7 +370,35 @@ impl std::ops::Deref for ChunkBuf {
     }
 }
 
+/// Read buffers of files at their end, for the next file that has something to read:
+/// buffers are held only while reading.
+const POOL: usize = 2;
+
+thread_local! {
+    static PARKED: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl ChunkBuf {
+    /// Gives the (empty) buffer's room back to the pool.
+    fn park(&mut self) {
+        self.len = 0;
+        let bytes = std::mem::take(&mut self.bytes);
+        if bytes.capacity() > 0 {
+            PARKED.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL {
+                    p.push(bytes);
+                }
+            });
+        }
+    }
+
+    /// Whether it holds room (for tests).
+    #[cfg(test)]
+    fn has_room(&self) -> bool {
+        self.bytes.capacity() > 0
+    }
+
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -432,6 +434,11 @@ pub(crate) fn append_chunk(
         *head = 0;
     }
     let have = buf.len;
+    if buf.bytes.is_empty()
+        && let Some(room) = PARKED.with(|p| p.borrow_mut().pop())
+    {
+        buf.bytes = room;
+    }
     if buf.bytes.len() < have + CHUNK {
         buf.bytes.resize(have + CHUNK, 0);
     }
@@ -455,6 +462,39 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// Opens `p` at `offset` as a file never seen before.
+    pub(crate) fn open_at(p: &std::path::Path, offset: u64) -> Tail {
+        let f = File::open(p).unwrap();
+        let md = f.metadata().unwrap();
+        let track = Track {
+            id: Identity {
+                dev: md.dev(),
+                ino: md.ino(),
+            },
+            fp: read_fingerprint(&f).unwrap(),
+            display: p.display().to_string(),
+            label: p.display().to_string(),
+            live: true,
+            was_live: true,
+            anchored: true,
+            size: md.len(),
+            processed: offset,
+            acked: offset,
+            anchors: Vec::new(),
+            anchors_saved: false,
+            safe: 0,
+            gone_since: None,
+        };
+        Tail::open(p.to_path_buf(), track, Format::Plain).unwrap()
+    }
+
+    /// Starts `t` over after a truncation, as the driver does.
+    fn restart(t: &mut Tail) {
+        let (fp, size) = t.look().unwrap();
+        Rotation::truncated(std::slice::from_mut(t), 0, &[], fp, size);
+        t.restart();
+    }
+
     fn lines(t: &mut Tail, max: usize) -> Vec<(String, Option<u64>, bool)> {
         let mut out = Vec::new();
         while let Some(l) = t.next_line(max).unwrap() {
@@ -476,7 +516,7 @@ mod tests {
         let p = d.path().join("a.log");
         let mut f = std::fs::File::create(&p).unwrap();
         f.write_all(b"one\ntwo\nthr").unwrap();
-        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        let mut t = open_at(&p, 0);
         assert_eq!(t.check().unwrap(), Change::Same);
         assert_eq!(
             lines(&mut t, 100),
@@ -504,18 +544,18 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a.log");
         std::fs::write(&p, b"first line\nsecond\n").unwrap();
-        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        let mut t = open_at(&p, 0);
         lines(&mut t, 100);
         // copytruncate then new content, longer than before: only the fingerprint tells.
         std::fs::write(&p, b"other line\nsecond\nthird line\n").unwrap();
         assert_eq!(t.check().unwrap(), Change::Truncated);
-        t.restart().unwrap();
+        restart(&mut t);
         assert_eq!(lines(&mut t, 100).len(), 3);
         // Written again up to exactly where reading stopped (longer than the
         // fingerprint): the size alone says nothing.
         std::fs::write(&p, "a".repeat(299) + "\n").unwrap();
         assert_eq!(t.check().unwrap(), Change::Truncated);
-        t.restart().unwrap();
+        restart(&mut t);
         assert_eq!(lines(&mut t, 1000).len(), 1);
         assert_eq!(t.check().unwrap(), Change::Same);
         std::fs::write(&p, "b".repeat(299) + "\n").unwrap();
@@ -530,7 +570,7 @@ mod tests {
         let p = d.path().join("a.log");
         let old = "o".repeat(CHUNK - 1) + "\n" + "old tail\n";
         std::fs::write(&p, &old).unwrap();
-        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        let mut t = open_at(&p, 0);
         assert_eq!(t.check().unwrap(), Change::Same);
         assert_eq!(t.next_line(CHUNK).unwrap().unwrap().end, Some(CHUNK as u64));
         // copytruncate and more written than was read, before the next read.
@@ -541,7 +581,7 @@ mod tests {
         );
         assert!(t.rewritten() && t.remainder().is_none());
         assert_eq!(t.check().unwrap(), Change::Truncated);
-        t.restart().unwrap();
+        restart(&mut t);
         assert!(!t.rewritten());
         assert_eq!(lines(&mut t, 2 * CHUNK).len(), 2);
     }
@@ -592,7 +632,7 @@ mod tests {
         }
         content.extend_from_slice(b"unterminated");
         f.write_all(&content).unwrap();
-        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        let mut t = open_at(&p, 0);
         let mut got = Vec::new();
         let mut offset = 0;
         let mut blocks = 0;
@@ -643,17 +683,33 @@ mod tests {
     }
 
     #[test]
+    fn a_file_at_its_end_holds_no_read_buffer() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(b"one\ntwo\nthr").unwrap();
+        let mut t = open_at(&p, 0);
+        assert_eq!(lines(&mut t, 100).len(), 2);
+        assert!(t.buf.has_room(), "an unterminated line waits in the buffer");
+        f.write_all(b"ee\n").unwrap();
+        assert_eq!(lines(&mut t, 100).len(), 1);
+        assert!(!t.buf.has_room(), "read to the end, nothing left over");
+        f.write_all(b"four\n").unwrap();
+        assert_eq!(lines(&mut t, 100), [("four".into(), Some(19), false)]);
+    }
+
+    #[test]
     fn a_fingerprint_that_grows_must_be_saved_before_more_is_shipped() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a.log");
         std::fs::write(&p, "").unwrap();
-        let mut t = Tail::open(p.clone(), "a.log".into(), Format::Plain, 0).unwrap();
+        let mut t = open_at(&p, 0);
         t.anchors_saved = true;
         assert_eq!(t.check().unwrap(), Change::Same);
         assert!(t.anchors_saved, "nothing new to fingerprint");
         std::fs::write(&p, "first line\n").unwrap();
         assert_eq!(t.check().unwrap(), Change::Same);
-        assert_eq!(t.fp.len, 11);
+        assert_eq!(t.fp.len(), 11);
         assert!(
             !t.anchors_saved,
             "the positions file still has the empty fingerprint"

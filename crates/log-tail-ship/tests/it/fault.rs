@@ -1,9 +1,11 @@
 //! The fault test: 1,000,000 numbered lines written while the writer rotates by rename
 //! and by copytruncate; log-tail-ship killed with SIGKILL at 10 random moments and
 //! restarted; the Loki stand-in answering 429 and 500 in bursts and going away for
-//! 10 seconds. Every line must arrive; a line received more than once must carry the
-//! same timestamp each time (a resend of the unacknowledged window after a kill, which
-//! Loki drops as a duplicate). The duplicates are counted and printed.
+//! 10 seconds. The rotations go rename, copytruncate, copytruncate, ... (two
+//! copytruncates in a row, with the numbered copies shifting, as `rotate N` makes
+//! them). Every line must arrive; a line received more than once must carry the same
+//! labels and timestamp each time (a resend of the unacknowledged window after a kill,
+//! which Loki drops as a duplicate). The duplicates are counted and printed.
 //!
 //! `FAULT_SEED=<n>` repeats a run's kill moments (the seed is printed).
 
@@ -48,8 +50,8 @@ fn shift(dir: &Path, generation: usize) {
     }
 }
 
-/// Writes the numbered lines at a steady pace, rotating by rename and copytruncate in
-/// turn. Returns the number of rotations.
+/// Writes the numbered lines at a steady pace, rotating by rename, then copytruncate
+/// twice, in turn. Returns the number of rotations.
 fn writer(dir: PathBuf, done: Arc<AtomicBool>) -> usize {
     let log = dir.join("app.log");
     let open = || {
@@ -78,7 +80,7 @@ fn writer(dir: PathBuf, done: Arc<AtomicBool>) -> usize {
         if n / ROTATE_EVERY != before / ROTATE_EVERY && n < LINES {
             rotations += 1;
             shift(&dir, rotations);
-            if rotations % 2 == 1 {
+            if rotations % 3 == 1 {
                 // rename + create (logrotate's default, Docker's json-file)
                 fs::rename(&log, dir.join("app.log.1")).unwrap();
                 f = open();
@@ -245,6 +247,7 @@ fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
 
     let entries = rx.entries();
     let mut by_number: HashMap<u64, Vec<(i64, &str)>> = HashMap::with_capacity(LINES as usize);
+    let mut labels_of: HashMap<u64, Vec<&std::collections::BTreeMap<String, String>>> = HashMap::new();
     for e in &entries {
         let n: u64 = e.line[..7]
             .parse()
@@ -261,6 +264,7 @@ fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
             Some(true)
         );
         by_number.entry(n).or_default().push((e.ts, &e.line));
+        labels_of.entry(n).or_default().push(&e.labels);
     }
     let missing: Vec<u64> = (0..LINES).filter(|n| !by_number.contains_key(n)).collect();
     let duplicates: usize = by_number.values().map(|v| v.len() - 1).sum();
@@ -269,22 +273,28 @@ fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
         .filter(|(_, v)| v.iter().any(|(ts, _)| *ts != v[0].0))
         .take(5)
         .collect();
+    let relabelled: Vec<(&u64, &Vec<&std::collections::BTreeMap<String, String>>)> = labels_of
+        .iter()
+        .filter(|(_, v)| v.iter().any(|l| *l != v[0]))
+        .take(5)
+        .collect();
     let st = rx.state.lock().unwrap();
     // Straight to stderr (not captured by the test harness), so CI logs show it.
     let _ = writeln!(
         std::io::stderr(),
         "fault test: {LINES} lines, {rotations} rotations (rename and copytruncate), {KILLS} SIGKILLs, \
          {} pushes ({} answered 429/500), {} entries received, {} missing, {duplicates} duplicates \
-         (all with identical timestamp and text: {}), {:.1} s",
+         (all with identical timestamp and text: {}, and labels: {}), {:.1} s",
         st.pushes,
         st.refused,
         entries.len(),
         missing.len(),
         differing.is_empty(),
+        relabelled.is_empty(),
         test_start.elapsed().as_secs_f64()
     );
     drop(st);
-    if !missing.is_empty() || !differing.is_empty() {
+    if !missing.is_empty() || !differing.is_empty() || !relabelled.is_empty() {
         let log = fs::read_to_string(dir.join("shipper.stderr")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
         println!(
@@ -301,6 +311,10 @@ fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
     assert!(
         differing.is_empty(),
         "lines received twice with different timestamps: {differing:?} (FAULT_SEED={seed})"
+    );
+    assert!(
+        relabelled.is_empty(),
+        "lines received twice under different labels: {relabelled:?} (FAULT_SEED={seed})"
     );
     assert!(rotations >= 10);
 }

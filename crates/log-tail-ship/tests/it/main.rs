@@ -11,5 +11,7 @@ mod docs;
 mod env;
 mod fault;
 mod journal;
+mod logrotate;
 mod loki;
+mod rotation;
 mod stdout;
