@@ -46,6 +46,8 @@ struct Candidate {
 #[derive(Debug)]
 pub struct Files {
     root: Root,
+    /// The `--file` patterns as real paths (under --root, or in the working directory:
+    /// see [`crate::file_pattern`]).
     globs: Vec<String>,
     /// Docker log paths (real path → container id), set by the Docker source.
     docker: HashMap<PathBuf, String>,
@@ -62,6 +64,9 @@ pub struct Files {
     new_since: Option<SystemTime>,
     /// Warnings for stderr, taken by the caller.
     pub notes: Vec<String>,
+    /// Files the last scan found but could not open (permission denied, descriptors
+    /// exhausted), with why: errors in the summary and the metrics.
+    pub unopened: Vec<(String, std::io::ErrorKind)>,
 }
 
 impl Files {
@@ -88,6 +93,7 @@ impl Files {
             started: false,
             new_since,
             notes: Vec::new(),
+            unopened: Vec::new(),
         }
     }
 
@@ -115,7 +121,7 @@ impl Files {
             .filter_map(|t| t.path.parent().map(Path::to_path_buf))
             .collect();
         for g in &self.globs {
-            let real = self.root.path(g);
+            let real = PathBuf::from(g);
             let mut lit = PathBuf::new();
             for c in real.components() {
                 if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
@@ -139,7 +145,7 @@ impl Files {
     fn live_paths(&self) -> Vec<(PathBuf, Format)> {
         let mut out = Vec::new();
         for g in &self.globs {
-            let real = self.root.path(g);
+            let real = PathBuf::from(g);
             match glob::glob(&real.to_string_lossy()) {
                 Ok(paths) => out.extend(paths.filter_map(Result::ok).map(|p| (p, Format::Plain))),
                 Err(_) => out.push((real, Format::Plain)),
@@ -211,6 +217,7 @@ impl Files {
     /// opened by this scan (the caller gives them labels and anchors).
     pub fn scan(&mut self) -> Vec<usize> {
         let scan_start = SystemTime::now();
+        self.unopened.clear();
         let cands = self.candidates();
         let mut seen = vec![false; self.tails.len()];
         let mut unknown = Vec::new();
@@ -282,7 +289,14 @@ impl Files {
                     t.live = c.live;
                     self.tails.push(t);
                 }
-                Err(e) => self.notes.push(format!("cannot open {}: {e}", c.display)),
+                Err(e) => {
+                    self.notes.push(format!(
+                        "cannot open {}: {}",
+                        c.display,
+                        homelab_core::exit::describe_io(&e)
+                    ));
+                    self.unopened.push((c.display.clone(), e.kind()));
+                }
             }
         }
         if !self.started {

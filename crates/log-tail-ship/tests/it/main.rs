@@ -8,6 +8,7 @@ mod common;
 
 mod docker;
 mod docs;
+mod edges;
 mod fault;
 mod loki;
 mod stdout;
