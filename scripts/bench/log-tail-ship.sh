@@ -100,3 +100,19 @@ print(f"ratio loki / pipe (lines/s)              {rate(loki)/rate(peer):.3f}")
 print(f"follower after shipping the file         peak RSS {frss['rss_kib_peak']/1024:.1f} MiB")
 print(f"follower idle                            CPU {idle['cpu_percent']:.4f} % of one core over {idle['seconds']} s ({idle['cpu_seconds']} s CPU)")
 PY
+
+# Idle followers WITHOUT --positions, 1, 100 and 1,000 files (issue 25: with no
+# positions file to write, the run loop never slept and spun a core). Goal: CPU under
+# 0.1 % of one core at every size.
+for n in 1 100 1000; do
+  d="$work/idle-$n"; mkdir -p "$d"
+  for i in $(seq "$n"); do echo "line $i" >"$d/f$i.log"; done
+  "$bin" --file "$d/*.log" --stdout >/dev/null & p=$!; pids+=("$p")
+  for _ in $(seq 600); do [ "$(find "/proc/$p/fd" -lname "$d/*" 2>/dev/null | wc -l)" -ge "$n" ] && break; sleep 0.1; done
+  python3 - "$n" "$(python3 $m cpu "$p" "$idle")" <<'PY'
+import json, sys
+c = json.loads(sys.argv[2])
+print(f"follower idle, {int(sys.argv[1]):>5} files, no --positions  CPU {c['cpu_percent']:.4f} % of one core over {c['seconds']} s ({c['cpu_seconds']} s CPU)")
+PY
+  kill "$p"; wait "$p" 2>/dev/null || true
+done
