@@ -72,10 +72,11 @@ through rename and copytruncate rotation, deletion and restarts; filters and rat
 Loki's push API (--loki) or as JSON lines to standard output (--stdout).\n\n\
 With --positions, the offset of each file that the sink has acknowledged is kept on disk, so a crash or restart \
 sends again at most the unacknowledged window, with identical timestamps (which Loki drops as duplicates). \
-While Loki is unreachable or answers 429/5xx, the batch is retried with backoff for as long as it takes and \
-reading pauses: memory stays bounded and nothing is dropped.\n\n\
-It runs until SIGINT or SIGTERM (then pushes what it holds and saves the positions), or with --once until every \
-source is read to its current end. With only --stdin it ends at the end of its input.",
+While Loki is unreachable or answers 429/5xx, the batch is retried with backoff for as long as it takes (with \
+--once, up to --once-timeout, then exit 75) and reading pauses: memory stays bounded and nothing is dropped.\n\n\
+It runs until SIGINT or SIGTERM (then pushes what it holds and saves the positions; exit 75 if Loki has not \
+acknowledged every line), or with --once until every source is read to its current end. With only --stdin it ends \
+at the end of its input.",
     after_long_help = examples_help(EXAMPLES),
 )]
 pub struct Cli {
