@@ -1074,15 +1074,15 @@ impl Agent {
         }
         if self.once && !self.files.unopened.is_empty() {
             let n = self.files.unopened.len();
-            let (first, kind) = &self.files.unopened[0];
+            let (first, e) = &self.files.unopened[0];
             let denied = self
                 .files
                 .unopened
                 .iter()
-                .all(|(_, k)| *k == io::ErrorKind::PermissionDenied);
+                .all(|(_, e)| e.kind() == io::ErrorKind::PermissionDenied);
             let what = format!(
                 "{n} files could not be opened and were not read (the first: {first}: {})",
-                homelab_core::exit::describe_io(&io::Error::from(*kind))
+                homelab_core::exit::describe_io(e)
             );
             return Err(if denied {
                 Error::new(Exit::NoPerm, what).hint("run as a user who may read them (e.g. in group adm)")

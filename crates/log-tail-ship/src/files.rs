@@ -66,7 +66,7 @@ pub struct Files {
     pub notes: Vec<String>,
     /// Files the last scan found but could not open (permission denied, descriptors
     /// exhausted), with why: errors in the summary and the metrics.
-    pub unopened: Vec<(String, std::io::ErrorKind)>,
+    pub unopened: Vec<(String, std::io::Error)>,
 }
 
 impl Files {
@@ -295,7 +295,7 @@ impl Files {
                         c.display,
                         homelab_core::exit::describe_io(&e)
                     ));
-                    self.unopened.push((c.display.clone(), e.kind()));
+                    self.unopened.push((c.display.clone(), e));
                 }
             }
         }
