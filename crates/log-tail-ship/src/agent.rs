@@ -124,6 +124,13 @@ pub struct Agent {
     positions: Option<PathBuf>,
     sync_interval: Duration,
     once: bool,
+    once_timeout: Duration,
+    /// A permanent sink failure or --once's timeout: the run ends with it after saving
+    /// what was acknowledged.
+    /// (exit code, what went wrong, what to do)
+    failure: Option<(Exit, String, &'static str)>,
+    /// The `--file` patterns as given, and as looked for (see [`crate::file_pattern`]).
+    patterns: Vec<(String, String)>,
     max_backoff: Duration,
     textfile_dir: Option<PathBuf>,
     format: Format,
@@ -175,7 +182,7 @@ impl Agent {
         let rate = cli.rate.map(|r| RateLimit::new(r, cli.burst.unwrap_or(r)));
         let sink = match &cli.loki {
             Some(url) => Sink::Loki(Box::new(Loki::new(
-                url,
+                &crate::LokiUrl::parse(url)?.base,
                 cli.tenant.clone(),
                 &crate::auth(cli)?,
                 cli.timeout,
@@ -193,7 +200,12 @@ impl Agent {
             let saved = f.saved_at().unwrap_or(UNIX_EPOCH);
             (f.files, saved)
         });
-        let files = Files::new(root.clone(), cli.files.clone(), restored, cli.from_beginning);
+        let mut patterns = Vec::new();
+        for g in &cli.files {
+            patterns.push((g.clone(), crate::file_pattern(&root, g)?));
+        }
+        let globs = patterns.iter().map(|(_, real)| real.clone()).collect();
+        let files = Files::new(root.clone(), globs, restored, cli.from_beginning);
         let inotify = match Inotify::init() {
             Ok(i) => Some(i),
             Err(e) => {
@@ -221,6 +233,9 @@ impl Agent {
             positions: cli.positions.clone(),
             sync_interval: cli.sync_interval,
             once: cli.once,
+            once_timeout: cli.once_timeout,
+            failure: None,
+            patterns,
             max_backoff: cli.max_backoff.max(MIN_BACKOFF),
             textfile_dir: cli.output.textfile_dir.clone(),
             format: cli.output.format(),
@@ -382,8 +397,11 @@ impl Agent {
         let new = self.files.scan();
         self.setup_tails(&new);
         for n in self.files.notes.drain(..) {
-            warn(&n);
-            self.errors.push(n);
+            // Once each: a file that cannot be opened is tried again at every scan.
+            if self.warned.insert(n.clone()) {
+                warn(&n);
+                self.errors.push(n);
+            }
         }
         self.update_watches();
         self.rescan_needed = false;
@@ -662,6 +680,7 @@ impl Agent {
             return Ok(true);
         }
         let mut backoff = MIN_BACKOFF;
+        let first_attempt = Instant::now();
         loop {
             let (outcome, shipped) = self.pipe.sink.push(&self.pipe.streams)?;
             let pending = self.pipe.sink.pending();
@@ -686,10 +705,33 @@ impl Agent {
                     self.ack_all();
                     return Ok(true);
                 }
+                Outcome::Failed(reason) => {
+                    self.failure = Some((
+                        Exit::Unavailable,
+                        format!("pushing to Loki cannot work: {reason}"),
+                        "fix --loki and start again",
+                    ));
+                    return Ok(false);
+                }
                 Outcome::Retry(reason) => {
                     self.pipe.stats.push_retries += 1;
+                    let waited = first_attempt.elapsed();
+                    if self.once && waited >= self.once_timeout {
+                        self.failure = Some((
+                            Exit::TempFail,
+                            format!(
+                                "--once: no batch was accepted within --once-timeout {} (last: {reason})",
+                                humantime::format_duration(self.once_timeout)
+                            ),
+                            "run again later",
+                        ));
+                        return Ok(false);
+                    }
                     let jitter = 0.75 + 0.5 * pseudo_random();
-                    let pause = backoff.mul_f64(jitter);
+                    let mut pause = backoff.mul_f64(jitter);
+                    if self.once {
+                        pause = pause.min(self.once_timeout - waited);
+                    }
                     if self.warn_due("push") {
                         warn(&format!(
                             "pushing {pending} lines failed ({reason}); retrying in {:.1} s and until it works, \
@@ -969,6 +1011,7 @@ impl Agent {
         metrics::Files {
             lag,
             open: self.files.tails.len(),
+            unreadable: self.files.unopened.len(),
         }
     }
 
@@ -984,8 +1027,33 @@ impl Agent {
         self.stdin_only
     }
 
+    /// Warns once about each `--file` pattern that matches no file at the start.
+    fn warn_unmatched(&mut self) {
+        for (given, real) in &self.patterns {
+            let any = glob::glob(real)
+                .map(|mut paths| paths.any(|p| p.is_ok_and(|p| p.is_file())))
+                .unwrap_or(false);
+            if !any {
+                let shown = self.root.display(std::path::Path::new(real));
+                let msg = if shown == *given {
+                    format!("--file {given:?} matches no file")
+                } else {
+                    format!("--file {given:?} ({shown}) matches no file")
+                };
+                let msg = if self.once {
+                    msg
+                } else {
+                    format!("{msg} yet; looking again every {} s", RESCAN.as_secs())
+                };
+                warn(&msg);
+                self.errors.push(msg);
+            }
+        }
+    }
+
     pub fn run(&mut self) -> Result<()> {
         self.rescan();
+        self.warn_unmatched();
         let mut last_textfile = Instant::now();
         self.write_textfile()?;
         loop {
@@ -1032,7 +1100,9 @@ impl Agent {
             if let Some(t) = self.journal.as_ref().and_then(|j| j.restart_at) {
                 timeout = timeout.min(t.saturating_duration_since(Instant::now()));
             }
-            if self.dirty {
+            // Dirty only matters with a positions file to write (without one, a zero
+            // wait here spun a core).
+            if self.dirty && self.positions.is_some() {
                 let next = self
                     .last_write
                     .map_or(Duration::ZERO, |t| self.sync_interval.saturating_sub(t.elapsed()));
@@ -1051,13 +1121,12 @@ impl Agent {
     }
 
     /// On the way out: one last push attempt of what is held, positions, metrics, summary.
+    /// Lines not acknowledged (75), a sink that cannot work (69) and, with --once, files
+    /// that could not be opened (77, 74) end the run with an error after that.
     fn finish(&mut self) -> Result<()> {
         if self.pipe.sink.pending() > 0 {
-            let (outcome, shipped) = self.pipe.sink.push(&self.pipe.streams)?;
-            if outcome == Outcome::Accepted {
-                self.pipe.shipped(shipped);
-                self.pipe.sink.done();
-                self.ack_all();
+            if self.failure.is_none() {
+                self.last_push()?;
             }
         } else {
             self.ack_all();
@@ -1065,6 +1134,81 @@ impl Agent {
         self.write_positions()?;
         self.write_textfile()?;
         let pending = self.pipe.sink.pending();
+        self.summary(pending)?;
+        if let Some((code, what, hint)) = self.failure.take() {
+            let what = if pending > 0 {
+                format!("{what}; {pending} lines were not shipped{}", self.fate())
+            } else {
+                what
+            };
+            return Err(Error::new(code, what).hint(hint));
+        }
+        if pending > 0 {
+            return Err(Error::new(
+                Exit::TempFail,
+                format!(
+                    "stopped with {pending} lines not acknowledged by Loki{}",
+                    self.fate()
+                ),
+            )
+            .hint("see above why pushing failed"));
+        }
+        if self.once && !self.files.unopened.is_empty() {
+            let n = self.files.unopened.len();
+            let (first, e) = &self.files.unopened[0];
+            let denied = self
+                .files
+                .unopened
+                .iter()
+                .all(|(_, e)| e.kind() == io::ErrorKind::PermissionDenied);
+            let what = format!(
+                "{n} files could not be opened and were not read (the first: {first}: {})",
+                homelab_core::exit::describe_io(e)
+            );
+            return Err(if denied {
+                Error::new(Exit::NoPerm, what).hint("run as a user who may read them (e.g. in group adm)")
+            } else {
+                Error::new(Exit::IoErr, what).hint(
+                    "raise the open-file limit (ulimit -n, LimitNOFILE= in the unit) or follow fewer files",
+                )
+            });
+        }
+        Ok(())
+    }
+
+    /// What becomes of lines not shipped, for the message at the end.
+    fn fate(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.patterns.is_empty() || self.docker_rx.is_some() {
+            parts.push(if self.positions.is_some() {
+                "those of files are read again at the next start (--positions)"
+            } else {
+                "those of files are not read again (no --positions)"
+            });
+        }
+        if self.stdin.is_some() {
+            parts.push("those from standard input are lost");
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", parts.join("; "))
+        }
+    }
+
+    /// The last push attempt of [`Agent::finish`].
+    fn last_push(&mut self) -> Result<()> {
+        let (outcome, shipped) = self.pipe.sink.push(&self.pipe.streams)?;
+        if outcome == Outcome::Accepted {
+            self.pipe.shipped(shipped);
+            self.pipe.sink.done();
+            self.ack_all();
+        }
+        Ok(())
+    }
+
+    /// The summary record (or page) on stdout, unless --quiet.
+    fn summary(&mut self, pending: u64) -> Result<()> {
         let summary = metrics::Summary::new(
             &self.pipe.stats,
             &self.file_metrics(),
@@ -1099,11 +1243,6 @@ impl Agent {
             }
         }
         let _ = io::stdout().flush();
-        if pending > 0 {
-            warn(&format!(
-                "{pending} lines were not acknowledged before the stop; they are sent again at the next start"
-            ));
-        }
         Ok(())
     }
 }

@@ -34,6 +34,9 @@ pub struct Files {
     rotation: Rotation,
     /// Warnings for stderr, taken by the caller.
     pub notes: Vec<String>,
+    /// Files the last scan found but could not open (permission denied, descriptors
+    /// exhausted), with why: errors in the summary and the metrics.
+    pub unopened: Vec<(String, std::io::Error)>,
 }
 
 fn compressed(name: &str) -> bool {
@@ -66,6 +69,7 @@ impl Files {
             tails: Vec::new(),
             rotation: Rotation::new(restored, from_beginning),
             notes: Vec::new(),
+            unopened: Vec::new(),
         }
     }
 
@@ -86,7 +90,7 @@ impl Files {
             .filter_map(|t| t.path.parent().map(Path::to_path_buf))
             .collect();
         for g in &self.globs {
-            let real = self.root.path(g);
+            let real = PathBuf::from(g);
             let mut lit = PathBuf::new();
             for c in real.components() {
                 if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
@@ -110,7 +114,7 @@ impl Files {
     fn live_paths(&self) -> Vec<(PathBuf, Format)> {
         let mut out = Vec::new();
         for g in &self.globs {
-            let real = self.root.path(g);
+            let real = PathBuf::from(g);
             match glob::glob(&real.to_string_lossy()) {
                 // Compressed files are never read (a glob over rotated files matches
                 // them, and for a moment during a rotation its base may be missing).
@@ -216,7 +220,14 @@ impl Files {
             }
             match fs::File::open(&places[s.tag].0).and_then(|f| read_fingerprint(&f)) {
                 Ok(fp) => s.fp = Some(fp),
-                Err(e) if s.live => self.notes.push(format!("cannot open {}: {e}", s.display)),
+                Err(e) if s.live => {
+                    self.notes.push(format!(
+                        "cannot open {}: {}",
+                        s.display,
+                        homelab_core::exit::describe_io(&e)
+                    ));
+                    self.unopened.push((s.display.clone(), e));
+                }
                 Err(_) => {}
             }
         }
@@ -232,7 +243,13 @@ impl Files {
                 Some(self.tails.len() - 1)
             }
             Err(e) => {
-                self.notes.push(format!("cannot open {display}: {e}"));
+                self.notes.push(format!(
+                    "cannot open {display}: {}",
+                    homelab_core::exit::describe_io(&e)
+                ));
+                if !self.unopened.iter().any(|(d, _)| *d == display) {
+                    self.unopened.push((display, e));
+                }
                 None
             }
         }
@@ -242,6 +259,7 @@ impl Files {
     /// opened by this look (the caller gives them labels and anchors).
     pub fn scan(&mut self) -> Vec<usize> {
         let scan_start = SystemTime::now();
+        self.unopened.clear();
         let (seen, places) = self.look(false);
         let first = self.tails.len();
         let opens = self

@@ -74,10 +74,11 @@ and standard input (--stdin), through rename and copytruncate rotation, deletion
 Loki's push API (--loki) or as JSON lines to standard output (--stdout).\n\n\
 With --positions, the offset of each file (and the journal's cursor) that the sink has acknowledged is kept on disk, so a crash or restart \
 sends again at most the unacknowledged window, with identical timestamps (which Loki drops as duplicates). \
-While Loki is unreachable or answers 429/5xx, the batch is retried with backoff for as long as it takes and \
-reading pauses: memory stays bounded and nothing is dropped.\n\n\
-It runs until SIGINT or SIGTERM (then pushes what it holds and saves the positions), or with --once until every \
-source is read to its current end. With only --stdin it ends at the end of its input.",
+While Loki is unreachable or answers 429/5xx, the batch is retried with backoff for as long as it takes (with \
+--once, up to --once-timeout, then exit 75) and reading pauses: memory stays bounded and nothing is dropped.\n\n\
+It runs until SIGINT or SIGTERM (then pushes what it holds and saves the positions; exit 75 if Loki has not \
+acknowledged every line), or with --once until every source is read to its current end. With only --stdin it ends \
+at the end of its input.",
     after_long_help = examples_help(EXAMPLES),
 )]
 pub struct Cli {
@@ -137,6 +138,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub once: bool,
 
+    /// With --once: give up (exit 75) when a batch has not been accepted after retrying
+    /// this long; the positions keep what was not shipped for the next run
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_interval, help_heading = "Sources")]
+    pub once_timeout: Duration,
+
     /// Keep the acknowledged offset of every file in PATH (written atomically)
     #[arg(
         long,
@@ -185,8 +191,9 @@ pub struct Cli {
     )]
     pub loki: Option<String>,
 
-    /// Write JSON lines (kind: line) to standard output instead
-    #[arg(long, conflicts_with = "loki", help_heading = "Sinks")]
+    /// Write JSON lines (kind: line) to standard output instead (wins over
+    /// LOG_TAIL_SHIP_LOKI_URL and HOMELAB_FORMAT from the environment)
+    #[arg(long, help_heading = "Sinks")]
     pub stdout: bool,
 
     /// Push a batch when it holds this many bytes
@@ -280,6 +287,9 @@ pub fn validate(cli: &Cli) -> Result<()> {
     if cli.loki.is_none() && !cli.stdout {
         return Err(Error::usage("no sink").hint("give --loki URL or --stdout"));
     }
+    if cli.loki.is_some() && cli.stdout {
+        return Err(Error::usage("--loki and --stdout are two sinks").hint("give one of them"));
+    }
     if cli.stdout && cli.output.quiet {
         return Err(Error::usage("--stdout and --quiet contradict each other"));
     }
@@ -295,12 +305,8 @@ pub fn validate(cli: &Cli) -> Result<()> {
             )));
         }
     }
-    if let Some(url) = &cli.loki
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(Error::usage(format!(
-            "--loki {url:?}: expected an http:// or https:// URL"
-        )));
+    if let Some(url) = &cli.loki {
+        LokiUrl::parse(url)?;
     }
     if let Some(r) = cli.rate
         && !(r.is_finite() && r > 0.0)
@@ -312,8 +318,93 @@ pub fn validate(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// The credentials for Loki, from files or the environment.
+/// The `--loki` URL, checked: http or https, a host, and no `user:password@` left in
+/// it (taken out as basic auth), so it can be printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LokiUrl {
+    /// The base URL without credentials and without a trailing `/`.
+    pub base: String,
+    /// `user:password@` from the URL, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+impl LokiUrl {
+    pub fn parse(raw: &str) -> Result<LokiUrl> {
+        // The URL is never echoed: it may hold a password.
+        let bad = |why: String| {
+            Error::usage(format!("--loki: {why}"))
+                .hint("give Loki's base URL, e.g. http://loki:3100 or https://logs.example.net")
+        };
+        let mut url = url::Url::parse(raw.trim()).map_err(|e| bad(format!("not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(format!(
+                "expected http:// or https://, not {}://",
+                url.scheme()
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("the URL has no host".into()));
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let credentials = (!url.username().is_empty() || url.password().is_some())
+            .then(|| (decode(url.username()), decode(url.password().unwrap_or(""))));
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(format!(
+                "{} has a query or a fragment; the push path is added to the base URL",
+                url.as_str()
+            )));
+        }
+        Ok(LokiUrl {
+            base: url.as_str().trim_end_matches('/').to_string(),
+            credentials,
+        })
+    }
+}
+
+/// Where a `--file` pattern is looked for: an absolute one under --root, a relative one
+/// in the working directory (never under --root), as a glob pattern.
+pub fn file_pattern(root: &homelab_core::Root, given: &str) -> Result<String> {
+    use std::path::{Component, Path};
+    if Path::new(given).is_absolute() {
+        return Ok(root.path(given).to_string_lossy().into_owned());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Error::io(format!("--file {given:?}: finding the working directory"), e))?;
+    let rel: PathBuf = Path::new(given)
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .collect();
+    Ok(format!(
+        "{}/{}",
+        glob::Pattern::escape(cwd.to_string_lossy().trim_end_matches('/')),
+        rel.to_string_lossy()
+    ))
+}
+
+/// The credentials for Loki, from files, the environment or the URL.
 pub fn auth(cli: &Cli) -> Result<sink::Auth> {
+    let from_url = match &cli.loki {
+        Some(u) => LokiUrl::parse(u)?.credentials,
+        None => None,
+    };
+    if let Some((user, password)) = from_url {
+        if cli.basic_auth_user.is_some()
+            || cli.basic_auth_password_file.is_some()
+            || cli.bearer_token_file.is_some()
+        {
+            return Err(
+                Error::config("--loki has user:password@ and a credentials flag is given too")
+                    .hint("give the credentials one way"),
+            );
+        }
+        return Ok(sink::Auth::Basic { user, password });
+    }
     if let Some(user) = &cli.basic_auth_user {
         let password = match &cli.basic_auth_password_file {
             Some(p) => read_secret(p, "--basic-auth-password-file")?,
@@ -360,9 +451,39 @@ fn legacy_env(mut cli: Cli) -> Cli {
     cli
 }
 
+/// An explicit `--stdout` wins over defaults from the environment that do not fit it
+/// (`HOMELAB_FORMAT=text`, `LOG_TAIL_SHIP_LOKI_URL`): only flags typed together conflict.
+/// `matches` are the command line's, to tell typed values from the environment's.
+pub fn settle_env_defaults(cli: &mut Cli, matches: Option<&clap::ArgMatches>) {
+    use clap::parser::ValueSource;
+    let typed = |id: &str| matches.is_none_or(|m| m.value_source(id) == Some(ValueSource::CommandLine));
+    if cli.stdout && typed("stdout") {
+        if !typed("format") {
+            cli.output.format = Some(Format::Jsonl);
+        }
+        if !typed("loki") {
+            cli.loki = None;
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one: each followed file holds a
+/// descriptor, and the usual soft limit (1024) is far below what the system allows.
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 pub fn run(cli: Cli) -> Result<Exit> {
-    let cli = legacy_env(cli);
+    let mut cli = legacy_env(cli);
+    let matches = command().try_get_matches_from(std::env::args_os()).ok();
+    settle_env_defaults(&mut cli, matches.as_ref());
     validate(&cli)?;
+    raise_open_file_limit();
     let mut agent = agent::Agent::new(&cli)?;
     agent.run()?;
     Ok(Exit::Ok)
@@ -390,7 +511,48 @@ mod tests {
         assert!(validate(&p(&["l", "--stdin", "--stdout", "--quiet"])).is_err());
         assert!(validate(&p(&["l", "--stdin", "--loki", "loki:3100"])).is_err());
         assert!(validate(&p(&["l", "--stdin", "--stdout", "--label", "1x=y"])).is_err());
-        assert!(Cli::try_parse_from(["l", "--stdin", "--stdout", "--loki", "http://x"]).is_err());
+        let both = p(&["l", "--stdin", "--stdout", "--loki", "http://x"]);
+        assert_eq!(validate(&both).unwrap_err().code(), Exit::Usage);
         assert!(Cli::try_parse_from(["l", "--label", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn loki_urls_are_checked_and_their_credentials_taken_out() {
+        let u = LokiUrl::parse("https://12345:p%40ss@logs.example.net/").unwrap();
+        assert_eq!(u.base, "https://logs.example.net");
+        assert_eq!(u.credentials, Some(("12345".into(), "p@ss".into())));
+        let u = LokiUrl::parse("http://[::1]:3100").unwrap();
+        assert_eq!((u.base.as_str(), u.credentials), ("http://[::1]:3100", None));
+        for bad in [
+            "http://[::1",
+            "https://",
+            "http://",
+            "loki:3100",
+            "ftp://x",
+            "http://u:secret@x/?a=1",
+        ] {
+            let e = LokiUrl::parse(bad).unwrap_err();
+            assert_eq!(e.code(), Exit::Usage, "{bad}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_explicit_stdout_wins_over_environment_defaults() {
+        let args = ["l", "--stdin", "--stdout"];
+        let m = command().try_get_matches_from(args).unwrap();
+        let mut cli = Cli::try_parse_from(args).unwrap();
+        // As if HOMELAB_FORMAT=text and LOGSHIP_LOKI_URL were set.
+        cli.output.format = Format::Text;
+        cli.loki = Some("http://loki:3100".into());
+        settle_env_defaults(&mut cli, Some(&m));
+        assert_eq!((cli.output.format, cli.loki.as_deref()), (Format::Jsonl, None));
+        assert!(validate(&cli).is_ok());
+        // Typed together, they still conflict.
+        let args = ["l", "--stdin", "--stdout", "--format", "text"];
+        let m = command().try_get_matches_from(args).unwrap();
+        let mut cli = Cli::try_parse_from(args).unwrap();
+        settle_env_defaults(&mut cli, Some(&m));
+        assert_eq!(validate(&cli).unwrap_err().code(), Exit::Usage);
     }
 }

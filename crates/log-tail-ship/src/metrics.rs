@@ -13,6 +13,8 @@ use crate::pipeline::Stats;
 pub struct Files {
     pub lag: BTreeMap<String, u64>,
     pub open: usize,
+    /// Files found but not opened at the last scan (permission denied, no descriptor).
+    pub unreadable: usize,
 }
 
 pub fn page(s: &Stats, f: &Files, now: f64) -> Page {
@@ -76,6 +78,11 @@ pub fn page(s: &Stats, f: &Files, now: f64) -> Page {
     )
     .sample(&[], f.open as f64);
     p.gauge(
+        "logship_files_unreadable",
+        "Files matched by --file (or Docker's log paths) that could not be opened at the last scan: permission denied, or no file descriptor left.",
+    )
+    .sample(&[], f.unreadable as f64);
+    p.gauge(
         "logship_last_push_timestamp_seconds",
         "Unix time of the last batch the sink accepted.",
     )
@@ -102,6 +109,7 @@ pub struct Summary {
     pub bytes_shipped_total: u64,
     pub lines_pending: u64,
     pub files_open: usize,
+    pub files_unreadable: usize,
     pub lag_bytes: u64,
     pub errors: Vec<String>,
 }
@@ -120,6 +128,7 @@ impl Summary {
             bytes_shipped_total: s.bytes_shipped,
             lines_pending: pending,
             files_open: f.open,
+            files_unreadable: f.unreadable,
             lag_bytes: f.lag.values().sum(),
             errors,
         }

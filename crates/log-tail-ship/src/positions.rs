@@ -92,15 +92,53 @@ pub fn parse(text: &[u8], path: &Path) -> Result<PositionsFile, Error> {
             parsed.version
         )));
     }
-    if parsed.saved_at().is_none() {
+    if let Err(why) = check_values(&parsed) {
         return Err(Error::data(format!(
-            "--positions {} is not a log-tail-ship positions file (saved_unix_seconds {} is not a time)",
-            path.display(),
-            parsed.saved_unix_seconds
+            "--positions {} is corrupt: {why}",
+            path.display()
         ))
         .hint("move it away to start over (files are then read from their end, or from the beginning with --from-beginning)"));
     }
     Ok(parsed)
+}
+
+/// The latest time a positions file may hold: 2100-01-01T00:00:00Z. Stamps stay far
+/// below Loki's limit (signed 64-bit nanoseconds, year 2262) even with a file's length
+/// added, and a clock that is behind (a Pi without its RTC battery) is no error.
+pub const LATEST_UNIX_SECONDS: u64 = 4_102_444_800;
+
+/// Values log-tail-ship never writes: a parsable file damaged by hand or by the disk.
+fn check_values(f: &PositionsFile) -> Result<(), String> {
+    let s = f.saved_unix_seconds;
+    if !(s.is_finite() && (0.0..=LATEST_UNIX_SECONDS as f64).contains(&s)) {
+        return Err(format!(
+            "saved_unix_seconds {s} is not a time between 1970 and 2100"
+        ));
+    }
+    let latest_ns = LATEST_UNIX_SECONDS * 1_000_000_000;
+    for e in &f.files {
+        if e.fingerprint_bytes > crate::tail::FINGERPRINT_MAX {
+            return Err(format!(
+                "{}: fingerprint_bytes {} is over {}",
+                e.path,
+                e.fingerprint_bytes,
+                crate::tail::FINGERPRINT_MAX
+            ));
+        }
+        if let Some((o, ns)) = e.anchors.iter().find(|(_, ns)| *ns > latest_ns) {
+            return Err(format!(
+                "{}: the anchor [{o}, {ns}] is not a time between 1970 and 2100",
+                e.path
+            ));
+        }
+        if e.offset > i64::MAX as u64 || e.anchors.iter().any(|(o, _)| *o > i64::MAX as u64) {
+            return Err(format!("{}: an offset is beyond any file's size", e.path));
+        }
+        if e.anchors.windows(2).any(|w| w[0].0 > w[1].0) {
+            return Err(format!("{}: the anchors are not in ascending order", e.path));
+        }
+    }
+    Ok(())
 }
 
 /// Writes the positions file atomically: a temporary file beside it, fsync, rename,
@@ -260,8 +298,6 @@ mod tests {
             assert!(e.to_string().contains("saved_unix_seconds"), "{e}");
             assert!(e.to_string().contains("move it away"), "{e}");
         }
-        let ok = parse(br#"{"version":1,"saved_unix_seconds":-5,"files":[]}"#, p).unwrap();
-        assert_eq!(ok.saved_at(), Some(UNIX_EPOCH));
         let ok = parse(
             br#"{"version":1,"saved_unix_seconds":1796544000.5,"files":[]}"#,
             p,
@@ -271,6 +307,42 @@ mod tests {
             ok.saved_at(),
             Some(UNIX_EPOCH + Duration::from_millis(1_796_544_000_500))
         );
+    }
+
+    #[test]
+    fn parsable_but_impossible_values_are_bad_data_not_a_panic() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("positions.json");
+        let entry = r#"{"path":"/var/log/syslog","dev":1,"ino":2,"fingerprint_bytes":256,"fingerprint_crc32":7,"offset":42,"anchors":ANCHORS}"#;
+        let file = |saved: &str, anchors: &str| {
+            format!(
+                r#"{{"version":1,"saved_unix_seconds":{saved},"files":[{}]}}"#,
+                entry.replace("ANCHORS", anchors)
+            )
+        };
+        fs::write(&p, file("1765000000.5", "[[0,1765000000000000000]]")).unwrap();
+        assert!(load(&p).unwrap().is_some(), "a sound file loads");
+        for (saved, anchors, why) in [
+            ("1e300", "[]", "saved_unix_seconds"),
+            ("-1", "[]", "saved_unix_seconds"),
+            ("1765000000", "[[0,18446744073709551615]]", "anchor"),
+            ("1765000000", "[[10,1],[5,2]]", "ascending"),
+            ("1765000000", "[[18446744073709551615,1]]", "offset"),
+        ] {
+            fs::write(&p, file(saved, anchors)).unwrap();
+            let e = load(&p).unwrap_err();
+            assert_eq!(e.code(), Exit::DataErr, "{saved} {anchors}");
+            assert!(
+                e.to_string().contains(why) && e.to_string().contains("move it away"),
+                "{e}"
+            );
+        }
+        fs::write(
+            &p,
+            file("1", "[]").replace("\"fingerprint_bytes\":256", "\"fingerprint_bytes\":4294967295"),
+        )
+        .unwrap();
+        assert_eq!(load(&p).unwrap_err().code(), Exit::DataErr);
     }
 
     fn load_default() -> PositionsFile {

@@ -27,6 +27,9 @@ pub enum Outcome {
     Rejected(String),
     /// Worth retrying after a pause (connection error, 429, 5xx, auth or URL errors).
     Retry(String),
+    /// Can never work as configured (https:// to a server that speaks plain HTTP): the
+    /// run ends, nothing acknowledged.
+    Failed(String),
 }
 
 /// How a Loki answer is treated (pure, for tests).
@@ -43,6 +46,32 @@ pub fn classify(status: u16, body: &str) -> Outcome {
         200..=299 => Outcome::Accepted,
         400 | 413 => Outcome::Rejected(reason()),
         _ => Outcome::Retry(reason()),
+    }
+}
+
+/// A request that got no HTTP answer: worth retrying (connection refused, timeouts,
+/// names that do not resolve yet), or never going to work as configured. `url` holds
+/// no credentials (see [`crate::LokiUrl`]).
+pub fn transport_outcome(url: &str, e: &ureq::Error) -> Outcome {
+    // rustls reports its errors through the stream, as InvalidData carrying them.
+    let tls = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match (e, tls) {
+        // The first bytes back were no TLS record: a plain HTTP server, most likely.
+        (_, Some(rustls::Error::InvalidMessage(_))) => Outcome::Failed(format!(
+            "{url}: the server does not speak TLS ({e}): if it serves plain HTTP, give an http:// URL"
+        )),
+        (
+            ureq::Error::BadUri(_)
+            | ureq::Error::Http(_)
+            | ureq::Error::RequireHttpsOnly(_)
+            | ureq::Error::TlsRequired,
+            _,
+        ) => Outcome::Failed(format!("{url}: {e}")),
+        _ => Outcome::Retry(format!("{url}: {e}")),
     }
 }
 
@@ -253,7 +282,7 @@ impl Loki {
                     .unwrap_or_default();
                 classify(status, &text)
             }
-            Err(e) => Outcome::Retry(format!("{}: {e}", self.url)),
+            Err(e) => transport_outcome(&self.url, &e),
         }
     }
 

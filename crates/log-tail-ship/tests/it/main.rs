@@ -8,6 +8,7 @@ mod common;
 
 mod docker;
 mod docs;
+mod edges;
 mod env;
 mod fault;
 mod journal;

@@ -53,6 +53,7 @@ pub struct SummaryRec {
     pub bytes_shipped_total: u64,
     pub lines_pending: u64,
     pub files_open: u64,
+    pub files_unreadable: u64,
     pub lag_bytes: u64,
     pub errors: Vec<String>,
 }
