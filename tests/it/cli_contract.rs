@@ -82,11 +82,18 @@ fn one_grammar_across_the_tools() {
         for (at, a) in &args {
             let aliases = a.get_all_aliases().unwrap_or_default();
             if a.get_long() == Some("filter") || aliases.contains(&"filter") {
-                assert_eq!(a.get_long(), Some("docker-filter"), "{at}: containers are selected with --docker-filter");
+                assert_eq!(
+                    a.get_long(),
+                    Some("docker-filter"),
+                    "{at}: containers are selected with --docker-filter"
+                );
             }
         }
         if has("docker-filter") || has("pg-dump") || has("docker") {
-            assert!(has("docker-host"), "{name} talks to Docker but has no --docker-host");
+            assert!(
+                has("docker-host"),
+                "{name} talks to Docker but has no --docker-host"
+            );
         }
         for shared in ["format", "quiet", "textfile-dir"] {
             assert!(has(shared), "{name} has no --{shared}");

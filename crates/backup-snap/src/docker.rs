@@ -111,7 +111,9 @@ impl Engine {
             };
             let mut stderr = Vec::new();
             while let Some(item) = output.next().await {
-                match item.map_err(|e| api_error(&self.host, "reading pg_dump's output from", container, e))? {
+                match item
+                    .map_err(|e| api_error(&self.host, "reading pg_dump's output from", container, e))?
+                {
                     bollard::container::LogOutput::StdOut { message } => {
                         out.write_all(&message).map_err(|e| {
                             Error::io(format!("storing pg_dump's output from {container}"), e)

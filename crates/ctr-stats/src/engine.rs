@@ -275,8 +275,9 @@ impl Engine {
                 BollardError::DockerResponseServerError {
                     status_code: 400,
                     message,
-                } => Error::usage(format!("the Docker engine rejected the filter: {message}"))
-                    .hint("use --docker-filter KEY=VALUE with a key docker ps knows (label, name, id, status, ...)"),
+                } => Error::usage(format!("the Docker engine rejected the filter: {message}")).hint(
+                    "use --docker-filter KEY=VALUE with a key docker ps knows (label, name, id, status, ...)",
+                ),
                 _ => self.error("listing containers", &e),
             })
     }
