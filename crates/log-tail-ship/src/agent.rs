@@ -308,10 +308,7 @@ impl Agent {
         docker::spawn(cli.docker_host.clone(), cli.docker_filter.clone(), tx, wake_w);
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Update::Containers(list)) => self.apply_containers(list),
-            Ok(Update::Unavailable(e)) => {
-                return Err(Error::new(Exit::Unavailable, format!("the Docker engine: {e}"))
-                    .hint("start dockerd, or point --docker-host (DOCKER_HOST) at its socket"));
-            }
+            Ok(Update::Unavailable(e)) => return Err(e),
             Err(_) => {
                 return Err(Error::new(
                     Exit::Unavailable,
@@ -494,9 +491,7 @@ impl Agent {
         if let Some(e) = failure
             && self.warn_due("docker")
         {
-            warn(&format!(
-                "the Docker engine: {e}; retrying (files already known are still followed)"
-            ));
+            warn(&format!("{e}; retrying (files already known are still followed)"));
         }
         if let Some(l) = latest {
             self.apply_containers(l);

@@ -28,8 +28,9 @@ pub struct ContainerInfo {
 pub enum Update {
     /// Every matching container, running or stopped, after each change.
     Containers(Vec<ContainerInfo>),
-    /// The engine cannot be reached (the thread keeps trying).
-    Unavailable(String),
+    /// The engine cannot be reached (the thread keeps trying), with core's exit code
+    /// and words (77 and the docker-group fix for a socket the user may not open).
+    Unavailable(homelab_core::Error),
 }
 
 /// One json-file entry: `{"log":"...","stream":"stdout","time":"2026-...Z"}`.
@@ -160,7 +161,9 @@ pub fn spawn(host: String, pairs: Vec<(String, String)>, tx: Sender<Update>, mut
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => {
-                let _ = tx.send(Update::Unavailable(format!("starting the Docker client: {e}")));
+                let _ = tx.send(Update::Unavailable(homelab_core::Error::bug(format!(
+                    "starting the Docker client: {e}"
+                ))));
                 let _ = wake.write_all(b"d");
                 return;
             }
@@ -189,13 +192,20 @@ async fn follow(
     pairs: &[(String, String)],
     tx: &Sender<Update>,
     wake: &mut UnixStream,
-) -> Result<(), String> {
+) -> Result<(), homelab_core::Error> {
     use futures_util::StreamExt;
-    let docker = bollard::Docker::connect_with_host(host)
-        .map_err(|e| format!("connecting to {host}: {e}"))?
+    use homelab_core::docker::{MAX_RESPONSE_BYTES, connect, engine_error, host_or_default};
+    let host = host_or_default(Some(host));
+    let fail = |doing: &str, e: bollard::errors::Error| engine_error(host, doing, None, &e);
+    // Lists and inspects are capped in size; the event stream is long by nature.
+    let docker = connect(host, MAX_RESPONSE_BYTES)?
         .negotiate_version()
         .await
-        .map_err(|e| format!("connecting to {host}: {e}"))?;
+        .map_err(|e| fail("connecting", e))?;
+    let stream = connect(host, u64::MAX)?
+        .negotiate_version()
+        .await
+        .map_err(|e| fail("connecting", e))?;
     let mut event_filters = HashMap::new();
     event_filters.insert("type".to_string(), vec!["container".to_string()]);
     for (k, v) in pairs.iter().filter(|(k, _)| k == "label") {
@@ -204,33 +214,45 @@ async fn follow(
             .or_insert_with(Vec::new)
             .push(v.clone());
     }
-    let mut events = docker.events(Some(bollard::query_parameters::EventsOptions {
+    let mut events = stream.events(Some(bollard::query_parameters::EventsOptions {
         filters: Some(event_filters),
         ..Default::default()
     }));
-    let send = |list: Vec<ContainerInfo>, wake: &mut UnixStream| -> Result<(), String> {
+    let send = |list: Vec<ContainerInfo>, wake: &mut UnixStream| -> Result<(), homelab_core::Error> {
         tx.send(Update::Containers(list))
-            .map_err(|_| "main loop gone".to_string())?;
+            .map_err(|_| homelab_core::Error::bug("the main loop is gone"))?;
         let _ = wake.write_all(b"d");
         Ok(())
     };
-    send(list(&docker, pairs).await?, wake)?;
+    send(
+        list(&docker, pairs)
+            .await
+            .map_err(|e| fail("listing containers", e))?,
+        wake,
+    )?;
     while let Some(ev) = events.next().await {
-        ev.map_err(|e| format!("following Docker events: {e}"))?;
-        send(list(&docker, pairs).await?, wake)?;
+        ev.map_err(|e| fail("following container events", e))?;
+        send(
+            list(&docker, pairs)
+                .await
+                .map_err(|e| fail("listing containers", e))?,
+            wake,
+        )?;
     }
     Ok(())
 }
 
-async fn list(docker: &bollard::Docker, pairs: &[(String, String)]) -> Result<Vec<ContainerInfo>, String> {
+async fn list(
+    docker: &bollard::Docker,
+    pairs: &[(String, String)],
+) -> Result<Vec<ContainerInfo>, bollard::errors::Error> {
     let summaries = docker
         .list_containers(Some(bollard::query_parameters::ListContainersOptions {
             all: true,
             filters: Some(filters(pairs)),
             ..Default::default()
         }))
-        .await
-        .map_err(|e| format!("listing containers: {e}"))?;
+        .await?;
     let mut out = Vec::new();
     for s in summaries {
         let Some(id) = s.id else { continue };

@@ -146,3 +146,50 @@ fn ships_our_containers_json_logs_with_their_labels() {
         .count();
     assert_eq!(said, 1, "the local driver is reported once: {stderr}");
 }
+
+/// An engine that is not there, or a socket the user may not open: the same exit
+/// codes and words as every other tool (69 with "is dockerd running?", 77 with the
+/// docker-group fix), not the Docker library's text.
+#[test]
+fn a_missing_or_forbidden_engine_says_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let _guard = homelab_testkit::shared();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let missing = format!("unix://{}/none.sock", dir.path().display());
+    let out = crate::common::ship()
+        .args(["--docker", "--docker-host", &missing, "--once", "--stdout"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{err}");
+    assert!(err.contains("is dockerd running?"), "{err}");
+
+    // A socket only root may open, and a copy of the binary nobody may run.
+    let sock = dir.path().join("root-only.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin = dir.path().join("log-tail-ship");
+    homelab_testkit::copy_executable(env!("CARGO_BIN_EXE_log-tail-ship").as_ref(), &bin);
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin)
+        .args([
+            "--docker",
+            "--docker-host",
+            &format!("unix://{}", sock.display()),
+            "--once",
+            "--stdout",
+        ])
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(err.contains("usermod -aG docker"), "{err}");
+}
