@@ -190,13 +190,13 @@ impl Engine {
                 Ok(s) => Conn::Unix(s),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(Failure::Other(format!(
-                        "socket {} not found (is dockerd running? set DOCKER_HOST or --docker-host)",
+                        "no socket at {}: is dockerd running? Point DOCKER_HOST (or --docker-host) at its socket",
                         p.display()
                     )));
                 }
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                     return Err(Failure::Other(format!(
-                        "socket {}: permission denied (add the user to the docker group, or run as root)",
+                        "permission denied on {}: run as root or as a member of the docker group (sudo usermod -aG docker $USER, then log in again)",
                         p.display()
                     )));
                 }
