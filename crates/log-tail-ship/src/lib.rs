@@ -543,10 +543,10 @@ mod tests {
         let m = command().try_get_matches_from(args).unwrap();
         let mut cli = Cli::try_parse_from(args).unwrap();
         // As if HOMELAB_FORMAT=text and LOGSHIP_LOKI_URL were set.
-        cli.output.format = Format::Text;
+        cli.output.format = Some(Format::Text);
         cli.loki = Some("http://loki:3100".into());
         settle_env_defaults(&mut cli, Some(&m));
-        assert_eq!((cli.output.format, cli.loki.as_deref()), (Format::Jsonl, None));
+        assert_eq!((cli.output.format, cli.loki.as_deref()), (Some(Format::Jsonl), None));
         assert!(validate(&cli).is_ok());
         // Typed together, they still conflict.
         let args = ["l", "--stdin", "--stdout", "--format", "text"];

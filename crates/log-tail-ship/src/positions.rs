@@ -117,7 +117,7 @@ fn check_values(f: &PositionsFile) -> Result<(), String> {
     }
     let latest_ns = LATEST_UNIX_SECONDS * 1_000_000_000;
     for e in &f.files {
-        if e.fingerprint_bytes > crate::tail::FINGERPRINT_MAX {
+        if e.fingerprint_bytes as usize > crate::tail::FINGERPRINT_MAX {
             return Err(format!(
                 "{}: fingerprint_bytes {} is over {}",
                 e.path,
