@@ -75,14 +75,32 @@ pub fn exit_status(tool: &str) -> Vec<(Exit, &'static str)> {
             (Config, "a bad --docker-host or Docker configuration"),
         ],
         "log-tail-ship" => &[
-            (Ok, "success: --once shipped everything it read, or a signal stopped it with nothing left unacknowledged"),
+            (
+                Ok,
+                "success: --once shipped everything it read, or a signal stopped it with nothing left unacknowledged",
+            ),
             (DataErr, "the positions file is corrupt"),
             (NoInput, "a --journal-dir does not exist"),
-            (Unavailable, "Loki, journalctl or the Docker engine is unavailable, or the sink cannot work as configured"),
-            (IoErr, "an input/output error, or --once could not open every file"),
-            (TempFail, "lines were still unacknowledged when it stopped, or --once-timeout passed"),
-            (NoPerm, "permission denied on a log file, the positions file or the Docker socket"),
-            (Config, "a bad Loki URL, label, credentials given two ways, or other configuration"),
+            (
+                Unavailable,
+                "Loki, journalctl or the Docker engine is unavailable, or the sink cannot work as configured",
+            ),
+            (
+                IoErr,
+                "an input/output error, or --once could not open every file",
+            ),
+            (
+                TempFail,
+                "lines were still unacknowledged when it stopped, or --once-timeout passed",
+            ),
+            (
+                NoPerm,
+                "permission denied on a log file, the positions file or the Docker socket",
+            ),
+            (
+                Config,
+                "a bad Loki URL, label, credentials given two ways, or other configuration",
+            ),
         ],
         "cpu-pin" => &[
             (Ok, "success; check: the layout matches the plan"),
@@ -109,14 +127,35 @@ pub fn exit_status(tool: &str) -> Vec<(Exit, &'static str)> {
         ],
         "backup-snap" => &[
             (Ok, "success"),
-            (DataErr, "the repository or a snapshot is damaged (verify says which)"),
-            (NoInput, "the repository or the snapshot does not exist, or create could read none of its sources"),
+            (
+                DataErr,
+                "the repository or a snapshot is damaged (verify says which)",
+            ),
+            (
+                NoInput,
+                "the repository or the snapshot does not exist, or create could read none of its sources",
+            ),
             (Unavailable, "Docker (for --pg-dump or --pause) is unavailable"),
-            (CantCreate, "restore: the target holds files the snapshot would replace (see --overwrite)"),
-            (IoErr, "an input/output error, or some source files could not be read (a partial snapshot)"),
-            (TempFail, "the repository is locked by another backup-snap, or a file kept changing while it was read (the snapshot was written, with warnings)"),
-            (NoPerm, "permission denied on the repository, a source or the Docker socket"),
-            (Config, "a bad key file (or one given for an unencrypted repository), job name or retention rule"),
+            (
+                CantCreate,
+                "restore: the target holds files the snapshot would replace (see --overwrite)",
+            ),
+            (
+                IoErr,
+                "an input/output error, or some source files could not be read (a partial snapshot)",
+            ),
+            (
+                TempFail,
+                "the repository is locked by another backup-snap, or a file kept changing while it was read (the snapshot was written, with warnings)",
+            ),
+            (
+                NoPerm,
+                "permission denied on the repository, a source or the Docker socket",
+            ),
+            (
+                Config,
+                "a bad key file (or one given for an unencrypted repository), job name or retention rule",
+            ),
         ],
         "route-check" => &[
             (

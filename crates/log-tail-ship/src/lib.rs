@@ -480,8 +480,12 @@ pub fn raise_open_file_limit() {
 
 pub fn run(cli: Cli) -> Result<Exit> {
     let mut cli = legacy_env(cli);
-    let matches = command().try_get_matches_from(std::env::args_os()).ok();
-    settle_env_defaults(&mut cli, matches.as_ref());
+    // Only a --stdout that meets a format or a Loki URL needs to know where each came
+    // from: the second parse is skipped otherwise (it costs a start under qemu).
+    if cli.stdout && (cli.output.format.is_some_and(|f| f != Format::Jsonl) || cli.loki.is_some()) {
+        let matches = command().try_get_matches_from(std::env::args_os()).ok();
+        settle_env_defaults(&mut cli, matches.as_ref());
+    }
     validate(&cli)?;
     raise_open_file_limit();
     let mut agent = agent::Agent::new(&cli)?;
@@ -546,7 +550,10 @@ mod tests {
         cli.output.format = Some(Format::Text);
         cli.loki = Some("http://loki:3100".into());
         settle_env_defaults(&mut cli, Some(&m));
-        assert_eq!((cli.output.format, cli.loki.as_deref()), (Some(Format::Jsonl), None));
+        assert_eq!(
+            (cli.output.format, cli.loki.as_deref()),
+            (Some(Format::Jsonl), None)
+        );
         assert!(validate(&cli).is_ok());
         // Typed together, they still conflict.
         let args = ["l", "--stdin", "--stdout", "--format", "text"];
