@@ -250,7 +250,8 @@ fn a_missing_docker_socket_is_a_clear_error() {
     let r = run(&["--docker", "--docker-host", "unix:///nonexistent/docker.sock"]);
     assert_eq!(r.code(), Some(69));
     assert!(
-        r.stderr().contains("socket /nonexistent/docker.sock not found"),
+        r.stderr()
+            .contains("no socket at /nonexistent/docker.sock: is dockerd running?"),
         "{}",
         r.stderr()
     );
