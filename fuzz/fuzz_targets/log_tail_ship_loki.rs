@@ -12,6 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let body = String::from_utf8_lossy(body);
     match classify(status, &body) {
         Outcome::Accepted => {}
-        Outcome::Rejected(why) | Outcome::Retry(why) => assert!(why.chars().count() <= 320),
+        Outcome::Rejected(why) | Outcome::Retry(why) | Outcome::Failed(why) => {
+            assert!(why.chars().count() <= 320)
+        }
     }
 });
