@@ -10,7 +10,9 @@
 #
 #   scripts/bench/log-tail-ship.sh [LINES] [RUNS] [IDLE_SECONDS] [IDLE_FILES_SECONDS]
 #   (defaults 1000000, 5, 60, 20); LOGSHIP_BIN=path uses that binary instead of
-#   building one.
+#   building one. LOGSHIP_BEFORE_BIN=path (another build, e.g. of the commit before a
+#   change) adds a before/after row: both binaries take turns on the same file, to
+#   --stdout and to the stand-in, and the ratio after / before is printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lines=${1:-1000000}
@@ -77,6 +79,26 @@ to_loki=$(python3 $m run "$runs" -- "$bin" --file "$work/access.log" --from-begi
 received=$(curl -fsS "$url/count")
 # The tool's own CPU for one Loki run (its wall time includes waiting for the stand-in).
 loki_cpu=$( { /usr/bin/time -f "%U %S" "$bin" --file "$work/access.log" --from-beginning --once --quiet --loki "$url" --drop "$regex" ; } 2>&1 | tail -1)
+
+# Before and after a change, in the same run and taking turns.
+if [ -n "${LOGSHIP_BEFORE_BIN:-}" ]; then
+  before=$LOGSHIP_BEFORE_BIN
+  ba=$(python3 $m turns "$runs" \
+    "'$before' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' $sink" \
+    "'$bin' --file '$work/access.log' --from-beginning --once --stdout --drop '$regex' $sink")
+  ba_loki=$(python3 $m turns "$runs" \
+    "'$before' --file '$work/access.log' --from-beginning --once --quiet --loki '$url' --drop '$regex'" \
+    "'$bin' --file '$work/access.log' --from-beginning --once --quiet --loki '$url' --drop '$regex'")
+  python3 - "$lines" "$runs" "$ba" "$ba_loki" <<'PY'
+import json, sys
+n, runs = int(sys.argv[1]), sys.argv[2]
+for name, r in (("--stdout", json.loads(sys.argv[3])), ("--loki  ", json.loads(sys.argv[4]))):
+    a, b = r["a"], r["b"]
+    rate = lambda x: n / (x["wall_ms_median"] / 1000)
+    print(f"before {name}  {rate(a):12,.0f} lines/s   after {rate(b):12,.0f} lines/s   "
+          f"ratio after / before {rate(b) / rate(a):.3f}   (CPU {a['cpu_ms_median']:.0f} / {b['cpu_ms_median']:.0f} ms, {runs} turns each, medians)")
+PY
+fi
 
 # A follower with nothing to do: CPU over the idle seconds, and its peak RSS after
 # shipping the whole file first (the back-pressure buffers are bounded by one batch).
