@@ -83,13 +83,31 @@ fn retries_429_and_500_and_a_missing_server_without_dropping() {
         let mut i = child.stdin.take().unwrap();
         i.write_all(b"d\ne\n").unwrap();
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // Ready when the agent says its push failed: the batch is then held, not dropped.
+    let (tx, failed) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("failed") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    failed
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the agent reports the failed push");
     assert_eq!(rx.lines().len(), 3);
     rx.come_back();
     let out = parse(child.wait_with_output().unwrap());
-    assert_eq!(out.code(), Some(0), "{}", out.stderr());
+    let stderr = reader.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{stderr}");
     assert_eq!(rx.lines(), ["a", "b", "c", "d", "e"]);
-    assert!(out.summary().push_retries_total >= 1);
+    assert!(out.summary().push_retries_total >= 1, "{stderr}");
 }
 
 #[test]
