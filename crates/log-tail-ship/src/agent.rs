@@ -1103,7 +1103,9 @@ impl Agent {
                     .map_or(Duration::ZERO, |t| self.sync_interval.saturating_sub(t.elapsed()));
                 timeout = timeout.min(next);
             }
-            timeout = timeout.min(self.sync_interval.saturating_sub(last_textfile.elapsed()));
+            if self.textfile_dir.is_some() {
+                timeout = timeout.min(self.sync_interval.saturating_sub(last_textfile.elapsed()));
+            }
             // Gone files are closed after a grace period: come back for them.
             if self.files.tails.iter().any(|t| t.gone_since.is_some()) {
                 timeout = timeout.min(Duration::from_millis(500));

@@ -7,7 +7,7 @@ use std::io;
 use std::ops::{Deref, DerefMut, Range};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::pipeline::Scan;
 pub use crate::rotation::{Change, FINGERPRINT_MAX, Fingerprint, Identity};
@@ -15,6 +15,22 @@ use crate::rotation::{Rotation, Track};
 
 /// One read() asks for this much.
 const CHUNK: usize = 256 * 1024;
+
+/// How long the first bytes read by [`Tail::check`] are trusted while the file's size
+/// and times stay the same. Any write changes them, but file times advance by clock
+/// ticks: a truncate-and-rewrite to the same size within one tick of a look keeps
+/// them, and is seen at the latest this long after (when nothing else changed the
+/// file first). Without it an idle follower reads the first bytes of every file at
+/// every wake-up, which is most of its idle cost with hundreds of files.
+const TRUST_LOOK: Duration = Duration::from_secs(60);
+
+/// What a look at the open file saw: size and change times, and its first bytes.
+#[derive(Debug)]
+struct Look {
+    stat: (u64, i64, i64, i64, i64),
+    fp: Fingerprint,
+    at: Instant,
+}
 
 /// The first bytes of `file` (as many as it has, up to [`FINGERPRINT_MAX`]).
 pub fn read_fingerprint(file: &File) -> io::Result<Fingerprint> {
@@ -104,6 +120,8 @@ pub struct Tail {
     /// Stream ids (plain: one; Docker: stdout, stderr, and unknown) and source id.
     pub streams: Vec<usize>,
     pub source: usize,
+    /// The last [`Tail::check`]'s look, reused while the file has not changed.
+    look: Option<Look>,
 }
 
 impl Deref for Tail {
@@ -165,6 +183,7 @@ impl Tail {
             last_ns: 0,
             streams: Vec::new(),
             source: 0,
+            look: None,
         })
     }
 
@@ -175,7 +194,19 @@ impl Tail {
         if md.nlink() == 0 && self.track.gone_since.is_none() {
             self.track.gone_since = Some(Instant::now());
         }
-        let fp = read_fingerprint(&self.file)?;
+        let stat = (md.len(), md.mtime(), md.mtime_nsec(), md.ctime(), md.ctime_nsec());
+        let fp = match &self.look {
+            Some(l) if l.stat == stat && !self.rewritten && l.at.elapsed() < TRUST_LOOK => l.fp.clone(),
+            _ => {
+                let fp = read_fingerprint(&self.file)?;
+                self.look = Some(Look {
+                    stat,
+                    fp: fp.clone(),
+                    at: Instant::now(),
+                });
+                fp
+            }
+        };
         Ok(Rotation::check(
             &mut self.track,
             md.len(),
@@ -205,6 +236,7 @@ impl Tail {
         self.head = 0;
         self.skipping = false;
         self.rewritten = false;
+        self.look = None;
     }
 
     /// Whether everything in the file has been read (an unterminated last line may
