@@ -497,9 +497,19 @@ fn web_services_carry_the_labels_of_the_traefik_readme() {
             "{service_name}'s labels differ from traefik/README.md"
         );
     }
-    // Nothing else is routed.
+    // Nothing else is routed but Traefik's own dashboard (api@internal, behind
+    // private@file: the_dashboard_router_is_at_the_users_domain).
+    let t = service(&c, "traefik");
+    assert_eq!(
+        t["labels"]["traefik.http.routers.dashboard.service"].as_str(),
+        Some("api@internal")
+    );
+    assert_eq!(
+        t["labels"]["traefik.http.routers.dashboard.middlewares"].as_str(),
+        Some("private@file")
+    );
     for (name, s) in services(&c) {
-        if !["grafana", "n8n", "prometheus", "ollama"].contains(&name.as_str()) {
+        if !["grafana", "n8n", "prometheus", "ollama", "traefik"].contains(&name.as_str()) {
             assert!(
                 s["labels"]["traefik.enable"].as_str() != Some("true"),
                 "{name} is routed"
@@ -691,6 +701,61 @@ fn alertmanager_sends_everything_to_ntfy_and_critical_alerts_also_by_email() {
     assert_eq!(strings(&inhibit["source_matchers"]), ["severity=\"critical\""]);
     assert_eq!(strings(&inhibit["target_matchers"]), ["severity=\"warning\""]);
     assert_eq!(strings(&inhibit["equal"]), ["alertname", "instance"]);
+}
+
+#[test]
+fn traefik_gets_the_dns_resolver_token_as_a_secret() {
+    // traefik.yml's le-dns resolver (DNS-01, Cloudflare) needs an API token; lego reads
+    // it from the file CF_DNS_API_TOKEN_FILE names, a compose secret.
+    let t = yaml_file(&stack_dir().join("traefik/traefik.yml"));
+    assert_eq!(
+        t["certificatesResolvers"]["le-dns"]["acme"]["dnsChallenge"]["provider"].as_str(),
+        Some("cloudflare")
+    );
+    let c = config();
+    let traefik = service(&c, "traefik");
+    let file = traefik["environment"]["CF_DNS_API_TOKEN_FILE"]
+        .as_str()
+        .expect("CF_DNS_API_TOKEN_FILE in the Traefik service's environment");
+    let secret = file.strip_prefix("/run/secrets/").expect("a compose secret");
+    let attached: Vec<String> = traefik["secrets"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| text(&s["source"]).or_else(|| text(s)))
+        .collect();
+    assert!(attached.contains(&secret.to_string()), "{attached:?}");
+    assert!(
+        c["secrets"][secret]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(&format!("/secrets/{secret}"))),
+        "{:?}",
+        c["secrets"][secret]
+    );
+}
+
+#[test]
+fn the_dashboard_router_is_at_the_users_domain() {
+    // dynamic/dashboard.yml hard-coded traefik.example.com; the router is now the Traefik
+    // service's labels, which compose resolves from .env.
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("user.env");
+    std::fs::write(&env, "DOMAIN=pi.example.net\n").unwrap();
+    let c = compose_config(&env);
+    let labels = &service(&c, "traefik")["labels"];
+    let rule = labels["traefik.http.routers.dashboard.rule"]
+        .as_str()
+        .expect("a dashboard router on the Traefik service");
+    assert!(rule.contains("Host(`traefik.pi.example.net`)"), "{rule}");
+    assert_eq!(
+        labels["traefik.http.routers.dashboard.service"].as_str(),
+        Some("api@internal")
+    );
+    let rendered = serde_yaml_ng::to_string(&c["services"]).unwrap();
+    assert!(
+        !rendered.contains("example.com"),
+        "a host of example.com is left with DOMAIN set"
+    );
 }
 
 #[test]
@@ -1344,6 +1409,10 @@ fn init_secrets_creates_each_secret_once_readable_by_the_services() {
         "no newline: n8n reads the file verbatim"
     );
     assert!(before["users.htpasswd"].starts_with("admin:$apr1$"));
+    // No made-up password the user may never replace ("change-me" was one): the
+    // secrets only the user knows start empty.
+    assert_eq!(before["alertmanager_smtp_password"], "", "the SMTP password");
+    assert_eq!(before["cf_dns_api_token"], "", "the DNS API token");
     run();
     for name in &wanted {
         assert_eq!(

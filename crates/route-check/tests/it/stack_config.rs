@@ -131,24 +131,49 @@ fn central_access_control_and_a_protected_dashboard() {
         .collect();
     assert_eq!(chain, ["lan-only", "auth"]);
 
-    let d = yaml("dynamic/dashboard.yml");
-    let r = at(&d, "http.routers.dashboard");
-    assert_eq!(s(r, "service"), "api@internal");
-    let mws: Vec<&str> = at(r, "middlewares")
+    // The dashboard router: labels of the Traefik service in docker-compose.yml, at
+    // traefik.DOMAIN of the user's .env (a file in dynamic/ cannot read .env, and one
+    // there hard-coded traefik.example.com).
+    let compose_path = dir().join("../docker-compose.yml");
+    let compose: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&compose_path).unwrap()).unwrap();
+    let labels: std::collections::BTreeMap<String, String> = at(&compose, "services.traefik.labels")
         .as_sequence()
-        .unwrap()
+        .expect("the traefik service has labels")
         .iter()
-        .map(|v| v.as_str().unwrap())
+        .filter_map(|l| l.as_str()?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let label = |k: &str| {
+        labels
+            .get(&format!("traefik.http.routers.dashboard.{k}"))
+            .unwrap_or_else(|| panic!("no dashboard {k} label: {labels:?}"))
+            .as_str()
+    };
+    assert_eq!(labels.get("traefik.enable").map(String::as_str), Some("true"));
+    assert_eq!(label("service"), "api@internal");
+    assert_eq!(label("entrypoints"), "websecure");
     assert!(
-        mws.iter()
+        label("middlewares")
+            .split(',')
             .any(|m| m.starts_with("private") || m.starts_with("auth")),
-        "{mws:?}"
+        "{labels:?}"
     );
-    let parsed = rule::parse(s(r, "rule")).expect("the dashboard rule parses");
+    let rule_text = label("rule");
+    assert!(
+        rule_text.contains("traefik.${DOMAIN:-example.com}"),
+        "{rule_text}"
+    );
+    let resolved = rule_text.replace("${DOMAIN:-example.com}", "pi.example.net");
+    let parsed = rule::parse(&resolved).expect("the dashboard rule parses");
     let a = rule::analyse(&parsed);
-    assert_eq!(a.targets[0].host, "traefik.example.com");
+    assert_eq!(a.targets[0].host, "traefik.pi.example.net");
     assert_eq!(a.targets[0].path, "/api");
+    // No host of the example domain is left in the file provider's directory.
+    for f in std::fs::read_dir(dir().join("dynamic")).unwrap() {
+        let f = f.unwrap().path();
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("example.com"), "{} names example.com", f.display());
+    }
 }
 
 /// The label blocks of the README, by the router name of their first rule label.
