@@ -330,6 +330,7 @@ fn the_socket_proxy_lets_the_tools_read_and_refuses_every_write() {
         ("GET", format!("{v}/containers/%2e%2e/json"), String::new()),
         ("GET", format!("{v}/containers/json/../../volumes"), String::new()),
         ("GET", format!("{v}/images/json"), String::new()),
+        ("GET", format!("{v}/info"), String::new()),
         ("GET", format!("{v}/volumes"), String::new()),
         ("GET", format!("{v}/secrets"), String::new()),
         ("GET", format!("{v}/configs"), String::new()),
