@@ -216,12 +216,13 @@ fn the_socket_proxy_lets_the_tools_read_and_refuses_every_write() {
             }
         }
     });
-    // Whether log-tail-ship meets it in its first list or in the event stream, both
-    // go through the proxy (the event stream on its own is checked below).
+    // Whether log-tail-ship meets it in its first list (then from the end of its log:
+    // the container keeps writing) or in the event stream, both go through the proxy
+    // (the event stream on its own is checked below).
     let late = d.start(
         "socket-proxy-late",
         &["--label", &marker],
-        &["sh", "-c", "echo arrived-later; sleep 600"],
+        &["sh", "-c", "while true; do echo arrived-later; sleep 0.2; done"],
     );
     let got = rx
         .recv_timeout(Duration::from_secs(30))
