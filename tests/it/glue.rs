@@ -674,6 +674,7 @@ const RUN_BY_UNITS: &[&str] = &[
     "backup-snap",
     "log-tail-ship",
     "homelab-hygiene",
+    "homelab-offsite",
 ];
 
 fn logged(log: &Path) -> Vec<Vec<String>> {

@@ -7,6 +7,9 @@
 mod cli_contract;
 mod glue;
 mod package;
+mod socket_proxy;
 mod stack;
+mod stack_backup;
 mod stack_e2e;
+mod stack_front_door;
 mod stack_rules;

@@ -75,6 +75,7 @@ fn amd64_package_installs_runs_and_removes_cleanly() {
     }
     for f in [
         "/usr/bin/homelab-collect",
+        "/usr/bin/homelab-offsite",
         "/usr/share/man/man7/homelab-tools.7.gz",
         "/lib/systemd/system/pi-thermal.timer",
         "/etc/default/homelab-tools",

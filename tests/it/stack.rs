@@ -66,11 +66,18 @@ fn docker_compose_validates_the_file_with_defaults_and_with_the_example_settings
         assert!(names.contains(*want), "no service {want}: {names:?}");
     }
     let example = compose_config(&stack_dir().join("env.example"));
-    // env.example writes the defaults down: both resolve to the same stack.
+    // env.example writes the defaults down: both resolve to the same stack, with the
+    // Tailscale override file as well.
     assert_eq!(defaults["services"], example["services"]);
+    let files = ["docker-compose.yml", "docker-compose.tailscale.yml"];
+    let (_d, empty) = empty_env();
+    assert_eq!(
+        compose_config_of(&stack_dir(), &files, &empty)["services"],
+        compose_config_of(&stack_dir(), &files, &stack_dir().join("env.example"))["services"]
+    );
 
-    // Every variable the compose file reads is documented in env.example.
-    let compose = read(&stack_dir().join("docker-compose.yml"));
+    // Every variable the compose files read is documented in env.example.
+    let compose = read(&stack_dir().join("docker-compose.yml")) + &read(&stack_dir().join(files[1]));
     let documented = read(&stack_dir().join("env.example"));
     let var = regex::Regex::new(r"\$\{([A-Z0-9_]+)(:-[^}]*)?\}").unwrap();
     for c in var.captures_iter(&compose) {
@@ -520,13 +527,11 @@ fn web_services_carry_the_labels_of_the_traefik_readme() {
     let t = service(&c, "traefik");
     assert_eq!(mem_limit(&t), 64 << 20);
     let vols = strings(&t["volumes"]);
-    for want in [
-        "/etc/traefik/traefik.yml:ro",
-        "/etc/traefik/dynamic:ro",
-        "/var/run/docker.sock:ro",
-    ] {
+    for want in ["/etc/traefik/traefik.yml:ro", "/etc/traefik/dynamic:ro"] {
         assert!(vols.iter().any(|v| v.ends_with(want)), "{want} not in {vols:?}");
     }
+    // The Docker provider reads through the socket proxy (stack_front_door.rs).
+    assert!(!vols.iter().any(|v| v.contains("docker.sock")), "{vols:?}");
 }
 
 #[test]
@@ -1767,7 +1772,8 @@ fn http_health_checks_pass_on_200_and_fail_otherwise() {
             "n8n",
             "n8n-runners",
             "node-exporter",
-            "prometheus"
+            "prometheus",
+            "socket-proxy"
         ],
         "the HTTP health checks"
     );

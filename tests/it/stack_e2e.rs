@@ -11,7 +11,11 @@
 //!
 //! Every Prometheus query of every dashboard must return data; a cool Pi fires no
 //! alert, and a hot one fires PiSocTemperatureHigh, which Alertmanager delivers to
-//! the webhook (the critical alert, with the warning inhibited).
+//! the webhook (the critical alert, with the warning inhibited). The dead man's
+//! switch: Alertmanager's configuration is rendered by the compose file's own
+//! entrypoint script with HEARTBEAT_URL pointed at a second receiver, where the
+//! Watchdog heartbeat arrives again and again (every 2 s here), and stops once
+//! Prometheus is stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -558,7 +562,35 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
 
     // --- Alertmanager: the repository's routes, the webhook pointed at this test ---
     let hook = webhook();
-    let mut am_conf = yaml_file(&stack_dir().join("config/alertmanager/alertmanager.yml"));
+    let beat = webhook();
+    let beat_url = format!("http://127.0.0.1:{}/ping/e2e", beat.port);
+    // The configuration as the container's entrypoint writes it, with HEARTBEAT_URL.
+    let placeholder = render_alertmanager_config(&compose, w, "");
+    assert!(
+        placeholder.contains("http://127.0.0.1:9/set-HEARTBEAT_URL-in-.env"),
+        "an empty HEARTBEAT_URL keeps the placeholder"
+    );
+    let rendered = render_alertmanager_config(&compose, w, &beat_url);
+    let mut am_conf: Yaml = serde_yaml_ng::from_str(&rendered).unwrap();
+    let heartbeat = am_conf["receivers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "heartbeat")
+        .expect("a heartbeat receiver");
+    assert_eq!(
+        heartbeat["webhook_configs"][0]["url"].as_str(),
+        Some(beat_url.as_str())
+    );
+    // The heartbeat's route, with seconds for minutes: repeated every 2 s.
+    let routes = am_conf["route"]["routes"].as_sequence_mut().unwrap();
+    let hb_route = routes
+        .iter_mut()
+        .find(|r| r["receiver"] == "heartbeat")
+        .expect("a route to the heartbeat");
+    assert_eq!(hb_route["repeat_interval"].as_str(), Some("5m"));
+    hb_route["group_interval"] = Yaml::from("1s");
+    hb_route["repeat_interval"] = Yaml::from("2s");
     let smtp_pw = w.join("smtp_password");
     std::fs::write(&smtp_pw, "unused").unwrap();
     // Mail goes nowhere (a closed loopback port): only the webhook is observed.
@@ -627,6 +659,8 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
         w,
         Command::new("prometheus")
             .arg(format!("--config.file={}", prom_file.display()))
+            // Alerts it stops sending expire 4 resend delays later (4 s, not 4 min).
+            .arg("--rules.alert.resend-delay=1s")
             .arg(format!("--storage.tsdb.path={}", w.join("tsdb").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
     );
@@ -676,7 +710,10 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
     let relevant = |set: BTreeSet<String>| -> BTreeSet<String> {
         // Filesystem alerts watch this machine's own disks (the fixture's mount table
         // points at its directories): they may rightly fire on a full build machine.
-        set.into_iter().filter(|a| !a.starts_with("Filesystem")).collect()
+        // The Watchdog heartbeat always fires (checked below).
+        set.into_iter()
+            .filter(|a| !a.starts_with("Filesystem") && !a.starts_with("Watchdog/"))
+            .collect()
     };
     // Ten evaluations with the alerts' (scaled) hold times passed.
     let evaluated = now() + 10;
@@ -774,7 +811,92 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
         "{states:?}"
     );
 
+    // --- the dead man's switch ------------------------------------------------------
+    assert!(firing(&prom).contains("Watchdog/none"), "{:?}", firing(&prom));
+    wait_until(
+        Duration::from_secs(30),
+        "three Watchdog heartbeats at the heartbeat URL",
+        || beat.bodies.lock().unwrap().len() >= 3,
+    );
+    for a in beat.alerts() {
+        assert_eq!(a["labels"]["alertname"], "Watchdog", "only the heartbeat: {a}");
+        assert_eq!(a["status"], "firing");
+    }
+    assert!(
+        !hook
+            .alerts()
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "Watchdog"),
+        "the heartbeat never goes to ntfy"
+    );
+    // Prometheus stops: Alertmanager lets the alert expire (4 s) and the heartbeats
+    // stop; a quiet spell of three repeat intervals (6 s) shows it, within 30 s.
+    drop(prometheus);
+    let stopped = Instant::now();
+    let mut last = (beat.bodies.lock().unwrap().len(), Instant::now());
+    wait_until(Duration::from_secs(30), "the heartbeats to stop", || {
+        let n = beat.bodies.lock().unwrap().len();
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        last.1.elapsed() >= Duration::from_secs(6)
+    });
+    let quiet_since = last.1.duration_since(stopped);
+    assert!(
+        quiet_since < Duration::from_secs(20),
+        "heartbeats went on for {quiet_since:?} after Prometheus stopped"
+    );
+
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     drop(web);
+}
+
+/// Alertmanager's configuration as the compose file's entrypoint writes it at start:
+/// its own script, run by busybox's sh and awk (the image's), on the repository's file,
+/// with HEARTBEAT_URL set to `url`; returns the written file.
+fn render_alertmanager_config(compose: &Yaml, w: &Path, url: &str) -> String {
+    let entrypoint: Vec<String> = compose["services"]["alertmanager"]["entrypoint"]
+        .as_sequence()
+        .expect("alertmanager has an entrypoint")
+        .iter()
+        .filter_map(text)
+        .collect();
+    assert_eq!(entrypoint[..2], ["/bin/sh", "-c"]);
+    let out = w.join("alertmanager.rendered.yml");
+    let _ = std::fs::remove_file(&out);
+    // Compose's $$ is a dollar; the container's paths are this test's.
+    let script = entrypoint[2]
+        .replace("$$", "$")
+        .replace(
+            "/etc/alertmanager/alertmanager.yml",
+            &stack_dir()
+                .join("config/alertmanager/alertmanager.yml")
+                .display()
+                .to_string(),
+        )
+        .replace("/tmp/alertmanager.yml", &out.display().to_string())
+        .replace("exec /bin/alertmanager", "exec true");
+    let bin = w.join("busybox-bin");
+    if !bin.exists() {
+        std::fs::create_dir_all(&bin).unwrap();
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox (Debian package busybox-static; scripts/test installs it)");
+        for applet in ["sh", "awk", "true"] {
+            std::os::unix::fs::symlink(busybox, bin.join(applet)).unwrap();
+        }
+    }
+    let status = Command::new(bin.join("sh"))
+        .arg("-c")
+        .arg(&script)
+        .args(&entrypoint[3..])
+        .env_clear()
+        .env("PATH", &bin)
+        .env("HEARTBEAT_URL", url)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the entrypoint script failed: {script}");
+    std::fs::read_to_string(&out).unwrap()
 }

@@ -27,11 +27,18 @@ pub fn yaml_file(path: &Path) -> Yaml {
 /// the variables of `env_file` (an empty file: the defaults): validates the file and
 /// returns it resolved. Panics with docker-compose's complaint when it is invalid.
 pub fn compose_config(env_file: &Path) -> Yaml {
-    let out = Command::new("docker-compose")
-        .arg("--env-file")
-        .arg(env_file)
-        .arg("--file")
-        .arg(stack_dir().join("docker-compose.yml"))
+    compose_config_of(&stack_dir(), &["docker-compose.yml"], env_file)
+}
+
+/// `docker-compose config` on compose files of `dir` (the main file first, then
+/// override files such as docker-compose.tailscale.yml), as [`compose_config`].
+pub fn compose_config_of(dir: &Path, files: &[&str], env_file: &Path) -> Yaml {
+    let mut cmd = Command::new("docker-compose");
+    cmd.arg("--env-file").arg(env_file);
+    for f in files {
+        cmd.arg("--file").arg(dir.join(f));
+    }
+    let out = cmd
         .arg("config")
         .env_remove("DOCKER_HOST")
         .output()
