@@ -1,7 +1,8 @@
 //! `--format text`: a `docker stats`-like table for a person, then the problems.
 
-use homelab_core::text::Table;
+use homelab_core::text::{Paint, Table, human_bytes, human_duration};
 
+use crate::ollama::Watched;
 use crate::record::ContainerRecord;
 
 /// Binary units for memory, as docker stats (`12.5MiB`).
@@ -100,6 +101,87 @@ pub fn tables(records: &[ContainerRecord]) -> (Table, Option<Table>) {
         }
     }
     (t, (!problems.is_empty()).then_some(problems))
+}
+
+/// Ollama's part of the text view: the server, its models, the probe.
+pub fn ollama_text(w: &Watched, paint: Paint) -> String {
+    let o = &w.round.ollama;
+    let mut out = String::new();
+    let version = o.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+    if o.up {
+        let n = w.round.models.len();
+        let models = match n {
+            0 => "no model loaded".to_string(),
+            1 => "1 model loaded".to_string(),
+            n => format!("{n} models loaded"),
+        };
+        out.push_str(&format!(
+            "{} at {}: {}, {models}",
+            paint.head(&format!("Ollama{version}")),
+            o.url,
+            paint.good("up")
+        ));
+    } else {
+        out.push_str(&format!(
+            "{} at {}: {}",
+            paint.head("Ollama"),
+            o.url,
+            paint.bad("DOWN")
+        ));
+    }
+    if let (Some(c), Some(cpus)) = (&o.container, &o.container_cpuset_cpus) {
+        out.push_str(&format!("; container {c} on CPUs {cpus}"));
+    }
+    out.push('\n');
+    if !w.round.models.is_empty() {
+        let mut t = Table::new(&["MODEL", "SIZE", "QUANT", "MEMORY", "CONTEXT", "UNLOADS IN"]);
+        for m in &w.round.models {
+            let unload = match m.expires_in_seconds {
+                None => "-".to_string(),
+                // Ollama keeps a model with keep_alive -1 "forever" (centuries ahead).
+                Some(s) if s > 365.0 * 86_400.0 => "never".to_string(),
+                Some(s) if s <= 0.0 => "now".to_string(),
+                Some(s) => human_duration(s),
+            };
+            t.row([
+                m.name.clone(),
+                m.parameter_size.clone().unwrap_or_else(|| "-".into()),
+                m.quantization_level.clone().unwrap_or_else(|| "-".into()),
+                m.size_bytes.map_or_else(|| "-".into(), human_bytes),
+                m.context_length_tokens
+                    .map_or_else(|| "-".into(), |c| format!("{c} tokens")),
+                unload,
+            ]);
+        }
+        out.push_str(&t.render());
+    }
+    if let Some((p, _)) = &w.probe {
+        let speed = match (p.tokens_per_second, p.eval_tokens, p.eval_seconds) {
+            (Some(tps), Some(n), Some(s)) => format!("{tps:.1} tokens/s ({n} tokens in {s:.1} s)"),
+            _ => "no result yet".to_string(),
+        };
+        let when = match (&p.last_success_at, p.ran) {
+            (Some(_), true) => ", just now".to_string(),
+            (Some(at), false) => format!(", measured {at}"),
+            (None, _) => String::new(),
+        };
+        let failed = if p.ok == Some(false) {
+            format!("; {}", paint.bad("last attempt failed"))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("Probe of {}: {speed}{when}{failed}\n", p.model));
+    }
+    let errors: Vec<&String> = o
+        .errors
+        .iter()
+        .chain(w.round.models.iter().flat_map(|m| m.errors.iter()))
+        .chain(w.probe.iter().flat_map(|(p, _)| p.errors.iter()))
+        .collect();
+    for e in errors {
+        out.push_str(&format!("{} {e}\n", paint.bad("!")));
+    }
+    out
 }
 
 #[cfg(test)]
