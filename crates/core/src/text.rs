@@ -245,6 +245,31 @@ impl Paint {
     }
 }
 
+/// `text` broken at spaces into lines of at most `width` characters (a longer word
+/// stays whole), each after `indent`; without a width, one line.
+pub fn wrap(text: &str, width: Option<usize>, indent: &str) -> String {
+    let Some(width) = width else {
+        return format!("{indent}{text}");
+    };
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+        .iter()
+        .map(|l| format!("{indent}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Lines of `label  value`, the labels padded to one width: a status panel.
 #[derive(Debug, Clone, Default)]
 pub struct Panel {
@@ -316,6 +341,16 @@ mod tests {
         assert!(!Paint::decide(false, None).on);
         assert_eq!(Paint { on: false }.bad("hot"), "hot");
         assert_eq!(Paint { on: true }.bad("hot"), "\x1b[1m\x1b[31mhot\x1b[0m");
+    }
+
+    #[test]
+    fn wraps_at_spaces() {
+        assert_eq!(wrap("a bb ccc dddd", Some(6), "> "), "> a bb\n> ccc\n> dddd");
+        assert_eq!(
+            wrap("averyveryverylongword x", Some(5), ""),
+            "averyveryverylongword\nx"
+        );
+        assert_eq!(wrap("a b", None, ""), "a b");
     }
 
     #[test]
