@@ -309,3 +309,36 @@ fn a_bad_ollama_url_is_a_usage_error() {
     let out = ctr_stats().args(["--ollama-probe", "m"]).output().unwrap();
     assert_eq!(out.status.code(), Some(64), "the probe needs --ollama");
 }
+
+/// Every field of the new kinds and every ollama_* metric is in the man page.
+#[test]
+fn the_man_page_documents_the_ollama_kinds_and_metrics() {
+    let man = ctr_stats::MAN_SECTIONS.replace("\\-", "-");
+    let o = FakeOllama::start(Mode::Normal);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("probe.json");
+    let args = [
+        "--ollama-probe",
+        ollama::MODEL,
+        "--ollama-probe-state",
+        state.to_str().unwrap(),
+    ];
+    let jsonl = printed(&o.url(), &args);
+    let page = prom(&o.url(), &args);
+    let mut names = std::collections::BTreeSet::new();
+    for line in jsonl.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["kind"] != "container" {
+            names.extend(v.as_object().unwrap().keys().cloned());
+        }
+    }
+    assert!(names.contains("tokens_per_second") && names.contains("size_bytes"), "{names:?}");
+    names.extend(
+        page.lines()
+            .filter(|l| l.starts_with("# TYPE ollama_"))
+            .map(|l| l.split_whitespace().nth(2).unwrap().to_string()),
+    );
+    assert!(names.contains("ollama_probe_tokens_per_second"), "{page}");
+    let missing = homelab_testkit::undocumented(&man, names.iter().map(String::as_str));
+    assert!(missing.is_empty(), "not in man.roff: {missing:?}");
+}
