@@ -323,6 +323,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         )
         .hint("mount the host's / (with /proc and /sys) and give --root, or use --source api"));
     }
+    let paint = homelab_core::text::Paint::for_stdout();
     let watch = cli.ollama.as_ref().map(|url| ollama::Watch {
         client: ollama::Client::new(url, cli.ollama_timeout),
         container: cli.ollama_container.clone(),
@@ -375,7 +376,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 out.begin_round(std::time::SystemTime::now())?;
                 out.record("engine", &rec)?;
                 if text {
-                    out.raw(&format!("Docker engine down: {e}\n"))?;
+                    out.raw(&format!("{}\n", paint.bad(&format!("! Docker engine down: {e}"))))?;
                 }
                 let secs = (unix_now() * 1000.0).round() / 1000.0;
                 let mut page = metrics::page(&[], secs, false);
@@ -395,12 +396,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             out.record("container", r)?;
         }
         if text {
-            let (containers, problems) = table::tables(&records);
-            out.table(&containers)?;
-            if let Some(p) = problems {
-                out.raw("\n")?;
-                out.table(&p)?;
-            }
+            out.raw(&table::text(&records, paint, homelab_core::text::screen_width()))?;
         }
         let secs = (unix_now() * 1000.0).round() / 1000.0;
         let mut page = metrics::page(&records, secs, true);

@@ -332,7 +332,10 @@ fn the_man_page_documents_the_ollama_kinds_and_metrics() {
             names.extend(v.as_object().unwrap().keys().cloned());
         }
     }
-    assert!(names.contains("tokens_per_second") && names.contains("size_bytes"), "{names:?}");
+    assert!(
+        names.contains("tokens_per_second") && names.contains("size_bytes"),
+        "{names:?}"
+    );
     names.extend(
         page.lines()
             .filter(|l| l.starts_with("# TYPE ollama_"))
