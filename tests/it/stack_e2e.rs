@@ -4,7 +4,10 @@
 //! and Alertmanager (the repository's routes, with the ntfy webhook pointed at a
 //! receiver in this test), each on a free loopback port and stopped by pid. Their
 //! textfile directory holds real tool output: pi-thermal on the Pi 5 fixture tree,
-//! ctr-stats on a container on the real Docker engine, cpu-pin on a process of this
+//! ctr-stats on two containers on the real Docker engine (a web service, and one in
+//! Ollama's place with a cpuset) and on a stand-in for Ollama's API (Ollama cannot be
+//! installed here: homelab_testkit::ollama answers as its API documentation shows,
+//! and ctr-stats' probe measures it), cpu-pin on a process of this
 //! test, route-check on that container's Traefik labels through a real TLS proxy
 //! (nginx), log-tail-ship shipping a file to a receiver that answers like Loki, and
 //! backup-snap backing up a small tree into a new repository and verifying it.
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use homelab_e2e::stack::{compose_config, expand, queries, stack_dir, text, yaml_file};
 use homelab_e2e::{tool, workspace};
+use homelab_testkit::ollama::{FakeOllama, Mode as OllamaMode};
 use homelab_testkit::{Container, Docker, copy_tree, docker, promtool_check_metrics, wait_until};
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
@@ -234,11 +238,13 @@ const BACKUP_PINNED: &[&str] = &[
 /// a memory limit and a health check, plus what the dashboards show of it: a veth
 /// pair in its network namespace (network counters) and a published port (a back
 /// door for route-check).
-fn web_container(d: &Docker, bypass_port: u16) -> Container {
+fn web_container(d: &Docker, bypass_port: u16, run_label: &str) -> Container {
     let publish = format!("{bypass_port}:80");
     let c = d.start(
         "stack-e2e-web",
         &[
+            "--label",
+            run_label,
             "--memory",
             "64m",
             "--cap-add",
@@ -479,13 +485,39 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
 
     let d = docker();
     let bypass_port = free_port();
-    let web = web_container(&d, bypass_port);
+    // The containers of this run, for ctr-stats: the web service and Ollama's.
+    let run_label = format!("hlt.e2e={}", std::process::id());
+    let web = web_container(&d, bypass_port, &run_label);
     let label = format!("label=hlt.test={}", web.name);
+    let ollama_container = d.start(
+        "stack-e2e-ollama",
+        &[
+            "--label",
+            &run_label,
+            "--label",
+            "com.docker.compose.project=homelab",
+            "--label",
+            "com.docker.compose.service=ollama",
+            "--cpuset-cpus",
+            "0",
+        ],
+        &["sleep", "600"],
+    );
+    let ollama = FakeOllama::start(OllamaMode::Normal);
     run(Command::new(tool("ctr-stats"))
         .env("DOCKER_HOST", &d.host)
-        .args(["--filter", &label, "--textfile-dir"])
+        .args(["--filter", &format!("label={run_label}")])
+        .args(["--ollama", &ollama.url()])
+        .args([
+            "--ollama-probe",
+            homelab_testkit::ollama::MODEL,
+            "--ollama-probe-state",
+        ])
+        .arg(w.join("ollama-probe.json"))
+        .arg("--textfile-dir")
         .arg(&textfile)
         .arg("--quiet"));
+    assert_eq!(ollama.generates(), 1, "the probe ran");
 
     // cpu-pin: a process of this test, under a name no other process has.
     let comm = format!("hlte2e{}", std::process::id() % 100_000);
@@ -850,6 +882,7 @@ fn dashboards_return_data_and_a_hot_pi_reaches_the_webhook() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     drop(web);
+    drop(ollama_container);
 }
 
 /// Alertmanager's configuration as the compose file's entrypoint writes it at start:

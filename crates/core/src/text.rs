@@ -139,6 +139,175 @@ pub fn screen_width() -> Option<usize> {
     None
 }
 
+/// Bytes for a person, in binary units: `512 B`, `1.5 KiB`, `6.5 GiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A length of time for a person, to the two largest units: `45 s`, `12 min`,
+/// `3 h 5 min`, `2 days 4 h`. Negative lengths are written as zero.
+pub fn human_duration(secs: f64) -> String {
+    let s = if secs.is_finite() && secs > 0.0 {
+        secs.round() as u64
+    } else {
+        0
+    };
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    let days = |d: u64| {
+        if d == 1 {
+            "1 day".to_string()
+        } else {
+            format!("{d} days")
+        }
+    };
+    match (d, h, m) {
+        (0, 0, 0) => format!("{sec} s"),
+        (0, 0, m) if sec == 0 || m >= 10 => format!("{m} min"),
+        (0, 0, m) => format!("{m} min {sec} s"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => days(d),
+        (d, h, _) => format!("{} {h} h", days(d)),
+    }
+}
+
+/// Colour for the text view: only when standard output is a terminal and `NO_COLOR`
+/// is not set (to anything but the empty string; no-color.org).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Paint {
+    pub on: bool,
+}
+
+impl Paint {
+    /// Colour or not, from the environment and standard output.
+    pub fn for_stdout() -> Paint {
+        Paint::decide(
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        )
+    }
+
+    /// The rule itself: a terminal, and `NO_COLOR` unset or empty.
+    pub fn decide(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> Paint {
+        Paint {
+            on: terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn paint(self, style: anstyle::Style, text: &str) -> String {
+        if self.on {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A problem: red and bold.
+    pub fn bad(self, text: &str) -> String {
+        self.paint(
+            anstyle::Style::new()
+                .bold()
+                .fg_color(Some(anstyle::AnsiColor::Red.into())),
+            text,
+        )
+    }
+
+    /// Something to look at: yellow.
+    pub fn warn(self, text: &str) -> String {
+        self.paint(
+            anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Yellow.into())),
+            text,
+        )
+    }
+
+    /// All is well: green.
+    pub fn good(self, text: &str) -> String {
+        self.paint(
+            anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into())),
+            text,
+        )
+    }
+
+    /// A heading: bold.
+    pub fn head(self, text: &str) -> String {
+        self.paint(anstyle::Style::new().bold(), text)
+    }
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word
+/// stays whole), each after `indent`; without a width, one line.
+pub fn wrap(text: &str, width: Option<usize>, indent: &str) -> String {
+    let Some(width) = width else {
+        return format!("{indent}{text}");
+    };
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+        .iter()
+        .map(|l| format!("{indent}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Lines of `label  value`, the labels padded to one width: a status panel.
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    lines: Vec<(String, String)>,
+}
+
+impl Panel {
+    pub fn new() -> Panel {
+        Panel::default()
+    }
+
+    /// A line; `value` may carry colour (it is not measured).
+    pub fn line(&mut self, label: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.lines.push((label.into(), value.into()));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn render(&self) -> String {
+        let w = self
+            .lines
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for (l, v) in &self.lines {
+            let line = format!("{l:<w$}  {v}");
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
 fn looks_numeric(s: &str) -> bool {
     let s = s.trim_end_matches(['%', 'B', 'K', 'M', 'G', 'i', 's', 'W', 'V', 'C']);
     !s.is_empty() && s.parse::<f64>().is_ok()
@@ -147,6 +316,49 @@ fn looks_numeric(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_durations_for_people() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(6_986_858_496), "6.5 GiB");
+        assert_eq!(human_duration(-3.0), "0 s");
+        assert_eq!(human_duration(45.4), "45 s");
+        assert_eq!(human_duration(125.0), "2 min 5 s");
+        assert_eq!(human_duration(720.0), "12 min");
+        assert_eq!(human_duration(3.0 * 3600.0 + 300.0), "3 h 5 min");
+        assert_eq!(human_duration(86_400.0 + 7200.0), "1 day 2 h");
+        assert_eq!(human_duration(3.0 * 86_400.0 + 59.0), "3 days");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        assert!(Paint::decide(true, None).on);
+        assert!(Paint::decide(true, empty).on, "an empty NO_COLOR is unset");
+        assert!(!Paint::decide(true, set).on);
+        assert!(!Paint::decide(false, None).on);
+        assert_eq!(Paint { on: false }.bad("hot"), "hot");
+        assert_eq!(Paint { on: true }.bad("hot"), "\x1b[1m\x1b[31mhot\x1b[0m");
+    }
+
+    #[test]
+    fn wraps_at_spaces() {
+        assert_eq!(wrap("a bb ccc dddd", Some(6), "> "), "> a bb\n> ccc\n> dddd");
+        assert_eq!(
+            wrap("averyveryverylongword x", Some(5), ""),
+            "averyveryverylongword\nx"
+        );
+        assert_eq!(wrap("a b", None, ""), "a b");
+    }
+
+    #[test]
+    fn a_panel_pads_its_labels() {
+        let mut p = Panel::new();
+        p.line("SoC", "52.3 °C").line("Throttled", "no");
+        assert_eq!(p.render(), "SoC        52.3 °C\nThrottled  no\n");
+    }
 
     #[test]
     fn aligns_text_left_and_numbers_right() {

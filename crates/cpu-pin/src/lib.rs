@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use homelab_core::args::{RootArgs, examples_help};
 use homelab_core::run::run_rounds;
-use homelab_core::text::Table;
+use homelab_core::text::{Paint, Table, screen_width, wrap};
 use homelab_core::{Error, Exit, Format, LoopArgs, Output, OutputArgs, Result, Root};
 
 use cpulist::CpuList;
@@ -405,7 +405,7 @@ fn plan_run(a: PlanArgs, sh: Shared, mode: Mode) -> Result<Exit> {
         }
         if out.format() == Format::Text {
             let all: Vec<PinRecord> = pins.into_iter().flatten().collect();
-            out.table(&table(&all, mode))?;
+            out.raw(&text(&all, &rules, mode, Paint::for_stdout(), screen_width()))?;
         }
         let drift = mode == Mode::Check && rules.iter().any(|r| r.drift);
         status = finish(&codes, drift);
@@ -437,7 +437,7 @@ fn write_records(out: &mut Output, records: &[PinRecord], mode: Mode) -> Result<
         out.record("pin", r)?;
     }
     if out.format() == Format::Text {
-        out.table(&table(records, mode))?;
+        out.raw(&text(records, &[], mode, Paint::for_stdout(), screen_width()))?;
     }
     Ok(())
 }
@@ -446,8 +446,17 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-/// The text view: one row per process, container or cgroup.
-pub fn table(records: &[PinRecord], mode: Mode) -> Table {
+/// The text view: one row per process, container or cgroup, in words (the CPUs each
+/// may run on, whether it is as the plan says); a row with a problem is marked `!`
+/// (red on a terminal, never with `NO_COLOR`), and the problems follow one per line,
+/// with the rules' own (a container that is not there) that have no row.
+pub fn text(
+    records: &[PinRecord],
+    rules: &[RuleRecord],
+    mode: Mode,
+    paint: Paint,
+    width: Option<usize>,
+) -> String {
     let what = |r: &PinRecord| {
         if let Some(c) = &r.container {
             format!("container {c}")
@@ -457,50 +466,116 @@ pub fn table(records: &[PinRecord], mode: Mode) -> Table {
             format!("{} {}", opt(&r.pid), r.comm.as_deref().unwrap_or("?"))
         }
     };
-    if mode == Mode::Show {
-        let mut t = Table::new(&["TARGET", "WHAT", "THREADS", "CPUS", "CPUSET", "NICE", "ERRORS"]);
+    let mut marked = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let t = if mode == Mode::Show {
+        let mut t = Table::new(&["TARGET", "WHAT", "THREADS", "MAY RUN ON", "CPUSET", "NICE"]);
         for r in records {
             t.row([
                 r.target.clone(),
                 what(r),
                 r.threads.to_string(),
                 affinity_text(r),
-                opt(&r.cpuset_after),
+                cpuset_text(&r.cpuset_after),
                 opt(&r.nice_after),
-                r.errors.join("; "),
             ]);
+            marked.push(!r.errors.is_empty());
+            problems.extend(r.errors.iter().map(|e| format!("{}: {e}", what(r))));
         }
-        return t;
-    }
-    let mut t = Table::new(&[
-        "RULE", "TARGET", "WHAT", "THREADS", "WANT", "BEFORE", "AFTER", "CHANGED", "DRIFT", "ERRORS",
-    ]);
-    for r in records {
-        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
-        t.row([
-            r.rule.clone().unwrap_or_default(),
-            r.target.clone(),
-            what(r),
-            r.threads.to_string(),
-            opt(&r.cpus),
-            opt(&r.cpus_before),
-            affinity_text(r),
-            yes(r.changed),
-            r.drift.map_or_else(|| "-".into(), yes),
-            r.errors.join("; "),
+        t
+    } else {
+        let mut t = Table::new(&[
+            "RULE", "TARGET", "WHAT", "THREADS", "WANTED", "BEFORE", "NOW", "STATE",
         ]);
+        for r in records {
+            let state = match (r.drift, r.changed, mode) {
+                (Some(true), _, Mode::Check) => "drifted !",
+                (Some(true), _, _) => "not as planned !",
+                (_, true, _) => "moved as planned",
+                (Some(false), false, _) => "as planned",
+                (None, _, _) => "-",
+            };
+            let bad = r.drift == Some(true) || !r.errors.is_empty();
+            t.row([
+                r.rule.clone().unwrap_or_default(),
+                r.target.clone(),
+                what(r),
+                r.threads.to_string(),
+                opt(&r.cpus),
+                opt(&r.cpus_before),
+                affinity_text(r),
+                state.to_string(),
+            ]);
+            marked.push(bad);
+            let who = match &r.rule {
+                Some(rule) => format!("{rule}, {}", what(r)),
+                None => what(r),
+            };
+            problems.extend(r.errors.iter().map(|e| format!("{who}: {e}")));
+        }
+        t
+    };
+    // The rules' own problems: those no target's row carries.
+    for rule in rules {
+        let of_rows: Vec<&String> = records
+            .iter()
+            .filter(|r| r.rule.as_deref() == Some(rule.rule.as_str()))
+            .flat_map(|r| r.errors.iter())
+            .collect();
+        for e in rule.errors.iter().filter(|e| !of_rows.contains(e)) {
+            problems.push(format!("{}: {e}", rule.rule));
+        }
+        if rule.targets == 0 && rule.errors.is_empty() {
+            problems.push(format!("{}: found nothing to pin ({})", rule.rule, rule.target));
+        }
     }
-    t
+    let mut out = String::new();
+    for (i, line) in t.render_within(width).lines().enumerate() {
+        if i == 0 {
+            out.push_str(&paint.head(line));
+        } else if marked.get(i - 1) == Some(&true) {
+            out.push_str(&paint.bad(line));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    if !problems.is_empty() {
+        out.push('\n');
+        out.push_str(&paint.head("Problems"));
+        out.push('\n');
+        for p in problems {
+            let text = wrap(&p, width.map(|w| w.saturating_sub(4).max(30)), "");
+            let mut lines = text.lines();
+            out.push_str(&format!("  {} {}\n", paint.bad("!"), lines.next().unwrap_or("")));
+            for l in lines {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
+    out
 }
 
-/// `0-1` when every thread agrees, else `0-1 x3, 1 x1`.
+/// A cpuset in words: an empty one lets the target run on every CPU.
+fn cpuset_text(c: &Option<CpuList>) -> String {
+    match c {
+        None => "-".into(),
+        Some(c) if c.to_string().is_empty() => "every CPU".into(),
+        Some(c) => c.to_string(),
+    }
+}
+
+/// `0-1` when every thread agrees, else `0-1 (3 threads), 1 (1 thread)`.
 fn affinity_text(r: &PinRecord) -> String {
     match r.affinity.as_slice() {
         [] => opt(&r.cpuset_after.as_ref().or(r.cpus_after.as_ref())),
         [one] => one.cpus.to_string(),
         many => many
             .iter()
-            .map(|g| format!("{} x{}", g.cpus, g.tids.len()))
+            .map(|g| {
+                let n = g.tids.len();
+                format!("{} ({n} thread{})", g.cpus, if n == 1 { "" } else { "s" })
+            })
             .collect::<Vec<_>>()
             .join(", "),
     }

@@ -14,6 +14,8 @@ pub mod collect;
 pub mod engine;
 pub mod metrics;
 pub mod netdev;
+pub mod ollama;
+pub mod probe;
 pub mod record;
 pub mod table;
 pub mod usage;
@@ -52,6 +54,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "Containers that are not running, or were killed for lack of memory",
         "ctr-stats --window 0 | jq -c 'select(.state != \"running\" or .oom_killed) | {name, state, oom_killed}'",
+    ),
+    (
+        "Also Ollama's loaded models and, at most once an hour, its generation speed",
+        "ctr-stats --ollama http://127.0.0.1:11434 --ollama-probe homelab --textfile-dir /var/lib/prometheus/node-exporter --quiet",
     ),
     (
         "Inside a container, reading the host's cgroups and /proc",
@@ -152,6 +158,93 @@ pub struct Cli {
         help_heading = "Docker options"
     )]
     pub concurrency: Option<u16>,
+
+    /// Also watch Ollama's API at URL (http://127.0.0.1:11434, or its https address
+    /// through the proxy): a kind: model record per loaded model, a kind: ollama record,
+    /// and ollama_* metrics. A failing Ollama is an error in its record, not a failed run
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CTR_STATS_OLLAMA",
+        value_parser = parse_ollama_url,
+        help_heading = "Ollama options"
+    )]
+    pub ollama: Option<String>,
+
+    /// Give up on Ollama's API after DURATION (/api/ps and /api/version together)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        value_parser = parse_interval,
+        help_heading = "Ollama options"
+    )]
+    pub ollama_timeout: Duration,
+
+    /// The container Ollama runs in (its compose service or its name), whose cpuset
+    /// becomes ollama_container_cpuset_cpus
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "ollama",
+        env = "CTR_STATS_OLLAMA_CONTAINER",
+        help_heading = "Ollama options"
+    )]
+    pub ollama_container: String,
+
+    /// Measure MODEL's generation speed: a short generation (a fixed prompt, 32
+    /// tokens) at most once per --ollama-probe-every; it keeps the CPUs of Ollama's
+    /// cpuset busy for seconds (see the man page)
+    #[arg(
+        long,
+        value_name = "MODEL",
+        env = "CTR_STATS_OLLAMA_PROBE",
+        requires = "ollama",
+        help_heading = "Ollama options"
+    )]
+    pub ollama_probe: Option<String>,
+
+    /// Run the probe at most once per DURATION, across runs (the time of the last
+    /// one is kept in --ollama-probe-state)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1h",
+        value_parser = parse_interval,
+        help_heading = "Ollama options"
+    )]
+    pub ollama_probe_every: Duration,
+
+    /// Give up on the probe's generation after DURATION (loading the model counts)
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "20s",
+        value_parser = parse_interval,
+        help_heading = "Ollama options"
+    )]
+    pub ollama_probe_timeout: Duration,
+
+    /// num_thread for the probe's generation [default: the model's own setting]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1024),
+        help_heading = "Ollama options"
+    )]
+    pub ollama_probe_threads: Option<u32>,
+
+    /// The probe's state file: when it last ran and its last result, so that a
+    /// ctr-stats run from a timer probes at most once per period and still exports
+    /// the last result
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = probe::DEFAULT_STATE,
+        env = "CTR_STATS_OLLAMA_PROBE_STATE",
+        help_heading = "Ollama options"
+    )]
+    pub ollama_probe_state: std::path::PathBuf,
 }
 
 pub fn command() -> clap::Command {
@@ -166,7 +259,33 @@ pub fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
     }
 }
 
+/// Checks `--ollama`: an http or https URL with a host.
+pub fn parse_ollama_url(s: &str) -> std::result::Result<String, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or("expected an http:// or https:// URL, e.g. http://127.0.0.1:11434")?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains('@') || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "expected http://HOST:PORT, e.g. http://127.0.0.1:11434 (no credentials, no spaces)".into(),
+        );
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
 impl Cli {
+    /// The probe's settings, when --ollama-probe is given.
+    pub fn probe(&self) -> Option<probe::Settings> {
+        self.ollama_probe.as_ref().map(|m| probe::Settings {
+            model: m.clone(),
+            every: self.ollama_probe_every,
+            timeout: self.ollama_probe_timeout,
+            threads: self.ollama_probe_threads,
+            state: self.ollama_probe_state.clone(),
+        })
+    }
+
     pub fn selection(&self) -> Selection {
         let mut filters: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in &self.filter {
@@ -204,6 +323,38 @@ pub fn run(cli: Cli) -> Result<Exit> {
         )
         .hint("mount the host's / (with /proc and /sys) and give --root, or use --source api"));
     }
+    let paint = homelab_core::text::Paint::for_stdout();
+    let watch = cli.ollama.as_ref().map(|url| ollama::Watch {
+        client: ollama::Client::new(url, cli.ollama_timeout),
+        container: cli.ollama_container.clone(),
+        probe: cli.probe(),
+    });
+    // Ollama's records, page and text: after the containers', whatever the engine did.
+    let ollama_out = |out: &mut Output,
+                      records: &[ContainerRecord],
+                      page: Option<&mut homelab_core::Page>|
+     -> Result<()> {
+        let Some(w) = &watch else { return Ok(()) };
+        let watched = w.round(records, std::time::SystemTime::now());
+        out.record("ollama", &watched.round.ollama)?;
+        for m in &watched.round.models {
+            out.record("model", m)?;
+        }
+        if let Some((p, _)) = &watched.probe {
+            out.record("probe", p)?;
+        }
+        if let Some(page) = page {
+            watched.add_to_page(page);
+        }
+        if out.format() == Format::Text {
+            out.raw("\n")?;
+            out.raw(&table::ollama_text(
+                &watched,
+                homelab_core::text::Paint::for_stdout(),
+            ))?;
+        }
+        Ok(())
+    };
     let looping = cli.common.looping.interval.is_some();
     // In a loop, a round the engine fails is reported and the loop goes on; the exit
     // status is that of the last round.
@@ -224,12 +375,15 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 };
                 out.begin_round(std::time::SystemTime::now())?;
                 out.record("engine", &rec)?;
-                if out.wants_page() {
-                    let secs = (unix_now() * 1000.0).round() / 1000.0;
-                    out.page(&metrics::page(&[], secs, false))?;
-                }
                 if text {
-                    out.raw(&format!("Docker engine down: {e}\n"))?;
+                    out.raw(&format!("{}\n", paint.bad(&format!("! Docker engine down: {e}"))))?;
+                }
+                let secs = (unix_now() * 1000.0).round() / 1000.0;
+                let mut page = metrics::page(&[], secs, false);
+                let wants_page = out.wants_page();
+                ollama_out(&mut out, &[], wants_page.then_some(&mut page))?;
+                if wants_page {
+                    out.page(&page)?;
                 }
                 failed = Some(e);
                 return Ok(());
@@ -241,17 +395,15 @@ pub fn run(cli: Cli) -> Result<Exit> {
         for r in &records {
             out.record("container", r)?;
         }
-        if out.wants_page() {
-            let secs = (unix_now() * 1000.0).round() / 1000.0;
-            out.page(&metrics::page(&records, secs, true))?;
-        }
         if text {
-            let (containers, problems) = table::tables(&records);
-            out.table(&containers)?;
-            if let Some(p) = problems {
-                out.raw("\n")?;
-                out.table(&p)?;
-            }
+            out.raw(&table::text(&records, paint, homelab_core::text::screen_width()))?;
+        }
+        let secs = (unix_now() * 1000.0).round() / 1000.0;
+        let mut page = metrics::page(&records, secs, true);
+        let wants_page = out.wants_page();
+        ollama_out(&mut out, &records, wants_page.then_some(&mut page))?;
+        if wants_page {
+            out.page(&page)?;
         }
         Ok(())
     })?;

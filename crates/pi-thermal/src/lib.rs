@@ -11,6 +11,7 @@ pub mod hwmon;
 pub mod metrics;
 pub mod sample;
 pub mod system;
+pub mod text;
 pub mod thermal;
 pub mod throttle;
 pub mod vcgencmd;
@@ -22,8 +23,8 @@ use clap::Parser;
 use homelab_core::args::examples_help;
 use homelab_core::check::worst;
 use homelab_core::run::run_rounds;
-use homelab_core::text::Table;
-use homelab_core::{Alert, CommonArgs, Error, Exit, Format, Output, Result, Root, Severity};
+use homelab_core::text::{Paint, screen_width};
+use homelab_core::{CommonArgs, Error, Exit, Format, Output, Result, Root, Severity};
 
 pub use alerts::Thresholds;
 pub use sample::Sample;
@@ -42,7 +43,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Every 30 s into node_exporter's textfile directory, nothing on stdout",
         "pi-thermal --interval 30s --textfile-dir /var/lib/prometheus/node-exporter --quiet",
     ),
-    ("A table for a person", "pi-thermal --format text"),
+    ("A status panel for a person", "pi-thermal --format text"),
     (
         "From cron: mail only when a threshold is crossed (exit 1 warning, 2 critical)",
         "pi-thermal --check --quiet || pi-thermal --format text | mail -s 'Pi trouble' root",
@@ -207,24 +208,6 @@ pub fn collect(root: &Root, vc: Option<&Vcgencmd>) -> Sample {
     }
 }
 
-/// The text view: every metric of the page, then the alerts and errors.
-pub fn table(page: &homelab_core::Page, s: &Sample, alerts: &[Alert]) -> (Table, Option<Table>) {
-    let metrics = Table::from_page(page);
-    let mut rest = Table::new(&["ALERT", "CHECK", "SUBJECT", "MESSAGE"]);
-    for a in alerts {
-        let sev = if a.severity == Severity::Critical {
-            "critical"
-        } else {
-            "warning"
-        };
-        rest.row([sev, &a.check, &a.subject, &a.message]);
-    }
-    for e in &s.errors {
-        rest.row(["error", "", "", e.as_str()]);
-    }
-    (metrics, (!rest.is_empty()).then_some(rest))
-}
-
 pub fn run(cli: Cli) -> Result<Exit> {
     let thresholds = cli.thresholds();
     thresholds.validate().map_err(Error::usage)?;
@@ -234,6 +217,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let mut notes = Vec::new();
     let vc = Vcgencmd::locate(cli.vcgencmd.as_deref(), &mut notes);
     let mut worst_seen = Severity::Ok;
+    let paint = Paint::for_stdout();
     run_rounds(&cli.common.looping, |_| {
         let now = SystemTime::now();
         out.begin_round(now)?;
@@ -245,8 +229,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         for a in &alerts {
             out.record("alert", a)?;
         }
-        let text = out.format() == Format::Text;
-        if !out.wants_page() && !text {
+        if out.format() == Format::Text && !cli.common.output.quiet {
+            out.raw(&text::panel(&sample, &alerts, paint, screen_width()))?;
+        }
+        if !out.wants_page() {
             return Ok(());
         }
         let secs = now
@@ -255,14 +241,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
             .unwrap_or(0.0);
         let page = metrics::page(&sample, (secs * 1000.0).round() / 1000.0);
         out.page(&page)?;
-        if text {
-            let (metrics, rest) = table(&page, &sample, &alerts);
-            out.table(&metrics)?;
-            if let Some(rest) = rest {
-                out.raw("\n")?;
-                out.table(&rest)?;
-            }
-        }
         Ok(())
     })?;
     Ok(if cli.check { worst_seen.exit() } else { Exit::Ok })

@@ -4,6 +4,8 @@
 //! that needs one and runs outside `scripts/test` fails with a message saying so:
 //! it never passes by skipping.
 
+pub mod ollama;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -9,6 +9,21 @@ use std::time::{Duration, SystemTime};
 
 use crate::common::*;
 
+/// A rule that finds nothing says so in the text view (it said nothing at all).
+#[test]
+fn a_rule_that_finds_nothing_is_named_in_the_text_view() {
+    let (_d, plan) = plan_file("ghost comm=hltnosuchproc cpus=0\n");
+    let out = cpu_pin()
+        .args(["check", &plan, "--format", "text"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Problems\n  ! ghost: found nothing to pin (comm=hltnosuchproc)"),
+        "{text}"
+    );
+}
+
 fn taskset_one_thread(tid: u32, cpu: &str) {
     let out = std::process::Command::new("taskset")
         .args(["-p", "-c", cpu, &tid.to_string()])
@@ -78,6 +93,27 @@ fn drift_is_reported_then_apply_fixes_only_that_and_a_second_apply_writes_nothin
     assert_eq!(series(&page, "cpupin_threads{rule=\"llm\"}"), Some(4.0));
     assert_eq!(series(&page, "cpupin_rule_cpus{rule=\"llm\"}"), Some(1.0));
     assert_eq!(series(&page, "cpupin_last_apply_timestamp_seconds"), None);
+
+    // The text view says it in words and marks the drifted rule.
+    let out = cpu_pin()
+        .args(["check", &plan, "--format", "text"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = |rule: &str| {
+        text.lines()
+            .find(|l| l.starts_with(rule))
+            .unwrap_or_else(|| panic!("no row for {rule}: {text}"))
+            .to_string()
+    };
+    assert!(row("llm").contains("drifted !"), "{text}");
+    assert!(
+        row("llm").contains("(3 threads)") && row("llm").contains("(1 thread)"),
+        "{text}"
+    );
+    assert!(row("mon").contains("as planned"), "{text}");
+    assert!(!text.contains('\x1b'), "no colour off a terminal: {text:?}");
 
     // apply writes that one thread and nothing else.
     let r = run(&["apply", &plan]).expect(0);

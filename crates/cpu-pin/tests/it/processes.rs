@@ -147,7 +147,10 @@ fn show_lists_every_thread_and_changes_nothing() {
     let (code, out, _) = run_raw(&["show", "--pid", &pid.to_string(), "--format", "text"]);
     assert_eq!(code, Some(0));
     assert!(out.starts_with("TARGET"), "{out}");
-    assert!(out.contains(&format!("{} x1", first)), "{out}");
+    // The threads' CPUs in words: how many threads may run where.
+    assert!(out.contains(&format!("{first} (1 thread)")), "{out}");
+    assert!(out.contains("MAY RUN ON"), "{out}");
+    assert!(!out.contains('\x1b'), "no colour off a terminal: {out:?}");
 }
 
 #[test]

@@ -418,6 +418,7 @@ fn an_engine_answering_garbage_is_unavailable_not_a_panic() {
 fn text_table_for_a_person() {
     let e = engine();
     let out = ctr_stats()
+        .env_remove("COLUMNS")
         .args([
             "--root",
             fixture("v2-pi5-nomem").to_str().unwrap(),
@@ -431,14 +432,23 @@ fn text_table_for_a_person() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("CONTAINER ID  NAME"), "{text}");
+    // States in words, problems marked; sizes in binary units, never raw counts.
     assert!(
-        lines[1].starts_with("c0ffee000001  backup  exited (OOM killed)"),
+        lines[1].starts_with("c0ffee000001  backup  exited, killed for lack of memory !"),
         "{text}"
     );
-    assert!(text.contains("running (healthy)"), "{text}");
-    assert!(text.contains("1.235MB / 765.4kB"), "{text}");
-    assert!(text.contains("CONTAINER  ERROR"), "the problems follow:\n{text}");
+    assert!(text.contains("running, healthy"), "{text}");
+    assert!(text.contains("1.2 MiB / 747.5 KiB"), "{text}");
+    assert!(
+        text.contains("12 days") || text.contains(" days "),
+        "uptime in days: {text}"
+    );
+    assert!(
+        text.contains("\nProblems\n  ! backup: its last exit was an out-of-memory kill"),
+        "the problems follow:\n{text}"
+    );
     assert!(text.contains("cgroup_enable=memory"), "{text}");
+    assert!(!text.contains('\x1b'), "no colour off a terminal: {text:?}");
 }
 
 /// Every JSON field and every metric is documented in the man page.

@@ -10,3 +10,4 @@ mod docker_real;
 mod errors;
 mod fixtures_test;
 mod hostile;
+mod ollama;

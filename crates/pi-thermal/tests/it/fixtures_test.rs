@@ -270,28 +270,122 @@ fn loop_mode_prints_count_rounds() {
     assert!(r.samples.windows(2).all(|w| w[0].ts <= w[1].ts));
 }
 
+/// The disk lines' figures are this machine's (the fixtures' mount points are
+/// statvfs'd here): each becomes `MOUNT <figures> FSTYPE`.
+fn mask_disk_figures(text: &str) -> String {
+    let mut in_disks = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') {
+            in_disks = line == "Disks";
+        } else if in_disks {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert!(line.contains(" free of "), "{line}");
+            out.push_str(&format!("  {} <figures> {}\n", words[0], words[words.len() - 1]));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The text view on the Pi 5 fixture is a status panel: units, states in words, no
+/// metric names, label strings or raw byte counts (it printed `pi_memory_available_bytes
+/// 6986858496`). Pinned whole in tests/golden/pi5.txt (UPDATE_GOLDEN=1 rewrites it).
 #[test]
-fn text_format_is_a_table_with_alerts() {
+fn text_format_on_a_pi_5_is_a_status_panel() {
     let out = pi_thermal()
-        .args(["--root", fixture("pi4").to_str().unwrap(), "--format", "text"])
+        .args(["--root", fixture("pi5").to_str().unwrap()])
+        .args(["--vcgencmd", vcgencmd("pi5").to_str().unwrap()])
+        .args(["--format", "text", "--warn-disk", "0", "--crit-disk", "0"])
+        .env_remove("COLUMNS")
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("METRIC"), "{text}");
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(!text.contains('\x1b'), "no colour off a terminal: {text:?}");
+    assert!(!text.contains("pi_"), "metric names: {text}");
+    assert!(!text.contains('='), "label strings: {text}");
+    let long_number = text
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|run| run.len() >= 6);
+    assert!(!long_number, "raw counts: {text}");
+    for unit in ["°C", " rpm", " %", " W", " V ", " GiB", " days", " GHz"] {
+        assert!(text.contains(unit), "no {unit:?} in {text}");
+    }
+    assert!(text.contains("Throttled    now: no; since boot: no"), "{text}");
+    homelab_testkit::assert_golden(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pi5.txt"),
+        &mask_disk_figures(&text),
+    );
+}
+
+/// A hot, under-powered Pi 4: the problems are marked where they show and listed with
+/// what to do; colour on a terminal (a pseudo-terminal from script(1)), never with
+/// NO_COLOR.
+#[test]
+fn text_format_marks_problems_and_colours_only_a_terminal() {
+    let (root, vc) = (fixture("pi4"), vcgencmd("pi4-throttled"));
+    let args = [
+        "--root",
+        root.to_str().unwrap(),
+        "--vcgencmd",
+        vc.to_str().unwrap(),
+        "--format",
+        "text",
+        "--warn-disk",
+        "0",
+        "--crit-disk",
+        "0",
+    ];
+    let out = pi_thermal().args(args).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        rows.contains(&vec![
-            "pi_temperature_celsius",
-            "sensor=cpu-thermal,input=thermal_zone0",
-            "81.302"
-        ]),
+        text.contains("now: under-voltage, throttled !; since boot: under-voltage, throttled"),
+        "{text}"
+    );
+    assert!(text.contains("SoC 81.3 °C !"), "{text}");
+    assert!(
+        text.contains("Problems\n  ! critical: cpu-thermal is at 81.3 °C"),
         "{text}"
     );
     assert!(
-        rows.iter()
-            .any(|r| r.starts_with(&["critical", "temperature", "cpu-thermal"])),
+        text.contains("! critical: the firmware reports under voltage and throttled now"),
         "{text}"
     );
+
+    // On a terminal: colour, unless NO_COLOR is set.
+    let bin = env!("CARGO_BIN_EXE_pi-thermal");
+    let cmd = std::iter::once(bin.to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let on_tty = |no_color: Option<&str>| {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let coloured = on_tty(None);
+    assert!(
+        coloured.contains("\x1b[1m\x1b[31m"),
+        "red on a terminal: {coloured:?}"
+    );
+    assert!(coloured.contains("SoC 81.3 °C !"), "{coloured:?}");
+    let plain = on_tty(Some("1"));
+    assert!(plain.contains("SoC 81.3 °C !"), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
 }
 
 #[test]

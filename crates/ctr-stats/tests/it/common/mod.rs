@@ -53,11 +53,80 @@ pub struct Rec {
     pub errors: Vec<String>,
 }
 
+/// `kind: ollama` (with --ollama).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OllamaRec {
+    pub v: u32,
+    pub ts: String,
+    pub host: String,
+    pub tool: String,
+    pub kind: String,
+    pub url: String,
+    pub up: bool,
+    pub version: Option<String>,
+    pub models_loaded: Option<u64>,
+    pub container: Option<String>,
+    pub container_cpuset_cpus: Option<String>,
+    pub errors: Vec<String>,
+}
+
+/// `kind: model`: a model Ollama holds in memory.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRec {
+    pub v: u32,
+    pub ts: String,
+    pub host: String,
+    pub tool: String,
+    pub kind: String,
+    pub name: String,
+    pub digest: Option<String>,
+    pub family: Option<String>,
+    pub parameter_size: Option<String>,
+    pub quantization_level: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub size_vram_bytes: Option<u64>,
+    pub context_length_tokens: Option<u64>,
+    pub expires_at: Option<String>,
+    pub expires_in_seconds: Option<f64>,
+    pub errors: Vec<String>,
+}
+
+/// `kind: probe` (with --ollama-probe).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeRec {
+    pub v: u32,
+    pub ts: String,
+    pub host: String,
+    pub tool: String,
+    pub kind: String,
+    pub model: String,
+    pub ran: bool,
+    pub ok: Option<bool>,
+    pub last_attempt_at: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub last_success_at: Option<String>,
+    pub tokens_per_second: Option<f64>,
+    pub eval_tokens: Option<u64>,
+    pub eval_seconds: Option<f64>,
+    pub prompt_tokens: Option<u64>,
+    pub prompt_seconds: Option<f64>,
+    pub load_seconds: Option<f64>,
+    pub total_seconds: Option<f64>,
+    pub num_thread: Option<u32>,
+    pub errors: Vec<String>,
+}
+
 /// What one run printed, parsed.
 #[derive(Debug)]
 pub struct Run {
     pub output: Output,
     pub records: Vec<Rec>,
+    pub ollama: Vec<OllamaRec>,
+    pub models: Vec<ModelRec>,
+    pub probes: Vec<ProbeRec>,
 }
 
 impl Run {
@@ -120,17 +189,35 @@ pub fn ctr_stats() -> Command {
 
 pub fn parse(output: Output) -> Run {
     let stdout = String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8");
-    let mut records = Vec::new();
+    let mut run = Run {
+        output,
+        records: Vec::new(),
+        ollama: Vec::new(),
+        models: Vec::new(),
+        probes: Vec::new(),
+    };
     for line in stdout.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        match v["kind"].as_str() {
-            Some("container") => records
-                .push(serde_json::from_value(v).unwrap_or_else(|e| panic!("container schema: {e}: {line}"))),
+        let kind = v["kind"].as_str().unwrap_or("").to_string();
+        let bad = |e: serde_json::Error| -> ! { panic!("{kind} schema: {e}: {line}") };
+        match kind.as_str() {
+            "container" => run
+                .records
+                .push(serde_json::from_value(v).unwrap_or_else(|e| bad(e))),
+            "ollama" => run
+                .ollama
+                .push(serde_json::from_value(v).unwrap_or_else(|e| bad(e))),
+            "model" => run
+                .models
+                .push(serde_json::from_value(v).unwrap_or_else(|e| bad(e))),
+            "probe" => run
+                .probes
+                .push(serde_json::from_value(v).unwrap_or_else(|e| bad(e))),
             other => panic!("unknown kind {other:?}: {line}"),
         }
     }
-    Run { output, records }
+    run
 }
 
 /// Runs ctr-stats with `args` and parses what it printed.
