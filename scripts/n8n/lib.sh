@@ -69,6 +69,19 @@ n8n_start() {
   return 1
 }
 
+# n8n_wait_webhook PORT PATH: waits (at most 120 s) until GET PATH is no longer 404: n8n
+# answers /healthz/readiness before it has registered the published workflows' webhooks.
+n8n_wait_webhook() {
+  local code i
+  for i in $(seq 600); do
+    code=$(curl -sS --max-time 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1$2" 2>/dev/null) || code=000
+    [ "$code" != 404 ] && [ "$code" != 000 ] && return 0
+    sleep 0.2
+  done
+  echo "GET $2 still answers $code after 120 s" >&2
+  return 1
+}
+
 # n8n_start_runners SECRETS BROKER_PORT LOG PIDFILE: the runners' compose environment and
 # entrypoint (its shell reads the token from the secret file), with scripts/n8n/launcher
 # in place of the image's launcher; waits (at most 60 s) until a runner has started.
