@@ -245,6 +245,42 @@ impl Paint {
     }
 }
 
+/// A table view for people: the header in bold, the rows `marked` as having a problem
+/// in red (on a terminal), then a "Problems" list, one `!` line each, wrapped to `width`.
+pub fn marked_table(
+    table: &Table,
+    marked: &[bool],
+    problems: &[String],
+    paint: Paint,
+    width: Option<usize>,
+) -> String {
+    let mut out = String::new();
+    for (i, line) in table.render_within(width).lines().enumerate() {
+        if i == 0 {
+            out.push_str(&paint.head(line));
+        } else if marked.get(i - 1) == Some(&true) {
+            out.push_str(&paint.bad(line));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    if !problems.is_empty() {
+        out.push('\n');
+        out.push_str(&paint.head("Problems"));
+        out.push('\n');
+        for p in problems {
+            let text = wrap(p, width.map(|w| w.saturating_sub(4).max(30)), "");
+            let mut lines = text.lines();
+            out.push_str(&format!("  {} {}\n", paint.bad("!"), lines.next().unwrap_or("")));
+            for l in lines {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+    }
+    out
+}
+
 /// `text` broken at spaces into lines of at most `width` characters (a longer word
 /// stays whole), each after `indent`; without a width, one line.
 pub fn wrap(text: &str, width: Option<usize>, indent: &str) -> String {

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use homelab_core::args::{RootArgs, examples_help};
 use homelab_core::run::run_rounds;
-use homelab_core::text::{Paint, Table, screen_width, wrap};
+use homelab_core::text::{Paint, Table, screen_width};
 use homelab_core::{Error, Exit, Format, LoopArgs, Output, OutputArgs, Result, Root};
 
 use cpulist::CpuList;
@@ -529,31 +529,7 @@ pub fn text(
             problems.push(format!("{}: found nothing to pin ({})", rule.rule, rule.target));
         }
     }
-    let mut out = String::new();
-    for (i, line) in t.render_within(width).lines().enumerate() {
-        if i == 0 {
-            out.push_str(&paint.head(line));
-        } else if marked.get(i - 1) == Some(&true) {
-            out.push_str(&paint.bad(line));
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    if !problems.is_empty() {
-        out.push('\n');
-        out.push_str(&paint.head("Problems"));
-        out.push('\n');
-        for p in problems {
-            let text = wrap(&p, width.map(|w| w.saturating_sub(4).max(30)), "");
-            let mut lines = text.lines();
-            out.push_str(&format!("  {} {}\n", paint.bad("!"), lines.next().unwrap_or("")));
-            for l in lines {
-                out.push_str(&format!("    {l}\n"));
-            }
-        }
-    }
-    out
+    homelab_core::text::marked_table(&t, &marked, &problems, paint, width)
 }
 
 /// A cpuset in words: an empty one lets the target run on every CPU.

@@ -1,6 +1,6 @@
 //! `--format text`: a `docker stats`-like table for a person, then the problems.
 
-use homelab_core::text::{Paint, Table, human_bytes, human_duration, wrap};
+use homelab_core::text::{Paint, Table, human_bytes, human_duration};
 
 use crate::ollama::Watched;
 use crate::record::ContainerRecord;
@@ -119,32 +119,7 @@ pub fn text(records: &[ContainerRecord], paint: Paint, width: Option<usize>) -> 
         }
         marked.push(bad);
     }
-    let mut out = String::new();
-    for (i, line) in t.render_within(width).lines().enumerate() {
-        // Line 0 is the header; a marked container's row is red on a terminal.
-        if i == 0 {
-            out.push_str(&paint.head(line));
-        } else if marked.get(i - 1) == Some(&true) {
-            out.push_str(&paint.bad(line));
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    if !problems.is_empty() {
-        out.push('\n');
-        out.push_str(&paint.head("Problems"));
-        out.push('\n');
-        for p in problems {
-            let text = wrap(&p, width.map(|w| w.saturating_sub(4).max(30)), "");
-            let mut lines = text.lines();
-            out.push_str(&format!("  {} {}\n", paint.bad("!"), lines.next().unwrap_or("")));
-            for l in lines {
-                out.push_str(&format!("    {l}\n"));
-            }
-        }
-    }
-    out
+    homelab_core::text::marked_table(&t, &marked, &problems, paint, width)
 }
 
 /// Ollama's part of the text view: the server, its models, the probe.

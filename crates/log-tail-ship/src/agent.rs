@@ -409,7 +409,10 @@ impl Agent {
         }
         self.update_watches();
         self.rescan_needed = false;
-        let pause = start.elapsed().saturating_mul(RESCAN_COST).clamp(RESCAN, RESCAN_MAX);
+        let pause = start
+            .elapsed()
+            .saturating_mul(RESCAN_COST)
+            .clamp(RESCAN, RESCAN_MAX);
         self.next_rescan = Instant::now() + pause;
     }
 
