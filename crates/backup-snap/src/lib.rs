@@ -9,9 +9,11 @@
 //! `backup_*` page). The repository format is written down in the man page.
 
 pub mod cmd;
+pub mod copy;
 pub mod create;
 pub mod crypto;
 pub mod docker;
+pub mod drill;
 pub mod lock;
 pub mod metrics;
 pub mod policy;
@@ -30,7 +32,9 @@ use homelab_core::args::examples_help;
 use homelab_core::{Exit, OutputArgs, Result};
 
 pub use cmd::SnapshotRecord;
+pub use cmd::copy::CopyArgs;
 pub use cmd::create::CreateArgs;
+pub use cmd::drill::DrillArgs;
 pub use cmd::forget::{ForgetArgs, ForgetRecord, PARTIAL_KEPT};
 pub use cmd::init::{InitArgs, RepositoryRecord};
 pub use cmd::list::ListArgs;
@@ -65,6 +69,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "Read a seventh of the data each day, all of it every week",
         "backup-snap --repo /mnt/usb/backup verify --read-data-subset $(( $(date +%u) ))/7",
+    ),
+    (
+        "Copy every new snapshot to a second, encrypted repository on a NAS",
+        "backup-snap --repo /srv/backup/homelab --key-file /root/backup.key copy --to /mnt/nas/backup --to-key-file /root/nas-backup.key",
+    ),
+    (
+        "Restore the newest snapshot of each job to a temporary directory and check it",
+        "backup-snap --repo /srv/backup/homelab drill",
     ),
     (
         "Keep 7 daily, 4 weekly and 12 monthly snapshots, then free the space",
@@ -136,6 +148,12 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Remove the chunks no snapshot needs (safe to interrupt at any moment)
     Prune(PruneArgs),
+    /// Copy snapshots into a second repository, only what it lacks (safe to
+    /// interrupt at any moment)
+    Copy(CopyArgs),
+    /// Restore the newest snapshot of each job into a temporary directory and check
+    /// every file, SQLite database and Postgres dump in it
+    Drill(DrillArgs),
 }
 
 pub fn command() -> clap::Command {

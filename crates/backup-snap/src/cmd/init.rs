@@ -54,6 +54,12 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 pub fn run(out: &mut Output, ctx: &Ctx, a: &InitArgs) -> Result<Exit> {
     let (repo_dir, key) = (ctx.repo_dir.as_path(), ctx.key);
     let repo = Repo::init(repo_dir, key, a.pack_size)?;
+    if repo.keys.is_none() {
+        eprintln!(
+            "backup-snap: warning: {} is not encrypted: anyone who can read the disk can read the backups; for an encrypted repository, init with --key-file",
+            repo_dir.display()
+        );
+    }
     let c = &repo.config.chunker;
     let rec = RepositoryRecord {
         repository: repo_dir.display().to_string(),

@@ -2,7 +2,9 @@
 //! work itself is in the crate's modules (create, restore, verify, prune, ...); a
 //! command opens the repository, takes its lock, calls them and prints the result.
 
+pub mod copy;
 pub mod create;
+pub mod drill;
 pub mod forget;
 pub mod init;
 pub mod list;
@@ -102,5 +104,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Verify(a) => verify::run(&mut out, &ctx, a),
         Command::Forget(a) => forget::run(&mut out, &ctx, a),
         Command::Prune(a) => prune::run(&mut out, &ctx, a),
+        Command::Copy(a) => copy::run(&mut out, &ctx, a),
+        Command::Drill(a) => drill::run(&mut out, &ctx, a),
     }
 }

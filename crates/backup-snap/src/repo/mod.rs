@@ -154,8 +154,7 @@ impl Repo {
                     }
                     first = parent.to_path_buf();
                 }
-                fs::create_dir_all(path)
-                    .map_err(|e| write_error(format!("creating {}", path.display()), e))?;
+                create_dir_all(path).map_err(|e| write_error(format!("creating {}", path.display()), e))?;
                 Some(first)
             }
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
@@ -180,8 +179,13 @@ impl Repo {
 
     /// The writing half of init, into an existing empty directory.
     fn init_into(path: &Path, secret: Option<&[u8]>, pack_size: u64) -> Result<Repo> {
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
+                .map_err(|e| Error::io(format!("making {} private (mode 0700)", path.display()), e))?;
+        }
         for d in ["packs", "snapshots", "locks", "tmp", "state"] {
-            fs::create_dir(path.join(d))
+            create_dir(&path.join(d))
                 .map_err(|e| write_error(format!("creating {}", path.join(d).display()), e))?;
         }
         let (keys, encryption) = match secret {
@@ -320,7 +324,7 @@ impl Repo {
         for d in ["packs", "snapshots", "locks", "tmp", "state"] {
             let p = path.join(d);
             if !p.is_dir() {
-                fs::create_dir_all(&p).map_err(|e| write_error(format!("creating {}", p.display()), e))?;
+                create_dir_all(&p).map_err(|e| write_error(format!("creating {}", p.display()), e))?;
             }
         }
         Ok(Repo {
@@ -352,7 +356,7 @@ impl Repo {
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = self.tmp_path("file");
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = create_file(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
@@ -450,6 +454,49 @@ impl Repo {
 
     pub fn max_chunk(&self) -> usize {
         self.config.chunker.max_size as usize
+    }
+}
+
+/// Mode of every repository directory and file, whatever the umask: the
+/// repository holds copies of /etc/shadow, secrets and keys.
+pub const DIR_MODE: u32 = 0o700;
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates (or truncates) a repository file with mode 0600.
+pub fn create_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    // The mode given to open is reduced by the umask; this sets it exactly.
+    f.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(f)
+}
+
+/// Creates one repository directory with mode 0700.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new().mode(DIR_MODE).create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
+}
+
+/// Creates a repository directory with mode 0700 and, as needed, its parents
+/// (those with the usual modes: they are not the repository's).
+pub fn create_dir_all(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent)?;
+    }
+    match create_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        r => r,
     }
 }
 

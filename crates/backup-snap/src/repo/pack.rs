@@ -105,7 +105,8 @@ pub struct PackWriter {
 impl PackWriter {
     pub fn create(repo: &Repo, number: u32) -> Result<PackWriter> {
         let tmp = repo.tmp_path("pack");
-        let file = File::create(&tmp).map_err(|e| write_error(format!("creating {}", tmp.display()), e))?;
+        let file =
+            super::create_file(&tmp).map_err(|e| write_error(format!("creating {}", tmp.display()), e))?;
         Ok(PackWriter {
             file: BufWriter::with_capacity(1 << 20, file),
             tmp,
@@ -164,7 +165,8 @@ impl PackWriter {
             let dest = repo.pack_path(&id);
             let dir = dest.parent().expect("a pack path has a parent");
             if !dir.is_dir() {
-                fs::create_dir_all(dir).map_err(|e| write_error(format!("creating {}", dir.display()), e))?;
+                super::create_dir_all(dir)
+                    .map_err(|e| write_error(format!("creating {}", dir.display()), e))?;
                 fsync_dir(&repo.path.join("packs"));
             }
             fs::rename(&tmp, &dest)
@@ -200,6 +202,15 @@ impl<'a> PackReader<'a> {
 
     /// Reads and decodes one chunk, checking its id.
     pub fn chunk(&mut self, index: &Index, id: &Id) -> std::result::Result<Vec<u8>, String> {
+        self.chunk_and_blob(index, id).map(|(data, _)| data)
+    }
+
+    /// Reads one chunk, checking its id: the plaintext and the blob as stored.
+    pub fn chunk_and_blob(
+        &mut self,
+        index: &Index,
+        id: &Id,
+    ) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
         let locs = index.all(id);
         if locs.is_empty() {
             return Err(format!(
@@ -217,7 +228,12 @@ impl<'a> PackReader<'a> {
         Err(last)
     }
 
-    fn read_loc(&mut self, index: &Index, id: &Id, loc: Loc) -> std::result::Result<Vec<u8>, String> {
+    fn read_loc(
+        &mut self,
+        index: &Index,
+        id: &Id,
+        loc: Loc,
+    ) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
         let pack = index.packs[loc.pack as usize];
         if !self.open.contains_key(&pack) {
             if self.open.len() >= 16 {
@@ -252,6 +268,6 @@ impl<'a> PackReader<'a> {
                 crypto::hex(&pack)
             ));
         }
-        Ok(data)
+        Ok((data, stored))
     }
 }
