@@ -78,6 +78,8 @@ fn amd64_package_installs_runs_and_removes_cleanly() {
         "/usr/bin/homelab-offsite",
         "/usr/share/man/man7/homelab-tools.7.gz",
         "/lib/systemd/system/pi-thermal.timer",
+        "/lib/systemd/system/backup-snap-drill.service",
+        "/lib/systemd/system/backup-snap-drill.timer",
         "/etc/default/homelab-tools",
     ] {
         assert!(files.iter().any(|l| l == f), "{f} is not in the package");

@@ -268,6 +268,7 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
             finished,
             errors: c.errors,
             warnings,
+            original: None,
         };
         if stop.load(Ordering::SeqCst) {
             return Err(interrupted());

@@ -122,6 +122,49 @@ pub fn page(repo: &Repo, snapshots: &[Listed], now: f64) -> Page {
         )
         .sample(&[], v.errors as f64);
     }
+    for (target, c) in crate::copy::read_state(repo) {
+        let l = [("target", target.as_str())];
+        p.gauge(
+            "backup_copy_last_success_timestamp_seconds",
+            "When a copy to the target last finished without errors (Unix time).",
+        )
+        .maybe(&l, c.last_success);
+        p.gauge(
+            "backup_copy_last_run_timestamp_seconds",
+            "When a copy to the target last ran (Unix time).",
+        )
+        .sample(&l, c.last_run);
+        p.gauge(
+            "backup_copy_last_bytes",
+            "Bytes the last copy wrote into the target (after deduplication).",
+        )
+        .sample(&l, c.bytes_copied as f64);
+        let held: std::collections::HashSet<crate::crypto::Id> =
+            c.held.iter().filter_map(|h| crate::crypto::parse_id(h)).collect();
+        p.gauge(
+            "backup_copy_snapshots_behind",
+            "Snapshots (of the copied job, or all) in this repository that the target did not hold after the last copy.",
+        )
+        .sample(&l, crate::copy::behind(snapshots, &held, c.job.as_deref()) as f64);
+    }
+    for (job, d) in crate::drill::read_state(repo) {
+        let l = [("job", job.as_str())];
+        p.gauge(
+            "backup_drill_last_success_timestamp_seconds",
+            "When a restore drill of the job last passed every check (Unix time).",
+        )
+        .maybe(&l, d.last_success);
+        p.gauge(
+            "backup_drill_last_run_timestamp_seconds",
+            "When a restore drill of the job last ran (Unix time).",
+        )
+        .sample(&l, d.last_run);
+        p.gauge(
+            "backup_drill_failures",
+            "Checks the last restore drill of the job failed (0 when it passed).",
+        )
+        .sample(&l, d.failures as f64);
+    }
     p.gauge(
         "backup_last_run_timestamp_seconds",
         "When backup-snap last ran on this repository (Unix time).",

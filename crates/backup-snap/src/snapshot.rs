@@ -35,6 +35,10 @@ pub struct Header {
     pub finished: f64,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
+    /// Set by copy: the id of the snapshot this one copies (the first original when
+    /// a copy is copied again), so a later copy knows it is already there.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub original: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -104,6 +108,15 @@ pub struct Listed {
 impl Listed {
     pub fn id_hex(&self) -> String {
         crypto::hex(&self.id)
+    }
+
+    /// The id of the snapshot this one is, or is a copy of.
+    pub fn original(&self) -> Id {
+        self.header
+            .original
+            .as_deref()
+            .and_then(|o| o.try_into().ok())
+            .unwrap_or(self.id)
     }
 
     pub fn time(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {

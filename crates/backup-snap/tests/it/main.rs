@@ -6,11 +6,14 @@
 mod common;
 
 mod cli;
+mod copy;
 mod corruption;
 mod crash;
 mod databases;
 mod defects;
+mod drill;
 mod full_disk;
 mod hygiene;
+mod modes;
 mod retention;
 mod roundtrip;

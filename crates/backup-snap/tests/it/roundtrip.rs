@@ -236,6 +236,7 @@ fn hostile_manifest_never_writes_outside_the_target() {
         finished: 0.0,
         errors: vec![],
         warnings: vec![],
+        original: None,
     };
     let id = snapshot::write(&repo, &mut h, &tree).unwrap();
     let target = d.path().join("target");

@@ -1,16 +1,22 @@
-//! The repository on disk: its config, the blob encoding, pack files and the
-//! in-memory chunk index. The format is written down in the man page (REPOSITORY
-//! FORMAT); this module is its one implementation.
+//! The repository on disk: its config, the key check and the blob encoding. The
+//! format is written down in the man page (REPOSITORY FORMAT) and in
+//! docs/repository-format.md; this module and its children are its one
+//! implementation: [`pack`] (pack files: writer, reader, trailer) and [`index`]
+//! (the in-memory chunk index built from the trailers).
 //!
 //! Every file is written to `tmp/`, fsynced, renamed into place and its directory
 //! fsynced, so a file under `packs/` or `snapshots/` is complete or absent, and is
 //! never changed again.
 
+pub mod index;
+pub mod pack;
+
+pub use index::{Index, Loc};
+pub use pack::{PackReader, PackWriter, TrailerEntry};
+
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -69,25 +75,6 @@ pub struct Config {
     pub pack_size: u64,
     pub encryption: Option<EncryptionParams>,
 }
-
-/// Where one chunk is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Loc {
-    pub pack: u32,
-    pub offset: u64,
-    pub length: u32,
-    pub size: u32,
-}
-
-/// One entry of a pack's trailer: chunk id, offset and length of its stored blob,
-/// and the chunk's plaintext size.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TrailerEntry(
-    #[serde(with = "serde_bytes")] pub [u8; 32],
-    pub u64,
-    pub u32,
-    pub u32,
-);
 
 /// An open repository.
 pub struct Repo {
@@ -167,8 +154,7 @@ impl Repo {
                     }
                     first = parent.to_path_buf();
                 }
-                fs::create_dir_all(path)
-                    .map_err(|e| write_error(format!("creating {}", path.display()), e))?;
+                create_dir_all(path).map_err(|e| write_error(format!("creating {}", path.display()), e))?;
                 Some(first)
             }
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
@@ -193,8 +179,13 @@ impl Repo {
 
     /// The writing half of init, into an existing empty directory.
     fn init_into(path: &Path, secret: Option<&[u8]>, pack_size: u64) -> Result<Repo> {
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
+                .map_err(|e| Error::io(format!("making {} private (mode 0700)", path.display()), e))?;
+        }
         for d in ["packs", "snapshots", "locks", "tmp", "state"] {
-            fs::create_dir(path.join(d))
+            create_dir(&path.join(d))
                 .map_err(|e| write_error(format!("creating {}", path.join(d).display()), e))?;
         }
         let (keys, encryption) = match secret {
@@ -333,7 +324,7 @@ impl Repo {
         for d in ["packs", "snapshots", "locks", "tmp", "state"] {
             let p = path.join(d);
             if !p.is_dir() {
-                fs::create_dir_all(&p).map_err(|e| write_error(format!("creating {}", p.display()), e))?;
+                create_dir_all(&p).map_err(|e| write_error(format!("creating {}", p.display()), e))?;
             }
         }
         Ok(Repo {
@@ -365,7 +356,7 @@ impl Repo {
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = self.tmp_path("file");
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = create_file(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             drop(f);
@@ -461,72 +452,51 @@ impl Repo {
         self.encode_blob(data, &mut zc)
     }
 
-    /// Lists every pack file as (id, size). Names that are not pack ids are skipped.
-    pub fn list_packs(&self) -> Result<Vec<(Id, u64)>> {
-        let dir = self.path.join("packs");
-        let mut out = Vec::new();
-        let top = fs::read_dir(&dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-        for sub in top {
-            let sub = sub.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-            if !sub.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let files = fs::read_dir(sub.path())
-                .map_err(|e| Error::io(format!("reading {}", sub.path().display()), e))?;
-            for f in files {
-                let f = f.map_err(|e| Error::io(format!("reading {}", sub.path().display()), e))?;
-                let Some(id) = f.file_name().to_str().and_then(crypto::parse_id) else {
-                    continue;
-                };
-                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                out.push((id, size));
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    /// Reads a pack's trailer. Errors are short descriptions for verify's records.
-    pub fn read_trailer(&self, id: &Id) -> std::result::Result<Vec<TrailerEntry>, String> {
-        let path = self.pack_path(id);
-        let mut f = File::open(&path).map_err(|e| homelab_core::exit::describe_io(&e))?;
-        let size = f
-            .metadata()
-            .map_err(|e| homelab_core::exit::describe_io(&e))?
-            .len();
-        if size < 12 {
-            return Err(format!("truncated ({size} bytes)"));
-        }
-        let mut tail = [0u8; 12];
-        f.seek(SeekFrom::Start(size - 12))
-            .and_then(|_| f.read_exact(&mut tail))
-            .map_err(|e| homelab_core::exit::describe_io(&e))?;
-        if &tail[4..] != PACK_MAGIC {
-            return Err("no pack trailer (truncated or damaged)".into());
-        }
-        let tlen = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
-        if tlen + 12 > size {
-            return Err("trailer length beyond the file (truncated or damaged)".into());
-        }
-        let mut stored = vec![0u8; tlen as usize];
-        f.read_exact_at(&mut stored, size - 12 - tlen)
-            .map_err(|e| homelab_core::exit::describe_io(&e))?;
-        let plain = self
-            .decode_metadata(&stored)
-            .map_err(|e| format!("trailer: {e}"))?;
-        let entries: Vec<TrailerEntry> =
-            ciborium::from_reader(&plain[..]).map_err(|e| format!("trailer: {e}"))?;
-        let data_end = size - 12 - tlen;
-        for e in &entries {
-            if e.1 + e.2 as u64 > data_end {
-                return Err("trailer points beyond the pack's data".into());
-            }
-        }
-        Ok(entries)
-    }
-
     pub fn max_chunk(&self) -> usize {
         self.config.chunker.max_size as usize
+    }
+}
+
+/// Mode of every repository directory and file, whatever the umask: the
+/// repository holds copies of /etc/shadow, secrets and keys.
+pub const DIR_MODE: u32 = 0o700;
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates (or truncates) a repository file with mode 0600.
+pub fn create_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    // The mode given to open is reduced by the umask; this sets it exactly.
+    f.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(f)
+}
+
+/// Creates one repository directory with mode 0700.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new().mode(DIR_MODE).create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
+}
+
+/// Creates a repository directory with mode 0700 and, as needed, its parents
+/// (those with the usual modes: they are not the repository's).
+pub fn create_dir_all(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent)?;
+    }
+    match create_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        r => r,
     }
 }
 
@@ -535,251 +505,5 @@ impl Repo {
 pub fn fsync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
-    }
-}
-
-/// The chunk index: where every chunk is, loaded from the pack trailers.
-#[derive(Debug, Default)]
-pub struct Index {
-    /// Pack ids by number; a pack being written has an all-zero placeholder.
-    pub packs: Vec<Id>,
-    pub pack_sizes: Vec<u64>,
-    map: HashMap<Id, Loc>,
-    /// Further copies of chunks stored more than once (after an interrupted run).
-    dups: HashMap<Id, Vec<Loc>>,
-    /// Packs whose trailer could not be read: (id, problem).
-    pub bad_packs: Vec<(Id, String)>,
-}
-
-impl Index {
-    pub fn load(repo: &Repo) -> Result<Index> {
-        let mut index = Index::default();
-        for (id, size) in repo.list_packs()? {
-            match repo.read_trailer(&id) {
-                Ok(entries) => {
-                    let n = index.add_pack(id, size);
-                    for e in entries {
-                        index.insert(
-                            e.0,
-                            Loc {
-                                pack: n,
-                                offset: e.1,
-                                length: e.2,
-                                size: e.3,
-                            },
-                        );
-                    }
-                }
-                Err(problem) => index.bad_packs.push((id, problem)),
-            }
-        }
-        Ok(index)
-    }
-
-    pub fn add_pack(&mut self, id: Id, size: u64) -> u32 {
-        self.packs.push(id);
-        self.pack_sizes.push(size);
-        (self.packs.len() - 1) as u32
-    }
-
-    pub fn insert(&mut self, id: Id, loc: Loc) {
-        match self.map.get(&id) {
-            None => {
-                self.map.insert(id, loc);
-            }
-            Some(l) if *l == loc => {}
-            Some(_) => self.dups.entry(id).or_default().push(loc),
-        }
-    }
-
-    pub fn get(&self, id: &Id) -> Option<Loc> {
-        self.map.get(id).copied()
-    }
-
-    pub fn contains(&self, id: &Id) -> bool {
-        self.map.contains_key(id)
-    }
-
-    /// Every location of a chunk, the canonical one first.
-    pub fn all(&self, id: &Id) -> Vec<Loc> {
-        let mut v: Vec<Loc> = self.map.get(id).copied().into_iter().collect();
-        if let Some(d) = self.dups.get(id) {
-            v.extend_from_slice(d);
-        }
-        v
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
-/// Writes one pack file: blobs streamed to a temporary file, then the trailer, then
-/// fsync and a rename to the name its content hashes to.
-pub struct PackWriter {
-    file: BufWriter<File>,
-    tmp: PathBuf,
-    hasher: blake3::Hasher,
-    entries: Vec<TrailerEntry>,
-    offset: u64,
-    /// The pack's number in the index while it is being written.
-    pub number: u32,
-}
-
-impl PackWriter {
-    pub fn create(repo: &Repo, number: u32) -> Result<PackWriter> {
-        let tmp = repo.tmp_path("pack");
-        let file = File::create(&tmp).map_err(|e| write_error(format!("creating {}", tmp.display()), e))?;
-        Ok(PackWriter {
-            file: BufWriter::with_capacity(1 << 20, file),
-            tmp,
-            hasher: blake3::Hasher::new(),
-            entries: Vec::new(),
-            offset: 0,
-            number,
-        })
-    }
-
-    /// Appends a stored blob; returns its location.
-    pub fn add(&mut self, id: Id, stored: &[u8], size: u32) -> Result<Loc> {
-        self.file
-            .write_all(stored)
-            .map_err(|e| write_error(format!("writing {}", self.tmp.display()), e))?;
-        self.hasher.update(stored);
-        let loc = Loc {
-            pack: self.number,
-            offset: self.offset,
-            length: stored.len() as u32,
-            size,
-        };
-        self.entries
-            .push(TrailerEntry(id, self.offset, stored.len() as u32, size));
-        self.offset += stored.len() as u64;
-        Ok(loc)
-    }
-
-    pub fn len(&self) -> u64 {
-        self.offset
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Writes the trailer, fsyncs and renames the pack into place: (id, size).
-    pub fn finish(mut self, repo: &Repo) -> Result<(Id, u64)> {
-        let tmp = self.tmp.clone();
-        let result = (|| -> Result<(Id, u64)> {
-            let mut cbor = Vec::with_capacity(self.entries.len() * 48);
-            ciborium::into_writer(&self.entries, &mut cbor)
-                .map_err(|e| Error::bug(format!("encoding a pack trailer: {e}")))?;
-            let trailer = repo.encode_metadata(&cbor)?;
-            let mut tail = Vec::with_capacity(trailer.len() + 12);
-            tail.extend_from_slice(&trailer);
-            tail.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
-            tail.extend_from_slice(PACK_MAGIC);
-            let werr = |e| write_error(format!("writing {}", tmp.display()), e);
-            self.file.write_all(&tail).map_err(werr)?;
-            self.hasher.update(&tail);
-            self.file.flush().map_err(werr)?;
-            self.file.get_ref().sync_all().map_err(werr)?;
-            let id = *self.hasher.finalize().as_bytes();
-            let size = self.offset + tail.len() as u64;
-            let dest = repo.pack_path(&id);
-            let dir = dest.parent().expect("a pack path has a parent");
-            if !dir.is_dir() {
-                fs::create_dir_all(dir).map_err(|e| write_error(format!("creating {}", dir.display()), e))?;
-                fsync_dir(&repo.path.join("packs"));
-            }
-            fs::rename(&tmp, &dest)
-                .map_err(|e| write_error(format!("renaming {} into place", tmp.display()), e))?;
-            fsync_dir(dir);
-            Ok((id, size))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    /// Throws the unfinished pack away.
-    pub fn abandon(self) {
-        let _ = fs::remove_file(&self.tmp);
-    }
-}
-
-/// Reads stored blobs from pack files, keeping a few open.
-pub struct PackReader<'a> {
-    repo: &'a Repo,
-    open: HashMap<Id, File>,
-}
-
-impl<'a> PackReader<'a> {
-    pub fn new(repo: &'a Repo) -> Self {
-        PackReader {
-            repo,
-            open: HashMap::new(),
-        }
-    }
-
-    /// Reads and decodes one chunk, checking its id.
-    pub fn chunk(&mut self, index: &Index, id: &Id) -> std::result::Result<Vec<u8>, String> {
-        let locs = index.all(id);
-        if locs.is_empty() {
-            return Err(format!(
-                "chunk {} is missing from the repository",
-                crypto::hex(id)
-            ));
-        }
-        let mut last = String::new();
-        for loc in locs {
-            match self.read_loc(index, id, loc) {
-                Ok(d) => return Ok(d),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    fn read_loc(&mut self, index: &Index, id: &Id, loc: Loc) -> std::result::Result<Vec<u8>, String> {
-        let pack = index.packs[loc.pack as usize];
-        if !self.open.contains_key(&pack) {
-            if self.open.len() >= 16 {
-                self.open.clear();
-            }
-            let f = File::open(self.repo.pack_path(&pack)).map_err(|e| {
-                format!(
-                    "pack {}: {}",
-                    crypto::hex(&pack),
-                    homelab_core::exit::describe_io(&e)
-                )
-            })?;
-            self.open.insert(pack, f);
-        }
-        let f = &self.open[&pack];
-        let mut stored = vec![0u8; loc.length as usize];
-        f.read_exact_at(&mut stored, loc.offset).map_err(|e| {
-            format!(
-                "pack {}: {}",
-                crypto::hex(&pack),
-                homelab_core::exit::describe_io(&e)
-            )
-        })?;
-        let data = self
-            .repo
-            .decode_blob(&stored, self.repo.max_chunk())
-            .map_err(|e| format!("chunk {} in pack {}: {e}", crypto::hex(id), crypto::hex(&pack)))?;
-        if self.repo.chunk_id(&data) != *id {
-            return Err(format!(
-                "chunk {} in pack {}: content does not match its id",
-                crypto::hex(id),
-                crypto::hex(&pack)
-            ));
-        }
-        Ok(data)
     }
 }

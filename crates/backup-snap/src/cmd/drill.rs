@@ -1,0 +1,111 @@
+//! `backup-snap drill`: restore the newest snapshot of each job and check it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use homelab_core::text::Table;
+use homelab_core::{Error, Exit, Format, Output, Result};
+
+use super::{Ctx, deliver_page, rounded, short};
+use crate::drill::{self, JobState};
+use crate::progress::human_bytes;
+use crate::repo::{Index, Repo};
+use crate::{lock, snapshot};
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Only this job (otherwise every job in the repository)
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+}
+
+pub fn run(out: &mut Output, ctx: &Ctx, a: &DrillArgs) -> Result<Exit> {
+    let repo = Repo::open(&ctx.repo_dir, ctx.key)?;
+    let _lock = lock::acquire(&repo, false, "drill")?;
+    let (listed, _) = snapshot::list(&repo)?;
+    let mut jobs: Vec<String> = listed.iter().map(|l| l.header.job.clone()).collect();
+    jobs.sort();
+    jobs.dedup();
+    if let Some(j) = &a.job {
+        if !jobs.contains(j) {
+            return Err(Error::new(Exit::NoInput, format!("no snapshot of job {j}"))
+                .hint("list the snapshots with: backup-snap --repo PATH list"));
+        }
+        jobs = vec![j.clone()];
+    }
+    if jobs.is_empty() {
+        return Err(
+            Error::new(Exit::NoInput, "the repository holds no snapshot to drill").hint("create one first"),
+        );
+    }
+    let tmp_dir = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+    let index = Index::load(&repo)?;
+    let mut state = drill::read_state(&repo);
+    let mut t = Table::new(&[
+        "JOB", "SNAPSHOT", "FILES", "BYTES", "SQLITE", "PG DUMPS", "SKIPPED", "RESULT",
+    ]);
+    let (mut failed, mut skipped) = (0, 0);
+    for job in &jobs {
+        let report = match snapshot::resolve(&listed, &format!("latest:{job}"), false) {
+            Ok(snap) => drill::run(&repo, &index, &snap, &tmp_dir)?,
+            Err(e) => drill::Report {
+                job: job.clone(),
+                failures: vec![e.what().to_string()],
+                ..Default::default()
+            },
+        };
+        let now = rounded(homelab_core::unix_now());
+        let prev = state.get(job).and_then(|s| s.last_success);
+        state.insert(
+            job.clone(),
+            JobState {
+                last_run: now,
+                last_success: if report.ok { Some(now) } else { prev },
+                failures: report.failures.len() as u64,
+            },
+        );
+        out.record("drill", &report)?;
+        for f in &report.failures {
+            eprintln!("backup-snap: drill: job {job}: {f}");
+        }
+        for s in &report.skipped {
+            eprintln!("backup-snap: drill: job {job}: skipped: {s}");
+        }
+        if !report.failures.is_empty() {
+            failed += 1;
+        } else if !report.skipped.is_empty() {
+            skipped += 1;
+        }
+        t.row([
+            job.clone(),
+            report.snapshot.as_deref().map(short).unwrap_or("").to_string(),
+            report.files_checked.to_string(),
+            human_bytes(report.bytes_checked),
+            report.sqlite_checked.to_string(),
+            report.pg_dumps_checked.to_string(),
+            report.skipped.len().to_string(),
+            if report.ok {
+                "ok".to_string()
+            } else if report.failures.is_empty() {
+                "INCOMPLETE (checks skipped)".to_string()
+            } else {
+                format!("FAILED ({})", report.failures.len())
+            },
+        ]);
+    }
+    drill::write_state(&repo, &state)?;
+    if out.format() == Format::Text {
+        out.table(&t)?;
+    }
+    deliver_page(out, &repo)?;
+    Ok(if failed > 0 {
+        Exit::DataErr
+    } else if skipped > 0 {
+        // A check's program is missing (pg_restore): not a success either.
+        Exit::Unavailable
+    } else {
+        Exit::Ok
+    })
+}

@@ -1,0 +1,116 @@
+//! `backup-snap restore`: a snapshot, or part of it, under a target directory.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use clap::Args;
+use homelab_core::text::Table;
+use homelab_core::{Error, Exit, Format, Output, Result};
+use serde::Serialize;
+
+use super::{Ctx, deliver_page, rounded, short};
+use crate::progress::human_bytes;
+use crate::repo::{self, Repo};
+use crate::{create, lock, restore, snapshot};
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id (or a unique prefix of at least 4 digits), latest, or latest:JOB
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+
+    /// Directory to restore under (created if missing); a snapshot path /a/b
+    /// becomes TARGET/a/b
+    #[arg(value_name = "TARGET")]
+    pub target: PathBuf,
+
+    /// Restore only this absolute path of the snapshot (and what is below it)
+    #[arg(long, value_name = "SUBPATH")]
+    pub path: Option<PathBuf>,
+
+    /// What to do with files already in the target (as restic's --overwrite):
+    /// always, if-changed (not when size and mtime match), if-newer (only when the
+    /// snapshot's copy is newer) or never. Without it, restore refuses to touch
+    /// anything in the target and lists the conflicts (exit 73)
+    #[arg(long, value_name = "WHEN", value_enum)]
+    pub overwrite: Option<restore::Overwrite>,
+
+    /// Let `latest` be a partial snapshot (one with errors)
+    #[arg(long)]
+    pub allow_partial: bool,
+}
+
+/// `kind: restore`.
+#[derive(Debug, Serialize)]
+pub struct RestoreRecord {
+    pub snapshot: String,
+    pub target: String,
+    pub path: Option<String>,
+    #[serde(flatten)]
+    pub counts: restore::Counts,
+    pub duration_seconds: f64,
+}
+
+pub fn run(out: &mut Output, ctx: &Ctx, a: &RestoreArgs) -> Result<Exit> {
+    let (repo_dir, key) = (ctx.repo_dir.as_path(), ctx.key);
+    let start = std::time::Instant::now();
+    let repo = Repo::open(repo_dir, key)?;
+    let _lock = lock::acquire(&repo, false, "restore")?;
+    let (listed, _) = snapshot::list(&repo)?;
+    let snap = snapshot::resolve(&listed, &a.snapshot, a.allow_partial)?;
+    let (_, tree) = snapshot::read_full(&repo, &snap.id).map_err(|p| {
+        Error::data(format!("snapshot {} is unreadable: {p}", snap.id_hex()))
+            .hint("run verify; restore another snapshot")
+    })?;
+    let index = repo::Index::load(&repo)?;
+    let sub = a
+        .path
+        .as_ref()
+        .map(|p| create::absolute(p).map(|p| p.as_os_str().as_bytes().to_vec()))
+        .transpose()
+        .map_err(|e| Error::io("--path", e))?;
+    let counts = restore::run(
+        &repo,
+        &index,
+        &tree,
+        &a.target,
+        &restore::Options {
+            snapshot: snap.id_hex(),
+            subpath: sub.as_deref(),
+            overwrite: a.overwrite,
+        },
+    )?;
+    let rec = RestoreRecord {
+        snapshot: snap.id_hex(),
+        target: a.target.display().to_string(),
+        path: a.path.as_ref().map(|p| p.display().to_string()),
+        counts,
+        duration_seconds: rounded(start.elapsed().as_secs_f64()),
+    };
+    out.record("restore", &rec)?;
+    for e in &rec.counts.errors {
+        eprintln!("backup-snap: restore: {e}");
+    }
+    if out.format() == Format::Text {
+        let mut t = Table::new(&[
+            "SNAPSHOT", "TARGET", "FILES", "DIRS", "SYMLINKS", "BYTES", "ERRORS",
+        ]);
+        let c = &rec.counts;
+        t.row([
+            short(&rec.snapshot).to_string(),
+            rec.target.clone(),
+            c.files.to_string(),
+            c.dirs.to_string(),
+            c.symlinks.to_string(),
+            human_bytes(c.bytes),
+            c.errors.len().to_string(),
+        ]);
+        out.table(&t)?;
+    }
+    deliver_page(out, &repo)?;
+    Ok(if rec.counts.errors.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::IoErr
+    })
+}

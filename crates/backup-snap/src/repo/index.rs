@@ -1,0 +1,98 @@
+//! The chunk index: where every chunk is, built from the pack trailers (there is no
+//! index file to keep in step with the packs).
+
+use std::collections::HashMap;
+
+use homelab_core::Result;
+
+use super::Repo;
+use crate::crypto::Id;
+
+/// Where one chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub pack: u32,
+    pub offset: u64,
+    pub length: u32,
+    pub size: u32,
+}
+
+/// The chunk index: where every chunk is, loaded from the pack trailers.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Pack ids by number; a pack being written has an all-zero placeholder.
+    pub packs: Vec<Id>,
+    pub pack_sizes: Vec<u64>,
+    map: HashMap<Id, Loc>,
+    /// Further copies of chunks stored more than once (after an interrupted run).
+    dups: HashMap<Id, Vec<Loc>>,
+    /// Packs whose trailer could not be read: (id, problem).
+    pub bad_packs: Vec<(Id, String)>,
+}
+
+impl Index {
+    pub fn load(repo: &Repo) -> Result<Index> {
+        let mut index = Index::default();
+        for (id, size) in repo.list_packs()? {
+            match repo.read_trailer(&id) {
+                Ok(entries) => {
+                    let n = index.add_pack(id, size);
+                    for e in entries {
+                        index.insert(
+                            e.0,
+                            Loc {
+                                pack: n,
+                                offset: e.1,
+                                length: e.2,
+                                size: e.3,
+                            },
+                        );
+                    }
+                }
+                Err(problem) => index.bad_packs.push((id, problem)),
+            }
+        }
+        Ok(index)
+    }
+
+    pub fn add_pack(&mut self, id: Id, size: u64) -> u32 {
+        self.packs.push(id);
+        self.pack_sizes.push(size);
+        (self.packs.len() - 1) as u32
+    }
+
+    pub fn insert(&mut self, id: Id, loc: Loc) {
+        match self.map.get(&id) {
+            None => {
+                self.map.insert(id, loc);
+            }
+            Some(l) if *l == loc => {}
+            Some(_) => self.dups.entry(id).or_default().push(loc),
+        }
+    }
+
+    pub fn get(&self, id: &Id) -> Option<Loc> {
+        self.map.get(id).copied()
+    }
+
+    pub fn contains(&self, id: &Id) -> bool {
+        self.map.contains_key(id)
+    }
+
+    /// Every location of a chunk, the canonical one first.
+    pub fn all(&self, id: &Id) -> Vec<Loc> {
+        let mut v: Vec<Loc> = self.map.get(id).copied().into_iter().collect();
+        if let Some(d) = self.dups.get(id) {
+            v.extend_from_slice(d);
+        }
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
