@@ -509,8 +509,8 @@ impl Block {
         let text = std::str::from_utf8(&buf[self.range.clone()]).ok();
         // A literal is searched once per block (as grep does), not once per line:
         // the one literal --drop directly, other filters through their scan. The direct
-        // way is Scan's for one needle, without its generality: through pass_in the
-        // benchmark's lines took 6 % more instructions (valgrind, 200,000 lines).
+        // way is Scan's for one needle, without its generality, which costs
+        // instructions on every line.
         let literal = self.filter.drop_literal();
         let mut next_match: Option<usize> = None;
         let mut scan = Scan::default();
@@ -605,8 +605,8 @@ impl StdoutSink {
     const BATCH_BYTES: usize = 512 * 1024;
     /// Full batches handed to the formatters between two pushes, at most: bounds what is
     /// written but not yet acknowledged (sent again after a crash) while a file grows
-    /// faster than stdout is read, to 16 MiB of lines (8 MiB in blocks of 256 KiB; a
-    /// push every 4 MiB was about 4 % slower at catching up). After a crash, lines
+    /// faster than stdout is read, to 16 MiB of lines (pushing more often slows
+    /// catching up). After a crash, lines
     /// acknowledged since the last positions write (up to `--sync-interval` of them)
     /// are sent again anyway.
     const AHEAD_BATCHES: u32 = 32;
