@@ -305,16 +305,20 @@ impl Agent {
         wake_r
             .set_nonblocking(true)
             .map_err(|e| Error::io("creating a pipe", e))?;
-        docker::spawn(cli.docker_host.clone(), cli.docker_filter.clone(), tx, wake_w);
-        match rx.recv_timeout(Duration::from_secs(60)) {
+        let timeout = cli.docker_args.timeout_or(homelab_core::docker::DEFAULT_TIMEOUT);
+        docker::spawn(cli.docker_args.clone(), cli.docker_filter.clone(), tx, wake_w);
+        // The thread gives up on the engine after the timeout itself; this is a
+        // backstop for a thread that never answers at all.
+        match rx.recv_timeout(timeout + Duration::from_secs(5)) {
             Ok(Update::Containers(list)) => self.apply_containers(list),
             Ok(Update::Unavailable(e)) => return Err(e),
             Err(_) => {
                 return Err(Error::new(
                     Exit::Unavailable,
                     format!(
-                        "no answer from the Docker engine at {} within 60 s",
-                        cli.docker_host
+                        "no answer from the Docker engine at {} within {}",
+                        cli.docker_args.host(),
+                        humantime::format_duration(timeout)
                     ),
                 ));
             }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use homelab_core::args::{OutputArgs, RootArgs, examples_help, parse_duration, parse_interval};
+use homelab_core::docker::{DockerArgs, FilterArgs};
 use homelab_core::{Error, Exit, Format, Result};
 
 pub const TOOL: &str = "log-tail-ship";
@@ -92,20 +93,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub docker: bool,
 
-    /// Only containers matching this Docker API filter (repeatable), e.g.
-    /// label=com.docker.compose.project=homelab, name=web
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair, help_heading = "Sources")]
-    pub docker_filter: Vec<(String, String)>,
+    #[command(flatten)]
+    pub docker_filter: FilterArgs,
 
-    /// Docker engine address
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock",
-        help_heading = "Sources"
-    )]
-    pub docker_host: String,
+    #[command(flatten)]
+    pub docker_args: DockerArgs,
 
     /// Read lines from standard input (a pipe: no position is kept)
     #[arg(long, help_heading = "Sources")]
@@ -422,7 +414,10 @@ pub fn auth(cli: &Cli) -> Result<sink::Auth> {
         return Err(Error::usage("--basic-auth-password-file needs --basic-auth-user"));
     }
     if let Some(p) = &cli.bearer_token_file {
-        return Ok(sink::Auth::Bearer(read_secret(p, "--bearer-token-file")?));
+        return Ok(sink::Auth::Bearer(homelab_core::fs::read_secret(
+            p,
+            "--bearer-token-file",
+        )?));
     }
     if let Some(t) = env_var("LOKI_BEARER_TOKEN")
         && !t.trim().is_empty()

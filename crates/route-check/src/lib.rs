@@ -8,7 +8,6 @@
 //! and the `route_*` Prometheus page. Each source has its own module.
 
 pub mod docker;
-pub mod docker_api;
 pub mod http;
 pub mod metrics;
 pub mod probe;
@@ -28,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use homelab_core::args::{examples_help, parse_interval};
 use homelab_core::check::worst;
+use homelab_core::docker::{DockerArgs, FilterArgs};
 use homelab_core::run::run_rounds;
 use homelab_core::text::Table;
 use homelab_core::{Alert, CommonArgs, Error, Exit, Format, Output, Result, Root, Severity};
@@ -120,20 +120,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub docker: bool,
 
-    /// The Docker engine (unix:// socket or tcp://; empty means the default socket)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock",
-        help_heading = "Sources"
-    )]
-    pub docker_host: String,
+    #[command(flatten)]
+    pub docker_args: DockerArgs,
 
-    /// Only containers matching this Docker filter, as docker ps --filter (e.g.
-    /// label=com.docker.compose.project=homelab); repeatable
-    #[arg(long = "docker-filter", alias = "filter", value_name = "KEY=VALUE", value_parser = docker::parse_filter, help_heading = "Sources")]
-    pub filter: Vec<(String, String)>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Treat containers without traefik.enable as enabled, as Traefik does when its
     /// Docker provider has exposedByDefault=true (ours sets false)
@@ -475,11 +466,9 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
     let mut containers = None;
     if cli.docker {
         // An empty DOCKER_HOST means the default socket, as for the docker CLI.
-        let docker_host = match cli.docker_host.trim() {
-            "" => docker_api::DEFAULT_HOST.to_string(),
-            h => h.to_string(),
-        };
-        match docker::list(&docker_host, &cli.filter, plan.settings.timeout) {
+        let docker_host = cli.docker_args.host().to_string();
+        let timeout = cli.docker_args.timeout_or(plan.settings.timeout);
+        match docker::list(&docker_host, &cli.filter.docker_filter, timeout) {
             Ok(cs) => {
                 let mut n = 0;
                 for c in &cs {
