@@ -144,9 +144,73 @@ fn looks_numeric(s: &str) -> bool {
     !s.is_empty() && s.parse::<f64>().is_ok()
 }
 
+/// Binary byte units, for a person.
+const BINARY: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+/// Decimal byte units, as docker stats writes I/O.
+const DECIMAL: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+
+/// `v` divided by `step` until it is below it, and the unit it is then in.
+fn scale<'a>(v: u64, step: f64, units: &[&'a str]) -> (f64, &'a str) {
+    let mut v = v as f64;
+    let mut i = 0;
+    while v >= step && i + 1 < units.len() {
+        v /= step;
+        i += 1;
+    }
+    (v, units[i])
+}
+
+/// Bytes for a person reading a text view: `512 B`, `1.5 KiB`, `6.5 GiB`.
+pub fn human_bytes(b: u64) -> String {
+    match scale(b, 1024.0, &BINARY) {
+        (_, "B") => format!("{b} B"),
+        (v, unit) => format!("{v:.1} {unit}"),
+    }
+}
+
+/// Bytes in binary units as docker stats shows memory, four significant digits and
+/// no space (`12.5MiB`), for a table read beside it.
+pub fn binary_size(b: u64) -> String {
+    let (v, unit) = scale(b, 1024.0, &BINARY);
+    four_digits(v) + unit
+}
+
+/// Bytes in decimal units as docker stats shows I/O (`1.235MB`).
+pub fn decimal_size(b: u64) -> String {
+    let (v, unit) = scale(b, 1000.0, &DECIMAL);
+    four_digits(v) + unit
+}
+
+/// Four significant digits, as docker's `%.4g`.
+fn four_digits(v: f64) -> String {
+    let int_digits = if v < 1.0 {
+        1
+    } else {
+        v.log10().floor() as usize + 1
+    };
+    let decimals = 4usize.saturating_sub(int_digits);
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(binary_size(0), "0B");
+        assert_eq!(binary_size(1_572_864), "1.5MiB");
+        assert_eq!(binary_size(130_023_424), "124MiB");
+        assert_eq!(decimal_size(1_234_567), "1.235MB");
+        assert_eq!(decimal_size(999), "999B");
+    }
 
     #[test]
     fn aligns_text_left_and_numbers_right() {

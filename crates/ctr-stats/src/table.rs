@@ -4,37 +4,8 @@ use homelab_core::text::Table;
 
 use crate::record::ContainerRecord;
 
-/// Binary units for memory, as docker stats (`12.5MiB`).
-pub fn binary_size(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    scaled(b as f64, 1024.0, &UNITS)
-}
-
-/// Decimal units for I/O, as docker stats (`1.2MB`).
-pub fn decimal_size(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    scaled(b as f64, 1000.0, &UNITS)
-}
-
-/// Four significant digits, as docker's `%.4g`.
-fn scaled(mut v: f64, step: f64, units: &[&str]) -> String {
-    let mut i = 0;
-    while v >= step && i + 1 < units.len() {
-        v /= step;
-        i += 1;
-    }
-    let int_digits = if v < 1.0 {
-        1
-    } else {
-        v.log10().floor() as usize + 1
-    };
-    let decimals = 4usize.saturating_sub(int_digits);
-    let mut s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    s + units[i]
-}
+/// Memory in binary units and I/O in decimal ones, as docker stats shows them.
+pub use homelab_core::text::{binary_size, decimal_size};
 
 fn pair(a: Option<String>, b: Option<String>) -> String {
     match (a, b) {

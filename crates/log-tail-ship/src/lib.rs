@@ -260,17 +260,6 @@ fn valid_label(k: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
-/// Reads a secret from a file (first line, trimmed).
-fn read_secret(path: &std::path::Path, what: &str) -> Result<String> {
-    let s = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading {what} {}", path.display()), e))?;
-    let s = s.lines().next().unwrap_or("").trim().to_string();
-    if s.is_empty() {
-        return Err(Error::config(format!("{what} {} is empty", path.display())));
-    }
-    Ok(s)
-}
-
 /// The checks clap cannot make.
 pub fn validate(cli: &Cli) -> Result<()> {
     if cli.files.is_empty() && !cli.docker && !cli.stdin && !cli.journal && cli.journal_dir.is_none() {
@@ -399,7 +388,7 @@ pub fn auth(cli: &Cli) -> Result<sink::Auth> {
     }
     if let Some(user) = &cli.basic_auth_user {
         let password = match &cli.basic_auth_password_file {
-            Some(p) => read_secret(p, "--basic-auth-password-file")?,
+            Some(p) => homelab_core::fs::read_secret(p, "--basic-auth-password-file")?,
             None => env_var("LOKI_PASSWORD").ok_or_else(|| {
                 Error::config("--basic-auth-user needs a password")
                     .hint("give --basic-auth-password-file or set LOG_TAIL_SHIP_LOKI_PASSWORD")

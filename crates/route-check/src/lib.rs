@@ -331,9 +331,7 @@ fn plan(cli: &Cli) -> Result<Plan> {
         .transpose()?;
     let auth = match &cli.traefik_api_auth_file {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Error::io(format!("--traefik-api-auth-file {}", p.display()), e))?;
-            let line = text.lines().next().unwrap_or("").trim().to_string();
+            let line = homelab_core::fs::read_secret(p, "--traefik-api-auth-file")?;
             if !line.contains(':') {
                 return Err(Error::data(format!(
                     "--traefik-api-auth-file {}: expected one line user:password",
