@@ -1233,11 +1233,11 @@ impl Agent {
                             metrics::page(&self.pipe.stats, &self.file_metrics(), homelab_core::unix_now());
                         out.page(&page)?;
                     }
-                    Format::Text => {
-                        let page =
-                            metrics::page(&self.pipe.stats, &self.file_metrics(), homelab_core::unix_now());
-                        out.table(&homelab_core::text::Table::from_page(&page))?;
-                    }
+                    Format::Text => out.raw(&crate::text::view(
+                        &summary,
+                        &self.pipe.stats,
+                        &self.file_metrics(),
+                    ))?,
                 }
             }
         }

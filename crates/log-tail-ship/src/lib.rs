@@ -19,6 +19,7 @@ pub mod rotation;
 pub mod sink;
 pub mod stdin;
 pub mod tail;
+pub mod text;
 
 use std::path::PathBuf;
 use std::time::Duration;
