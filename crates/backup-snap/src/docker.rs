@@ -43,14 +43,9 @@ impl Engine {
     /// Connects to the engine at `host` (`--docker-host`; empty means the default).
     pub fn connect(host: &str) -> Result<Engine> {
         let host = docker::host_or_default(Some(host)).to_string();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::bug(format!("starting the tokio runtime: {e}")))?;
-        // bollard's own connection: pg_dump runs through exec, whose attached stream
-        // needs an upgraded connection that core's counting transport does not offer.
-        let client = Docker::connect_with_host(&host)
-            .map_err(|e| docker::engine_error(&host, "connecting", None, &e))?;
+        let rt = docker::runtime()?;
+        // Uncapped: pg_dump's output through exec is as long as the database.
+        let client = docker::connect(&host, u64::MAX)?;
         let client = rt
             .block_on(async {
                 let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;

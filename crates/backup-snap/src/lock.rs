@@ -49,12 +49,10 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
 }
 
 pub fn parse_start_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
     // A zombie (killed, not yet reaped) or dead process holds nothing.
-    if matches!(rest.split_whitespace().next(), Some("Z" | "X" | "x")) {
-        return None;
-    }
-    rest.split_whitespace().nth(19)?.parse().ok()
+    homelab_core::proc::parse_stat(stat)
+        .filter(|s| !s.is_gone())
+        .and_then(|s| s.start_ticks)
 }
 
 /// How far apart two start times of one process may be read. The kernel's is exact,

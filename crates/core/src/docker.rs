@@ -13,13 +13,14 @@
 //! endpoint. Time is bounded by the caller's deadline around the whole exchange
 //! ([`within`]).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
@@ -44,6 +45,115 @@ pub const PERMISSION_HINT: &str =
 
 /// The fix for an engine that is not there.
 pub const START_HINT: &str = "is dockerd running? Point DOCKER_HOST (or --docker-host) at its socket";
+
+/// How long the Docker requests of one round may take together when a tool's
+/// `--docker-timeout` is not given (route-check takes its `--timeout` instead).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the engine is and how long to wait for it: the same flags in every tool
+/// that talks to Docker (global, so a tool with subcommands takes them on either
+/// side).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DockerArgs {
+    /// The Docker engine's address: unix:///path/to/docker.sock or tcp://host:port
+    /// (empty means the default socket; not looked up under --root)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DOCKER_HOST",
+        default_value = DEFAULT_HOST,
+        global = true,
+        help_heading = "Docker options"
+    )]
+    pub docker_host: String,
+
+    /// Give up on the Docker engine after DURATION (whether that bounds a round of
+    /// requests or each call is in the tool's man page); at most 10y [default: 10s;
+    /// route-check: its --timeout]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = crate::args::parse_interval,
+        global = true,
+        help_heading = "Docker options"
+    )]
+    pub docker_timeout: Option<Duration>,
+}
+
+impl Default for DockerArgs {
+    fn default() -> Self {
+        DockerArgs {
+            docker_host: DEFAULT_HOST.to_string(),
+            docker_timeout: None,
+        }
+    }
+}
+
+impl DockerArgs {
+    /// The address to connect to ([`host_or_default`]).
+    pub fn host(&self) -> &str {
+        host_or_default(Some(&self.docker_host))
+    }
+
+    /// `--docker-timeout`, else `fallback`.
+    pub fn timeout_or(&self, fallback: Duration) -> Duration {
+        self.docker_timeout.unwrap_or(fallback)
+    }
+}
+
+/// Which containers: `--docker-filter KEY=VALUE`, as `docker ps --filter`
+/// (`--filter` is its old name, kept as an alias).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only containers matching KEY=VALUE, as docker ps --filter (label=KEY,
+    /// label=KEY=VALUE, name=REGEX, id=PREFIX, status=STATUS, ...); repeatable, with
+    /// docker's rules: different keys must all match, repeated label filters too,
+    /// repeated name, id or status filters match any of their values
+    #[arg(
+        long = "docker-filter",
+        alias = "filter",
+        value_name = "KEY=VALUE",
+        value_parser = parse_filter,
+        help_heading = "Docker options"
+    )]
+    pub docker_filter: Vec<(String, String)>,
+}
+
+impl FilterArgs {
+    /// The filters as the API wants them: each key with all its values.
+    pub fn by_key(&self) -> HashMap<String, Vec<String>> {
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in &self.docker_filter {
+            m.entry(k.clone()).or_default().push(v.clone());
+        }
+        m
+    }
+}
+
+/// Parses `KEY=VALUE` for `--docker-filter`: a key and a value, both non-empty.
+pub fn parse_filter(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!(
+            "expected KEY=VALUE, e.g. label=com.docker.compose.project=homelab or name=web (not {s:?})"
+        )),
+    }
+}
+
+/// Docker's timestamps, RFC 3339 with up to nine fraction digits
+/// (`2026-11-26T07:15:01.481318904Z`).
+pub fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
+}
+
+/// The runtime a tool runs its Docker requests on: current-thread, with I/O and
+/// time, as a command-line tool needs no more.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))
+}
 
 /// The engine's address as given (`--docker-host` or `DOCKER_HOST`): empty means
 /// unset, as the docker CLI reads it.
@@ -208,9 +318,10 @@ async fn exchange(
         too_large,
     });
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-    // The connection is driven until the response body is read or dropped.
+    // The connection is driven until the response body is read or dropped, or,
+    // for exec's attached stream, handed over as an upgraded connection.
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = conn.with_upgrades().await;
     });
     Ok(sender.send_request(req).await?)
 }
@@ -219,7 +330,9 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// A client for the engine at `host` (see [`host_or_default`]) whose responses are
-/// capped at `limit` bytes ([`MAX_RESPONSE_BYTES`] unless a test says otherwise).
+/// capped at `limit` bytes ([`MAX_RESPONSE_BYTES`] unless a test says otherwise;
+/// `u64::MAX` for streams as long as their source, such as an event stream or an
+/// exec's output, which arrives on the upgraded connection).
 /// Nothing is sent yet; call `negotiate_version` within a deadline next. Requests
 /// need a tokio runtime with I/O and time enabled.
 pub fn connect(host: &str, limit: u64) -> Result<Docker, Error> {
@@ -234,6 +347,66 @@ pub fn connect(host: &str, limit: u64) -> Result<Docker, Error> {
         bollard::API_DEFAULT_VERSION,
     )
     .map_err(|e| engine_error(host, "connecting", None, &e))
+}
+
+/// A few plain `GET`s from synchronous code, for a tool that reads the answers
+/// itself (route-check's lenient structs; unversioned paths, so any engine answers in
+/// its own API version): the same capped connection as [`connect`], and one deadline
+/// for all the requests together, set when the client is made.
+pub struct Getter {
+    rt: tokio::runtime::Runtime,
+    address: Arc<Address>,
+    host: String,
+    limit: u64,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl Getter {
+    /// A client for the engine at `host` ([`host_or_default`]) whose answers are
+    /// capped at `limit` bytes and which gives up `timeout` from now.
+    pub fn new(host: &str, timeout: Duration, limit: u64) -> Result<Getter, Error> {
+        let host = host_or_default(Some(host)).to_string();
+        let address = Arc::new(parse_host(&host)?);
+        Ok(Getter {
+            rt: runtime()?,
+            address,
+            host,
+            limit,
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
+        })
+    }
+
+    /// The engine's address, as used.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `GET path` while `doing` (for the words of an error): the status and the body.
+    pub fn get(&self, path: &str, doing: &str) -> Result<(u16, Vec<u8>), Error> {
+        let req = hyper::Request::get(path)
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(bollard::body_full(hyper::body::Bytes::new()))
+            .map_err(|e| Error::bug(format!("building GET {path}: {e}")))?;
+        let address = Arc::clone(&self.address);
+        let limit = self.limit;
+        let r = self.rt.block_on(within(self.deadline, async move {
+            let resp = exchange(address, limit, req).await?;
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            let mut out = Vec::new();
+            while let Some(frame) =
+                std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut body), cx)).await
+            {
+                if let Ok(data) = frame?.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Ok((status, out))
+        }));
+        r.map_err(|e| engine_error(&self.host, doing, Some(self.timeout), &e))
+    }
 }
 
 /// Runs a request future until `deadline`; past it, bollard's timeout error.
@@ -357,7 +530,7 @@ pub fn failure_error(host: &str, doing: &str, timeout: Option<Duration>, f: &Fai
                 Exit::Unavailable,
                 format!("{at} did not answer{within} while {doing}"),
             )
-            .hint("check that dockerd is healthy, or raise --timeout")
+            .hint("check that dockerd is healthy, or raise --docker-timeout")
         }
         Failure::TooLarge(t) => Error::new(Exit::Unavailable, format!("{at} sent {t} while {doing}"))
             .hint("check that DOCKER_HOST points at a Docker engine, and dockerd's log"),
@@ -386,6 +559,30 @@ mod tests {
         assert_eq!(host_or_default(Some("")), DEFAULT_HOST);
         assert_eq!(host_or_default(Some("  ")), DEFAULT_HOST);
         assert_eq!(host_or_default(Some("tcp://h:1")), "tcp://h:1");
+    }
+
+    #[test]
+    fn filters_and_times() {
+        assert_eq!(
+            parse_filter("label=a=b").unwrap(),
+            ("label".to_string(), "a=b".to_string())
+        );
+        for bad in ["nonsense", "=x", "label=", " =x"] {
+            assert!(
+                parse_filter(bad).unwrap_err().contains("expected KEY=VALUE"),
+                "{bad}"
+            );
+        }
+        let f = FilterArgs {
+            docker_filter: vec![("name".into(), "a".into()), ("name".into(), "b".into())],
+        };
+        assert_eq!(f.by_key()["name"], ["a", "b"]);
+        let t = parse_time("2019-01-01T11:11:11.111111111Z").unwrap();
+        assert_eq!(
+            t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos(),
+            1_546_341_071_111_111_111
+        );
+        assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]

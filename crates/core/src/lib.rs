@@ -9,10 +9,13 @@
 pub mod args;
 pub mod check;
 pub mod cmd;
+pub mod cpulist;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod exit;
+pub mod fs;
 pub mod output;
+pub mod proc;
 pub mod prom;
 pub mod root;
 pub mod run;

@@ -9,9 +9,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::exit::{Error, Exit, describe_io};
@@ -209,38 +206,23 @@ pub fn valid_label_name(n: &str) -> bool {
 /// mode 0644, rename over the old file, fsync of the directory.
 pub fn write_textfile(dir: &Path, tool: &str, text: &str) -> Result<PathBuf, Error> {
     let target = dir.join(format!("{tool}.prom"));
-    let tmp = dir.join(format!(".{tool}.prom.{}.tmp", std::process::id()));
-    let fail = |doing: &str, e: std::io::Error| {
-        let _ = fs::remove_file(&tmp);
-        let code = match e.kind() {
+    let tmp = crate::fs::tmp_beside(&target);
+    crate::fs::write_atomic(&target, &tmp, &[text.as_bytes()], Some(0o644)).map_err(|w| {
+        let code = match w.err.kind() {
             std::io::ErrorKind::PermissionDenied => Exit::NoPerm,
             std::io::ErrorKind::NotFound => Exit::CantCreate,
-            _ if doing == "writing" => Exit::IoErr,
+            _ if w.doing == "writing" => Exit::IoErr,
             _ => Exit::CantCreate,
         };
-        Error::new(code, format!("{doing} {}: {}", tmp.display(), describe_io(&e))).hint(format!(
+        Error::new(
+            code,
+            format!("{} {}: {}", w.doing, w.tmp.display(), describe_io(&w.err)),
+        )
+        .hint(format!(
             "check that --textfile-dir {} exists, is writable and has free space",
             dir.display()
         ))
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)
-        .map_err(|e| fail("creating", e))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| fail("writing", e))?;
-    // The umask may have narrowed the mode; the collector may run as another user.
-    f.set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(|e| fail("setting the mode of", e))?;
-    drop(f);
-    fs::rename(&tmp, &target).map_err(|e| fail("renaming", e))?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    })?;
     Ok(target)
 }
 
@@ -295,6 +277,8 @@ mod tests {
 
     #[test]
     fn textfile_is_atomic_and_0644() {
+        use std::fs;
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let path = write_textfile(d.path(), "t", "a 1\n").unwrap();
         assert_eq!(path, d.path().join("t.prom"));

@@ -139,22 +139,6 @@ pub fn screen_width() -> Option<usize> {
     None
 }
 
-/// Bytes for a person, in binary units: `512 B`, `1.5 KiB`, `6.5 GiB`.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// A length of time for a person, to the two largest units: `45 s`, `12 min`,
 /// `3 h 5 min`, `2 days 4 h`. Negative lengths are written as zero.
 pub fn human_duration(secs: f64) -> String {
@@ -349,6 +333,22 @@ fn looks_numeric(s: &str) -> bool {
     !s.is_empty() && s.parse::<f64>().is_ok()
 }
 
+/// Bytes for a person reading a text view, in binary units: `512 B`, `1.5 KiB`, `6.5 GiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +394,13 @@ mod tests {
         let mut p = Panel::new();
         p.line("SoC", "52.3 °C").line("Throttled", "no");
         assert_eq!(p.render(), "SoC        52.3 °C\nThrottled  no\n");
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]

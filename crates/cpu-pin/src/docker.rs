@@ -11,16 +11,10 @@ use bollard::errors::Error as BollardError;
 use bollard::models::ContainerUpdateBody;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use homelab_core::Exit;
-use homelab_core::docker::{self as core_docker, Failure, within};
+use homelab_core::docker::{self as core_docker, DockerArgs, Failure, within};
 
 use crate::cpulist::CpuList;
 use crate::threads::Problem;
-
-/// Where the engine listens when neither --docker-host nor DOCKER_HOST says.
-pub const DEFAULT_HOST: &str = core_docker::DEFAULT_HOST;
-
-/// How long one API call may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What cpu-pin needs to know of a container.
 #[derive(Debug, Clone)]
@@ -38,6 +32,8 @@ pub struct Client {
     rt: tokio::runtime::Runtime,
     docker: Docker,
     host: String,
+    /// How long one call may take (`--docker-timeout`).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -49,24 +45,27 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connects and negotiates the API version (which also checks the engine answers).
     /// An empty `host` is the default socket, as for the docker CLI.
-    pub fn connect(host: &str) -> Result<Client, Problem> {
-        let host = core_docker::host_or_default(Some(host)).to_string();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Problem::new(Exit::Software, format!("starting the async runtime: {e}")))?;
+    pub fn connect(args: &DockerArgs) -> Result<Client, Problem> {
+        let host = args.host().to_string();
+        let timeout = args.timeout_or(core_docker::DEFAULT_TIMEOUT);
+        let rt = core_docker::runtime().map_err(|e| Problem::new(e.code(), e.to_string()))?;
         let docker = core_docker::connect(&host, core_docker::MAX_RESPONSE_BYTES)
             .map_err(|e| Problem::new(e.code(), e.to_string()))?;
         let docker = rt
-            .block_on(within(deadline(), docker.negotiate_version()))
-            .map_err(|e| problem(&host, "connecting", &e))?;
-        Ok(Client { rt, docker, host })
+            .block_on(within(deadline(timeout), docker.negotiate_version()))
+            .map_err(|e| problem(&host, "connecting", timeout, &e))?;
+        Ok(Client {
+            rt,
+            docker,
+            host,
+            timeout,
+        })
     }
 
     /// Inspects a container by name or id; None when there is no such container.
     pub fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>, Problem> {
         let r = self.rt.block_on(within(
-            deadline(),
+            deadline(self.timeout),
             self.docker
                 .inspect_container(name, None::<InspectContainerOptions>),
         ));
@@ -105,7 +104,10 @@ impl Client {
         };
         let list = self
             .rt
-            .block_on(within(deadline(), self.docker.list_containers(Some(opts))))
+            .block_on(within(
+                deadline(self.timeout),
+                self.docker.list_containers(Some(opts)),
+            ))
             .map_err(|e| self.failed("listing containers", &e))?;
         let mut ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
         ids.sort();
@@ -119,25 +121,28 @@ impl Client {
             ..Default::default()
         };
         self.rt
-            .block_on(within(deadline(), self.docker.update_container(id, body)))
+            .block_on(within(
+                deadline(self.timeout),
+                self.docker.update_container(id, body),
+            ))
             .map_err(|e| self.failed(&format!("updating the cpuset of container {name}"), &e))
     }
 
     fn failed(&self, doing: &str, e: &BollardError) -> Problem {
-        problem(&self.host, doing, e)
+        problem(&self.host, doing, self.timeout, e)
     }
 }
 
 /// When a call must have been answered.
-fn deadline() -> tokio::time::Instant {
-    tokio::time::Instant::now() + TIMEOUT
+fn deadline(timeout: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + timeout
 }
 
 /// A failed call while `doing`: the engine's status codes where they say something
 /// about the request (404 no such container, 400/409 refused), otherwise
 /// homelab-core's words and exit code for an engine that cannot be used (77 with the
 /// docker-group fix, 69 not there or no answer).
-fn problem(host: &str, doing: &str, e: &BollardError) -> Problem {
+fn problem(host: &str, doing: &str, timeout: Duration, e: &BollardError) -> Problem {
     let failure = core_docker::classify(e);
     if let Failure::Status(status, message) = &failure {
         let code = match status {
@@ -153,6 +158,6 @@ fn problem(host: &str, doing: &str, e: &BollardError) -> Problem {
             );
         }
     }
-    let e = core_docker::failure_error(host, doing, Some(TIMEOUT), &failure);
+    let e = core_docker::failure_error(host, doing, Some(timeout), &failure);
     Problem::new(e.code(), e.to_string())
 }

@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use homelab_core::args::{RootArgs, examples_help};
+use homelab_core::docker::DockerArgs;
 use homelab_core::run::run_rounds;
 use homelab_core::text::{Paint, Table, screen_width};
 use homelab_core::{Error, Exit, Format, LoopArgs, Output, OutputArgs, Result, Root};
@@ -170,14 +171,6 @@ impl TargetArgs {
     }
 }
 
-/// Where the Docker engine listens.
-#[derive(Debug, Clone, Args)]
-pub struct DockerArgs {
-    /// The Docker engine's address (unix:///path or tcp://host:port)
-    #[arg(long, value_name = "URL", env = "DOCKER_HOST", default_value = docker::DEFAULT_HOST, global = true, help_heading = "Docker")]
-    pub docker_host: String,
-}
-
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// CPUs in the kernel's list syntax: 0-2, 0,3, 1-3,5 (every one must be online)
@@ -279,7 +272,7 @@ fn set(a: SetArgs, sh: Shared) -> Result<Exit> {
     let online = online(&root)?;
     cpulist::check_wanted(&a.cpus, &online).map_err(|e| Error::usage(format!("--cpus {}: {e}", a.cpus)))?;
     let want = Want::new(a.cpus, a.nice);
-    let mut engine = Engine::new(&root, Mode::Apply, a.force, sh.docker.docker_host);
+    let mut engine = Engine::new(&root, Mode::Apply, a.force, sh.docker);
     let outcome = engine.run(&target, Some(&want), None, &mut HashSet::new(), true);
     let mut out = Output::stdout(TOOL, &sh.output, &root);
     write_records(&mut out, &outcome.records, Mode::Apply)?;
@@ -289,7 +282,7 @@ fn set(a: SetArgs, sh: Shared) -> Result<Exit> {
 fn show(a: ShowArgs, sh: Shared) -> Result<Exit> {
     records_only(&sh.output, "show")?;
     let root = Root::open(&sh.root.root)?;
-    let mut engine = Engine::new(&root, Mode::Show, true, sh.docker.docker_host);
+    let mut engine = Engine::new(&root, Mode::Show, true, sh.docker);
     let outcome = match a.target.target() {
         Some(t) => engine.run(&t, None, None, &mut HashSet::new(), true),
         None => {
@@ -364,7 +357,7 @@ fn plan_run(a: PlanArgs, sh: Shared, mode: Mode) -> Result<Exit> {
         .collect();
     let mut out = Output::stdout(TOOL, &sh.output, &root);
     out.set_repeating(a.looping.interval.is_some());
-    let mut engine = Engine::new(&root, mode, a.force, sh.docker.docker_host.clone());
+    let mut engine = Engine::new(&root, mode, a.force, sh.docker.clone());
     let mut last_apply = match (&sh.output.textfile_dir, mode) {
         (Some(dir), Mode::Check) => std::fs::read_to_string(dir.join(format!("{TOOL}.prom")))
             .ok()

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use homelab_core::docker::DockerArgs;
 use homelab_core::{Exit, Root};
 
 use crate::cgroup::Cgroup;
@@ -60,18 +61,18 @@ pub struct Engine<'a> {
     pub mode: Mode,
     /// Also pin PID 1 and kernel threads.
     pub force: bool,
-    pub docker_host: String,
+    pub docker_args: DockerArgs,
     docker: Option<docker::Client>,
     self_pid: u32,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(root: &'a Root, mode: Mode, force: bool, docker_host: String) -> Self {
+    pub fn new(root: &'a Root, mode: Mode, force: bool, docker_args: DockerArgs) -> Self {
         Engine {
             root,
             mode,
             force,
-            docker_host,
+            docker_args,
             docker: None,
             self_pid: std::process::id(),
         }
@@ -79,7 +80,7 @@ impl<'a> Engine<'a> {
 
     fn docker(&mut self) -> Result<&docker::Client, Problem> {
         if self.docker.is_none() {
-            self.docker = Some(docker::Client::connect(&self.docker_host)?);
+            self.docker = Some(docker::Client::connect(&self.docker_args)?);
         }
         Ok(self.docker.as_ref().expect("connected above"))
     }

@@ -6,33 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use homelab_core::Root;
 
-/// `PF_KTHREAD` in `/proc/N/stat` field 9 (include/linux/sched.h).
-const PF_KTHREAD: u64 = 0x0020_0000;
-
-/// The fields of `/proc/N/stat` cpu-pin needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub ppid: u32,
-    pub flags: u64,
-}
-
-impl Stat {
-    pub fn is_kernel_thread(&self) -> bool {
-        self.flags & PF_KTHREAD != 0
-    }
-}
-
-/// Parses `/proc/N/stat`. The name (field 2) may hold spaces and parentheses, so the
-/// fields are counted from the last `)`.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut f = rest.split_ascii_whitespace();
-    let _state = f.next()?;
-    let ppid = f.next()?.parse().ok()?;
-    // pgrp, session, tty_nr, tpgid, then flags.
-    let flags = f.nth(4)?.parse().ok()?;
-    Some(Stat { ppid, flags })
-}
+pub use homelab_core::proc::{Stat, parse_stat};
 
 /// The process ids in `/proc`, ascending.
 pub fn pids(root: &Root) -> Vec<u32> {

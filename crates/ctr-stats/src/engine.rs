@@ -19,9 +19,6 @@ use homelab_core::docker::{self as core_docker, within};
 use homelab_core::{Error, Result};
 use tokio::time::Instant as Deadline;
 
-/// Where the engine listens when DOCKER_HOST is not set.
-pub const DEFAULT_HOST: &str = core_docker::DEFAULT_HOST;
-
 /// Requests in flight at once against a current daemon, whose one-shot stats answer
 /// at once: a few, so that a Pi's dockerd is never flooded.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -134,9 +131,7 @@ impl Meta {
 /// Docker's timestamps (`2026-11-26T07:15:01.481318904Z`); the zero time
 /// (`0001-01-01T00:00:00Z`, never started) is `None`.
 pub fn parse_time(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
-        .ok()
-        .filter(|t| *t > SystemTime::UNIX_EPOCH)
+    core_docker::parse_time(s).filter(|t| *t > SystemTime::UNIX_EPOCH)
 }
 
 /// A stats request's outcome for one container.
@@ -187,10 +182,7 @@ impl Engine {
     /// daemon (see [`DEFAULT_CONCURRENCY`] and [`OLD_DAEMON_CONCURRENCY`]).
     pub fn connect(host: &str, timeout: Duration, concurrency: Option<usize>) -> Result<Engine> {
         let host = core_docker::host_or_default(Some(host)).to_string();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("starting the async runtime", e))?;
+        let rt = core_docker::runtime()?;
         let docker = core_docker::connect(&host, core_docker::MAX_RESPONSE_BYTES)?;
         let concurrency = concurrency.map(|c| c.max(1));
         Ok(Engine {

@@ -20,11 +20,11 @@ pub mod record;
 pub mod table;
 pub mod usage;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use clap::Parser;
 use homelab_core::args::{examples_help, parse_duration, parse_interval};
+use homelab_core::docker::{DEFAULT_TIMEOUT, DockerArgs, FilterArgs};
 use homelab_core::run::run_rounds;
 use homelab_core::{CommonArgs, Error, Exit, Format, Output, Result, Root, unix_now};
 
@@ -108,45 +108,25 @@ pub struct Cli {
     )]
     pub window: Option<Duration>,
 
-    /// Only containers matching KEY=VALUE, as docker ps --filter (label=KEY,
-    /// label=KEY=VALUE, name=REGEX, id=PREFIX, status=STATUS, ...); repeatable, with
-    /// docker's rules: different keys must all match, repeated label filters too,
-    /// repeated name, id or status filters match any of their values
-    #[arg(
-        long = "docker-filter",
-        alias = "filter",
-        value_name = "KEY=VALUE",
-        value_parser = parse_filter,
-        help_heading = "Selection options"
-    )]
-    pub filter: Vec<(String, String)>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Only running containers (by default stopped ones are listed too, with null
     /// figures and container_running 0)
     #[arg(long, help_heading = "Selection options")]
     pub running: bool,
 
-    /// The Docker engine's address: unix:///path/to/docker.sock or tcp://host:port
-    /// (not looked up under --root)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DOCKER_HOST",
-        default_value = engine::DEFAULT_HOST,
-        help_heading = "Docker options"
-    )]
-    pub docker_host: String,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 
-    /// Give up on the Docker API after DURATION: one deadline for all the requests
-    /// of a round together (the --window wait not counted); at most 10y
+    /// The old name of --docker-timeout
     #[arg(
         long,
         value_name = "DURATION",
-        default_value = "10s",
         value_parser = parse_interval,
-        help_heading = "Docker options"
+        hide = true
     )]
-    pub timeout: Duration,
+    pub timeout: Option<Duration>,
 
     /// Docker API requests in flight at once [default: 4; 32 stats requests against a
     /// daemon older than Docker 25, whose one-shot stats wait for its next 1 s
@@ -251,14 +231,6 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// Parses `KEY=VALUE` for `--docker-filter`.
-pub fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() && !v.is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err("expected KEY=VALUE, e.g. label=com.docker.compose.project=homelab or name=web".into()),
-    }
-}
-
 /// Checks `--ollama`: an http or https URL with a host.
 pub fn parse_ollama_url(s: &str) -> std::result::Result<String, String> {
     let rest = s
@@ -287,13 +259,9 @@ impl Cli {
     }
 
     pub fn selection(&self) -> Selection {
-        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
-        for (k, v) in &self.filter {
-            filters.entry(k.clone()).or_default().push(v.clone());
-        }
         Selection {
             all: !self.running,
-            filters,
+            filters: self.filter.by_key(),
         }
     }
 }
@@ -311,7 +279,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         } else {
             Duration::ZERO
         });
-    let engine = engine::Engine::connect(&cli.docker_host, cli.timeout, cli.concurrency.map(usize::from))?;
+    let timeout = cli.docker.timeout_or(cli.timeout.unwrap_or(DEFAULT_TIMEOUT));
+    let engine = engine::Engine::connect(cli.docker.host(), timeout, cli.concurrency.map(usize::from))?;
     let mut collector = Collector::new(engine, root, cli.source, cli.selection());
     if cli.source == Source::Cgroup && *collector.hierarchy() == cgroup::Hierarchy::Missing {
         return Err(Error::new(

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use homelab_core::cpulist::CpuList;
+
 /// A memory limit: unknown (no memory controller, no reading), unlimited, or bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Limit {
@@ -134,55 +136,16 @@ impl Usage {
 
 /// Parses a CPU list (`0-3,5`, as in cpuset.cpus) into sorted CPU numbers.
 pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
-    let s = s.trim();
-    let mut cpus = Vec::new();
-    if s.is_empty() {
-        return Some(cpus);
-    }
-    for part in s.split(',') {
-        let part = part.trim();
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-                if b < a || b - a > 4096 {
-                    return None;
-                }
-                cpus.extend(a..=b);
-            }
-            None => cpus.push(part.parse().ok()?),
-        }
-    }
-    cpus.sort_unstable();
-    cpus.dedup();
-    Some(cpus)
-}
-
-/// Formats CPU numbers in the kernel's canonical list form: `0-1,3`.
-pub fn format_cpu_list(cpus: &[u32]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let start = cpus[i];
-        let mut end = start;
-        while i + 1 < cpus.len() && cpus[i + 1] == end + 1 {
-            i += 1;
-            end = cpus[i];
-        }
-        out.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
-    }
-    out.join(",")
+    let list = CpuList::parse(s).ok()?;
+    list.iter().map(|c| u32::try_from(c).ok()).collect()
 }
 
 /// A CPU list in canonical form, or `None` when it is not a CPU list or is empty.
 pub fn canonical_cpu_list(s: &str) -> Option<String> {
-    parse_cpu_list(s)
+    CpuList::parse(s)
+        .ok()
         .filter(|c| !c.is_empty())
-        .map(|c| format_cpu_list(&c))
+        .map(|c| c.to_string())
 }
 
 #[cfg(test)]

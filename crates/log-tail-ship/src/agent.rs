@@ -141,12 +141,7 @@ pub struct Agent {
     textfile_dir: Option<PathBuf>,
     format: Format,
     quiet: bool,
-    // Docker.
-    docker_rx: Option<Receiver<Update>>,
-    docker_wake: Option<UnixStream>,
-    containers: HashMap<String, ContainerInfo>,
-    joiners: HashMap<String, Joiner>,
-    warned: HashSet<String>,
+    docker: DockerSource,
     // Waking up.
     shutdown: Shutdown,
     inotify: Option<Inotify>,
@@ -164,7 +159,26 @@ pub struct Agent {
     /// A journal cursor read from the positions file and kept when this run has no
     /// journal source.
     kept_journal: Option<JournalCursor>,
-    // Bookkeeping.
+    book: Bookkeeping,
+}
+
+/// The Docker source: the discovery thread's channel and the byte that wakes the main
+/// loop, the containers it last listed, each one's split-line joiner, and the
+/// containers already warned about.
+#[derive(Default)]
+struct DockerSource {
+    rx: Option<Receiver<Update>>,
+    wake: Option<UnixStream>,
+    containers: HashMap<String, ContainerInfo>,
+    joiners: HashMap<String, Joiner>,
+    warned: HashSet<String>,
+}
+
+/// What the run keeps about itself: when the positions were last written and
+/// whether they changed since, when each kind of warning was last printed, and the
+/// errors for the summary.
+#[derive(Default)]
+struct Bookkeeping {
     last_write: Option<Instant>,
     dirty: bool,
     last_warn: HashMap<&'static str, Instant>,
@@ -246,11 +260,7 @@ impl Agent {
             textfile_dir: cli.output.textfile_dir.clone(),
             format: cli.output.format(),
             quiet: cli.output.quiet,
-            docker_rx: None,
-            docker_wake: None,
-            containers: HashMap::new(),
-            joiners: HashMap::new(),
-            warned: HashSet::new(),
+            docker: DockerSource::default(),
             shutdown: Shutdown::install()?,
             inotify,
             watches: HashMap::new(),
@@ -262,10 +272,7 @@ impl Agent {
             stdin_only: cli.stdin && cli.files.is_empty() && !cli.docker && !journal_wanted(cli),
             journal: None,
             kept_journal: None,
-            last_write: None,
-            dirty: false,
-            last_warn: HashMap::new(),
-            errors: Vec::new(),
+            book: Bookkeeping::default(),
         };
         if cli.stdin {
             let labels = merge_labels(&agent.static_labels, &[]);
@@ -291,7 +298,7 @@ impl Agent {
                 source,
             )?;
             // A cursor found at the start is saved at once.
-            agent.dirty |= j.acked.is_some();
+            agent.book.dirty |= j.acked.is_some();
             agent.journal = Some(j);
             agent.journal_notes();
         } else {
@@ -311,22 +318,26 @@ impl Agent {
         wake_r
             .set_nonblocking(true)
             .map_err(|e| Error::io("creating a pipe", e))?;
-        docker::spawn(cli.docker_host.clone(), cli.docker_filter.clone(), tx, wake_w);
-        match rx.recv_timeout(Duration::from_secs(60)) {
+        let timeout = cli.docker_args.timeout_or(homelab_core::docker::DEFAULT_TIMEOUT);
+        docker::spawn(cli.docker_args.clone(), cli.docker_filter.clone(), tx, wake_w);
+        // The thread gives up on the engine after the timeout itself; this is a
+        // backstop for a thread that never answers at all.
+        match rx.recv_timeout(timeout + Duration::from_secs(5)) {
             Ok(Update::Containers(list)) => self.apply_containers(list),
             Ok(Update::Unavailable(e)) => return Err(e),
             Err(_) => {
                 return Err(Error::new(
                     Exit::Unavailable,
                     format!(
-                        "no answer from the Docker engine at {} within 60 s",
-                        cli.docker_host
+                        "no answer from the Docker engine at {} within {}",
+                        cli.docker_args.host(),
+                        humantime::format_duration(timeout)
                     ),
                 ));
             }
         }
-        self.docker_rx = Some(rx);
-        self.docker_wake = Some(wake_r);
+        self.docker.rx = Some(rx);
+        self.docker.wake = Some(wake_r);
         Ok(())
     }
 
@@ -338,7 +349,7 @@ impl Agent {
                     paths.insert(self.root.path(p), c.id.clone());
                 }
                 (_, driver) => {
-                    if self.warned.insert(c.id.clone()) {
+                    if self.docker.warned.insert(c.id.clone()) {
                         let why = if driver == "local" {
                             "the local log driver, whose files are private to dockerd and unreadable by design".to_string()
                         } else {
@@ -350,12 +361,12 @@ impl Agent {
                             c.name
                         );
                         warn(&msg);
-                        self.errors.push(msg);
+                        self.book.errors.push(msg);
                     }
                 }
             }
         }
-        self.containers = list.into_iter().map(|c| (c.id.clone(), c)).collect();
+        self.docker.containers = list.into_iter().map(|c| (c.id.clone(), c)).collect();
         self.files.set_docker(paths);
         self.rescan_needed = true;
     }
@@ -372,7 +383,7 @@ impl Agent {
                     t.source = self.pipe.stats.source(&t.label);
                 }
                 TailFormat::Docker { container } => {
-                    let (name, service) = match self.containers.get(container) {
+                    let (name, service) = match self.docker.containers.get(container) {
                         Some(c) => (c.name.clone(), c.compose_service.clone().unwrap_or_default()),
                         None => (container.chars().take(12).collect(), String::new()),
                     };
@@ -392,7 +403,7 @@ impl Agent {
             }
         }
         if !new.is_empty() {
-            self.dirty = true;
+            self.book.dirty = true;
         }
     }
 
@@ -402,9 +413,9 @@ impl Agent {
         self.setup_tails(&new);
         for n in self.files.notes.drain(..) {
             // Once each: a file that cannot be opened is tried again at every scan.
-            if self.warned.insert(n.clone()) {
+            if self.docker.warned.insert(n.clone()) {
                 warn(&n);
-                self.errors.push(n);
+                self.book.errors.push(n);
             }
         }
         self.update_watches();
@@ -437,7 +448,7 @@ impl Agent {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    if self.last_warn.insert("watch", Instant::now()).is_none() {
+                    if self.book.last_warn.insert("watch", Instant::now()).is_none() {
                         warn(&format!(
                             "cannot watch {} ({}): looking at the files every {} ms (raise fs.inotify.max_user_watches)",
                             d.display(),
@@ -452,7 +463,7 @@ impl Agent {
 
     /// Whether files must be looked at on a timer (no inotify, or a watch failed).
     fn polling(&self) -> bool {
-        self.inotify.is_none() || self.last_warn.contains_key("watch")
+        self.inotify.is_none() || self.book.last_warn.contains_key("watch")
     }
 
     /// Handles inotify events: any change to a watched name or to the set of files.
@@ -484,13 +495,13 @@ impl Agent {
     }
 
     fn drain_docker(&mut self) {
-        if let Some(w) = &mut self.docker_wake {
+        if let Some(w) = &mut self.docker.wake {
             let mut b = [0u8; 64];
             while matches!(io::Read::read(w, &mut b), Ok(n) if n > 0) {}
         }
         let mut latest = None;
         let mut failure = None;
-        if let Some(rx) = &self.docker_rx {
+        if let Some(rx) = &self.docker.rx {
             loop {
                 match rx.try_recv() {
                     Ok(Update::Containers(l)) => latest = Some(l),
@@ -511,10 +522,10 @@ impl Agent {
 
     fn warn_due(&mut self, what: &'static str) -> bool {
         let now = Instant::now();
-        match self.last_warn.get(what) {
+        match self.book.last_warn.get(what) {
             Some(t) if now.duration_since(*t) < WARN_EVERY => false,
             _ => {
-                self.last_warn.insert(what, now);
+                self.book.last_warn.insert(what, now);
                 true
             }
         }
@@ -540,7 +551,7 @@ impl Agent {
                 fds.push(PollFd::new(borrow(i), PollFlags::POLLIN));
                 which.push(b'i');
             }
-            if let Some(w) = &self.docker_wake {
+            if let Some(w) = &self.docker.wake {
                 fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
                 which.push(b'd');
             }
@@ -609,15 +620,16 @@ impl Agent {
                 Err(why) => {
                     if j.invalid == 1
                         || self
+                            .book
                             .last_warn
                             .get("journal")
                             .is_none_or(|t| t.elapsed() >= WARN_EVERY)
                     {
-                        self.last_warn.insert("journal", Instant::now());
+                        self.book.last_warn.insert("journal", Instant::now());
                         warn(&format!("{why} (skipped; {} so far)", j.invalid));
                     }
                     if j.invalid == 1 {
-                        self.errors.push(why);
+                        self.book.errors.push(why);
                     }
                 }
             }
@@ -630,7 +642,7 @@ impl Agent {
         if let Some(j) = &mut self.journal {
             for n in j.notes.drain(..) {
                 warn(&n);
-                self.errors.push(n);
+                self.book.errors.push(n);
             }
         }
     }
@@ -656,8 +668,8 @@ impl Agent {
             },
         };
         positions::save(&path, &file)?;
-        self.last_write = Some(Instant::now());
-        self.dirty = false;
+        self.book.last_write = Some(Instant::now());
+        self.book.dirty = false;
         Ok(())
     }
 
@@ -666,14 +678,14 @@ impl Agent {
         for t in &mut self.files.tails {
             if t.acked != t.processed {
                 t.acked = t.processed;
-                self.dirty = true;
+                self.book.dirty = true;
             }
         }
         if let Some(j) = &mut self.journal
             && j.acked != j.processed
         {
             j.acked.clone_from(&j.processed);
-            self.dirty = true;
+            self.book.dirty = true;
         }
     }
 
@@ -695,7 +707,7 @@ impl Agent {
                     self.pipe.shipped(shipped);
                     self.pipe.sink.done();
                     self.ack_all();
-                    if self.last_warn.remove("push").is_some() {
+                    if self.book.last_warn.remove("push").is_some() {
                         warn("pushing works again");
                     }
                     return Ok(true);
@@ -788,7 +800,7 @@ impl Agent {
                         // At once: a crash before the next write would find the file
                         // changed under its old identity, and send again with new
                         // timestamps what was just acknowledged.
-                        self.dirty = true;
+                        self.book.dirty = true;
                         self.write_positions()?;
                         again = true;
                         continue;
@@ -909,7 +921,7 @@ impl Agent {
                     }
                 }
                 TailFormat::Docker { container } => {
-                    let joiner = self.joiners.entry(container.clone()).or_default();
+                    let joiner = self.docker.joiners.entry(container.clone()).or_default();
                     match docker::parse(bytes) {
                         Some(e) => {
                             if let Some(j) = joiner.feed(&e, max) {
@@ -1052,7 +1064,7 @@ impl Agent {
                     format!("{msg} yet; looking again every {} s", RESCAN.as_secs())
                 };
                 warn(&msg);
-                self.errors.push(msg);
+                self.book.errors.push(msg);
             }
         }
     }
@@ -1085,11 +1097,14 @@ impl Agent {
                 }
                 let closed = self.files.reap();
                 if closed > 0 {
-                    self.dirty = true;
+                    self.book.dirty = true;
                 }
             }
-            let sync_due = self.last_write.is_none_or(|t| t.elapsed() >= self.sync_interval);
-            if self.dirty && sync_due {
+            let sync_due = self
+                .book
+                .last_write
+                .is_none_or(|t| t.elapsed() >= self.sync_interval);
+            if self.book.dirty && sync_due {
                 self.write_positions()?;
             }
             if last_textfile.elapsed() >= self.sync_interval {
@@ -1108,8 +1123,9 @@ impl Agent {
             }
             // Dirty only matters with a positions file to write (without one, a zero
             // wait here spun a core).
-            if self.dirty && self.positions.is_some() {
+            if self.book.dirty && self.positions.is_some() {
                 let next = self
+                    .book
                     .last_write
                     .map_or(Duration::ZERO, |t| self.sync_interval.saturating_sub(t.elapsed()));
                 timeout = timeout.min(next);
@@ -1187,7 +1203,7 @@ impl Agent {
     /// What becomes of lines not shipped, for the message at the end.
     fn fate(&self) -> String {
         let mut parts = Vec::new();
-        if !self.patterns.is_empty() || self.docker_rx.is_some() {
+        if !self.patterns.is_empty() || self.docker.rx.is_some() {
             parts.push(if self.positions.is_some() {
                 "those of files are read again at the next start (--positions)"
             } else {
@@ -1221,7 +1237,7 @@ impl Agent {
             &self.pipe.stats,
             &self.file_metrics(),
             pending,
-            self.errors.clone(),
+            self.book.errors.clone(),
         );
         if self.quiet {
             return Ok(());
@@ -1242,11 +1258,11 @@ impl Agent {
                             metrics::page(&self.pipe.stats, &self.file_metrics(), homelab_core::unix_now());
                         out.page(&page)?;
                     }
-                    Format::Text => {
-                        let page =
-                            metrics::page(&self.pipe.stats, &self.file_metrics(), homelab_core::unix_now());
-                        out.table(&homelab_core::text::Table::from_page(&page))?;
-                    }
+                    Format::Text => out.raw(&crate::text::view(
+                        &summary,
+                        &self.pipe.stats,
+                        &self.file_metrics(),
+                    ))?,
                 }
             }
         }

@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, UNIX_EPOCH};
 
+use homelab_core::docker::{DockerArgs, FilterArgs};
 use serde::Deserialize;
 
 /// What the discovery thread knows about one container.
@@ -85,9 +86,9 @@ pub fn parse(line: &[u8]) -> Option<Entry<'_>> {
     })
 }
 
-/// RFC 3339 with up to nine fraction digits, as Docker writes it, to Unix ns.
+/// Docker's timestamp ([`homelab_core::docker::parse_time`]) in Unix ns.
 pub fn parse_time(s: &str) -> Option<u64> {
-    let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()?;
+    let t = homelab_core::docker::parse_time(s)?;
     u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_nanos()).ok()
 }
 
@@ -144,26 +145,15 @@ impl Joiner {
     }
 }
 
-/// `--docker-filter KEY=VALUE` pairs as the API wants them.
-pub fn filters(pairs: &[(String, String)]) -> HashMap<String, Vec<String>> {
-    let mut m: HashMap<String, Vec<String>> = HashMap::new();
-    for (k, v) in pairs {
-        m.entry(k.clone()).or_default().push(v.clone());
-    }
-    m
-}
-
 /// Starts the discovery thread: lists the containers (all, with the filters), then
 /// lists again after each container event; reconnects with a pause when the engine
 /// goes away. Each result goes to `tx`, and a byte to `wake` wakes the main loop.
-pub fn spawn(host: String, pairs: Vec<(String, String)>, tx: Sender<Update>, mut wake: UnixStream) {
+pub fn spawn(engine: DockerArgs, filter: FilterArgs, tx: Sender<Update>, mut wake: UnixStream) {
     std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match homelab_core::docker::runtime() {
             Ok(rt) => rt,
             Err(e) => {
-                let _ = tx.send(Update::Unavailable(homelab_core::Error::bug(format!(
-                    "starting the Docker client: {e}"
-                ))));
+                let _ = tx.send(Update::Unavailable(e));
                 let _ = wake.write_all(b"d");
                 return;
             }
@@ -171,7 +161,7 @@ pub fn spawn(host: String, pairs: Vec<(String, String)>, tx: Sender<Update>, mut
         rt.block_on(async move {
             let mut pause = Duration::from_millis(500);
             loop {
-                match follow(&host, &pairs, &tx, &mut wake).await {
+                match follow(&engine, &filter, &tx, &mut wake).await {
                     Ok(()) => pause = Duration::from_millis(500),
                     Err(e) => {
                         if tx.send(Update::Unavailable(e)).is_err() {
@@ -188,22 +178,24 @@ pub fn spawn(host: String, pairs: Vec<(String, String)>, tx: Sender<Update>, mut
 }
 
 async fn follow(
-    host: &str,
-    pairs: &[(String, String)],
+    engine: &DockerArgs,
+    filter: &FilterArgs,
     tx: &Sender<Update>,
     wake: &mut UnixStream,
 ) -> Result<(), homelab_core::Error> {
     use futures_util::StreamExt;
-    use homelab_core::docker::{MAX_RESPONSE_BYTES, connect, engine_error, host_or_default};
-    let host = host_or_default(Some(host));
-    let fail = |doing: &str, e: bollard::errors::Error| engine_error(host, doing, None, &e);
-    // Lists and inspects are capped in size; the event stream is long by nature.
-    let docker = connect(host, MAX_RESPONSE_BYTES)?
-        .negotiate_version()
+    use homelab_core::docker::{DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, connect, engine_error, within};
+    let host = engine.host();
+    let timeout = engine.timeout_or(DEFAULT_TIMEOUT);
+    let fail = |doing: &str, e: bollard::errors::Error| engine_error(host, doing, Some(timeout), &e);
+    let deadline = || tokio::time::Instant::now() + timeout;
+    let pairs = &filter.docker_filter;
+    // Lists and inspects are capped in size and time; the event stream is long by
+    // nature.
+    let docker = within(deadline(), connect(host, MAX_RESPONSE_BYTES)?.negotiate_version())
         .await
         .map_err(|e| fail("connecting", e))?;
-    let stream = connect(host, u64::MAX)?
-        .negotiate_version()
+    let stream = within(deadline(), connect(host, u64::MAX)?.negotiate_version())
         .await
         .map_err(|e| fail("connecting", e))?;
     let mut event_filters = HashMap::new();
@@ -225,7 +217,7 @@ async fn follow(
         Ok(())
     };
     send(
-        list(&docker, pairs)
+        within(deadline(), list(&docker, filter))
             .await
             .map_err(|e| fail("listing containers", e))?,
         wake,
@@ -233,7 +225,7 @@ async fn follow(
     while let Some(ev) = events.next().await {
         ev.map_err(|e| fail("following container events", e))?;
         send(
-            list(&docker, pairs)
+            within(deadline(), list(&docker, filter))
                 .await
                 .map_err(|e| fail("listing containers", e))?,
             wake,
@@ -244,12 +236,12 @@ async fn follow(
 
 async fn list(
     docker: &bollard::Docker,
-    pairs: &[(String, String)],
+    filter: &FilterArgs,
 ) -> Result<Vec<ContainerInfo>, bollard::errors::Error> {
     let summaries = docker
         .list_containers(Some(bollard::query_parameters::ListContainersOptions {
             all: true,
-            filters: Some(filters(pairs)),
+            filters: Some(filter.by_key()),
             ..Default::default()
         }))
         .await?;

@@ -19,12 +19,14 @@ pub mod rotation;
 pub mod sink;
 pub mod stdin;
 pub mod tail;
+pub mod text;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use homelab_core::args::{OutputArgs, RootArgs, examples_help, parse_duration, parse_interval};
+use homelab_core::docker::{DockerArgs, FilterArgs};
 use homelab_core::{Error, Exit, Format, Result};
 
 pub const TOOL: &str = "log-tail-ship";
@@ -92,20 +94,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub docker: bool,
 
-    /// Only containers matching this Docker API filter (repeatable), e.g.
-    /// label=com.docker.compose.project=homelab, name=web
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair, help_heading = "Sources")]
-    pub docker_filter: Vec<(String, String)>,
+    #[command(flatten)]
+    pub docker_filter: FilterArgs,
 
-    /// Docker engine address
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock",
-        help_heading = "Sources"
-    )]
-    pub docker_host: String,
+    #[command(flatten)]
+    pub docker_args: DockerArgs,
 
     /// Read lines from standard input (a pipe: no position is kept)
     #[arg(long, help_heading = "Sources")]
@@ -268,17 +261,6 @@ fn valid_label(k: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
-/// Reads a secret from a file (first line, trimmed).
-fn read_secret(path: &std::path::Path, what: &str) -> Result<String> {
-    let s = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading {what} {}", path.display()), e))?;
-    let s = s.lines().next().unwrap_or("").trim().to_string();
-    if s.is_empty() {
-        return Err(Error::config(format!("{what} {} is empty", path.display())));
-    }
-    Ok(s)
-}
-
 /// The checks clap cannot make.
 pub fn validate(cli: &Cli) -> Result<()> {
     if cli.files.is_empty() && !cli.docker && !cli.stdin && !cli.journal && cli.journal_dir.is_none() {
@@ -407,7 +389,7 @@ pub fn auth(cli: &Cli) -> Result<sink::Auth> {
     }
     if let Some(user) = &cli.basic_auth_user {
         let password = match &cli.basic_auth_password_file {
-            Some(p) => read_secret(p, "--basic-auth-password-file")?,
+            Some(p) => homelab_core::fs::read_secret(p, "--basic-auth-password-file")?,
             None => env_var("LOKI_PASSWORD").ok_or_else(|| {
                 Error::config("--basic-auth-user needs a password")
                     .hint("give --basic-auth-password-file or set LOG_TAIL_SHIP_LOKI_PASSWORD")
@@ -422,7 +404,10 @@ pub fn auth(cli: &Cli) -> Result<sink::Auth> {
         return Err(Error::usage("--basic-auth-password-file needs --basic-auth-user"));
     }
     if let Some(p) = &cli.bearer_token_file {
-        return Ok(sink::Auth::Bearer(read_secret(p, "--bearer-token-file")?));
+        return Ok(sink::Auth::Bearer(homelab_core::fs::read_secret(
+            p,
+            "--bearer-token-file",
+        )?));
     }
     if let Some(t) = env_var("LOKI_BEARER_TOKEN")
         && !t.trim().is_empty()

@@ -7,8 +7,8 @@
 //! gets the very timestamp it had the first time, and Loki drops the copy.
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use homelab_core::exit::describe_io;
@@ -144,37 +144,20 @@ fn check_values(f: &PositionsFile) -> Result<(), String> {
 /// Writes the positions file atomically: a temporary file beside it, fsync, rename,
 /// fsync of the directory.
 pub fn save(path: &Path, file: &PositionsFile) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let fail = |doing: &str, e: io::Error| {
-        let _ = fs::remove_file(&tmp);
-        let code = match e.kind() {
+    let body = serde_json::to_vec(file).map_err(|e| Error::bug(format!("serialising positions: {e}")))?;
+    let tmp = homelab_core::fs::tmp_beside(path);
+    homelab_core::fs::write_atomic(path, &tmp, &[body.as_slice(), b"\n"], None).map_err(|w| {
+        let code = match w.err.kind() {
             io::ErrorKind::PermissionDenied => Exit::NoPerm,
             io::ErrorKind::NotFound => Exit::CantCreate,
             _ => Exit::IoErr,
         };
-        Error::new(code, format!("{doing} {}: {}", tmp.display(), describe_io(&e)))
-            .hint("check that the directory of --positions exists, is writable and has free space")
-    };
-    let body = serde_json::to_vec(file).map_err(|e| Error::bug(format!("serialising positions: {e}")))?;
-    let mut f = fs::File::create(&tmp).map_err(|e| fail("creating", e))?;
-    f.write_all(&body)
-        .and_then(|_| f.write_all(b"\n"))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| fail("writing", e))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(|e| fail("renaming", e))?;
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+        Error::new(
+            code,
+            format!("{} {}: {}", w.doing, w.tmp.display(), describe_io(&w.err)),
+        )
+        .hint("check that the directory of --positions exists, is writable and has free space")
+    })
 }
 
 /// The timestamp (Unix ns) of a line starting at `offset`, from the anchors; `None`

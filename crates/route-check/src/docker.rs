@@ -1,6 +1,6 @@
-//! The Docker source: containers read through the Docker API ([`docker_api`]: plain
-//! HTTP on the socket, every answer size-capped and the whole exchange under one
-//! deadline; unversioned paths, so any engine answers in its own API version). From each container come its
+//! The Docker source: containers read through the Docker API (homelab-core's
+//! [`Getter`]: every answer size-capped and the whole exchange under one deadline;
+//! unversioned paths, so any engine answers in its own API version). From each container come its
 //! routers (the `traefik.*` labels, with Traefik's defaults for missing names) and
 //! its back doors (ports published on a non-loopback address, host networking).
 
@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::docker_api;
+use homelab_core::docker::{Getter, MAX_RESPONSE_BYTES};
+
 use crate::routes::{RouteSpec, Source};
 use crate::traefik_api::expand;
 
@@ -81,16 +82,6 @@ pub fn parse_allow(s: &str) -> Result<Allow, String> {
             port: None,
         }),
         None => Err("give CONTAINER or CONTAINER:PORT".into()),
-    }
-}
-
-/// A docker list filter, `KEY=VALUE` (as `docker ps --filter`).
-pub fn parse_filter(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!(
-            "{s:?} is not KEY=VALUE (e.g. label=traefik.enable=true, name=grafana)"
-        )),
     }
 }
 
@@ -325,13 +316,14 @@ struct Binding {
 
 /// Reads the running containers that match `filters` through the Docker API, the
 /// whole exchange (the list, then one inspect per container) within `timeout`, and
-/// each answer at most [`docker_api::MAX_RESPONSE_BYTES`].
+/// each answer at most [`MAX_RESPONSE_BYTES`].
 pub fn list(
     host: &str,
     filters: &[(String, String)],
     timeout: Duration,
 ) -> Result<Vec<ContainerInfo>, String> {
-    let engine = docker_api::Engine::new(host, timeout).map_err(|e| format!("Docker at {host:?}: {e}"))?;
+    let engine = Getter::new(host, timeout, MAX_RESPONSE_BYTES).map_err(|e| e.to_string())?;
+    let host = engine.host().to_string();
     let mut f: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (k, v) in filters {
         f.entry(k.as_str()).or_default().push(v.as_str());
@@ -339,13 +331,15 @@ pub fn list(
     let mut path = "/containers/json".to_string();
     if !f.is_empty() {
         let json = serde_json::to_string(&f).map_err(|e| format!("encoding the filters: {e}"))?;
-        path.push_str(&format!("?filters={}", docker_api::encode(&json)));
+        path.push_str(&format!("?filters={}", encode(&json)));
     }
-    let (status, body) = engine.get(&path)?;
+    let (status, body) = engine
+        .get(&path, "listing containers")
+        .map_err(|e| e.to_string())?;
     if status != 200 {
         return Err(format!(
             "Docker at {host}: GET /containers/json: HTTP {status}: {}",
-            docker_api::error_message(&body)
+            error_message(&body)
         ));
     }
     let summaries: Vec<Summary> = serde_json::from_slice(&body)
@@ -389,8 +383,10 @@ pub fn list(
         }
         // The configured bindings: what the engine publishes (or will on a restart),
         // also when the list shows nothing (a container that cannot bind them now).
-        let inspect_path = format!("/containers/{}/json", docker_api::encode(&id));
-        let (status, body) = engine.get(&inspect_path)?;
+        let inspect_path = format!("/containers/{}/json", encode(&id));
+        let (status, body) = engine
+            .get(&inspect_path, &format!("inspecting {}", c.name))
+            .map_err(|e| e.to_string())?;
         match status {
             200 => {}
             // Gone between the list and the inspect: nothing to report.
@@ -399,7 +395,7 @@ pub fn list(
                 return Err(format!(
                     "Docker at {host}: GET /containers/{}/json: HTTP {status}: {}",
                     c.name,
-                    docker_api::error_message(&body)
+                    error_message(&body)
                 ));
             }
         }
@@ -445,6 +441,34 @@ pub fn list(
     Ok(out)
 }
 
+/// Percent-encodes a query value or path segment (everything but unreserved bytes).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The `message` of an engine's error answer, or the start of the body.
+pub fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Msg {
+        message: String,
+    }
+    match serde_json::from_slice::<Msg>(body) {
+        Ok(m) => m.message.chars().filter(|c| !c.is_control()).take(200).collect(),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)])
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +484,18 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn encoding() {
+        assert_eq!(
+            encode("{\"label\":[\"a=b\"]}"),
+            "%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"
+        );
+        assert_eq!(
+            error_message(br#"{"message":"No such container: x"}"#),
+            "No such container: x"
+        );
     }
 
     #[test]
@@ -570,8 +606,6 @@ mod tests {
     fn names_normalize_like_traefik() {
         assert_eq!(normalize("ollama_homelab"), "ollama-homelab");
         assert_eq!(normalize("a..b__c"), "a-b-c");
-        assert!(parse_filter("label=hlt.test=x").is_ok());
-        assert!(parse_filter("label").is_err());
         assert!(parse_allow("x:notaport").is_err());
     }
 }

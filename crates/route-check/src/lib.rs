@@ -8,13 +8,13 @@
 //! and the `route_*` Prometheus page. Each source has its own module.
 
 pub mod docker;
-pub mod docker_api;
 pub mod http;
 pub mod metrics;
 pub mod probe;
 pub mod report;
 pub mod routes;
 pub mod rule;
+pub mod table;
 pub mod tls;
 pub mod traefik_api;
 
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use homelab_core::args::{examples_help, parse_interval};
 use homelab_core::check::worst;
+use homelab_core::docker::{DockerArgs, FilterArgs};
 use homelab_core::run::run_rounds;
-use homelab_core::text::Table;
 use homelab_core::{Alert, CommonArgs, Error, Exit, Format, Output, Result, Root, Severity};
 
 use probe::{Probe, Settings};
@@ -120,20 +120,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Sources")]
     pub docker: bool,
 
-    /// The Docker engine (unix:// socket or tcp://; empty means the default socket)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock",
-        help_heading = "Sources"
-    )]
-    pub docker_host: String,
+    #[command(flatten)]
+    pub docker_args: DockerArgs,
 
-    /// Only containers matching this Docker filter, as docker ps --filter (e.g.
-    /// label=com.docker.compose.project=homelab); repeatable
-    #[arg(long = "docker-filter", alias = "filter", value_name = "KEY=VALUE", value_parser = docker::parse_filter, help_heading = "Sources")]
-    pub filter: Vec<(String, String)>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Treat containers without traefik.enable as enabled, as Traefik does when its
     /// Docker provider has exposedByDefault=true (ours sets false)
@@ -275,23 +266,6 @@ fn parse_days(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// What a person reads in the text view: control characters (from a rule, a
-/// router's name, an error) shown escaped, never sent to the terminal.
-fn printable(s: &str) -> String {
-    if !s.contains(|c: char| c.is_control()) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 /// Everything fixed for the whole run.
 struct Plan {
     settings: Settings,
@@ -340,9 +314,7 @@ fn plan(cli: &Cli) -> Result<Plan> {
         .transpose()?;
     let auth = match &cli.traefik_api_auth_file {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Error::io(format!("--traefik-api-auth-file {}", p.display()), e))?;
-            let line = text.lines().next().unwrap_or("").trim().to_string();
+            let line = homelab_core::fs::read_secret(p, "--traefik-api-auth-file")?;
             if !line.contains(':') {
                 return Err(Error::data(format!(
                     "--traefik-api-auth-file {}: expected one line user:password",
@@ -475,11 +447,9 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
     let mut containers = None;
     if cli.docker {
         // An empty DOCKER_HOST means the default socket, as for the docker CLI.
-        let docker_host = match cli.docker_host.trim() {
-            "" => docker_api::DEFAULT_HOST.to_string(),
-            h => h.to_string(),
-        };
-        match docker::list(&docker_host, &cli.filter, plan.settings.timeout) {
+        let docker_host = cli.docker_args.host().to_string();
+        let timeout = cli.docker_args.timeout_or(plan.settings.timeout);
+        match docker::list(&docker_host, &cli.filter.docker_filter, timeout) {
             Ok(cs) => {
                 let mut n = 0;
                 for c in &cs {
@@ -549,84 +519,6 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
     }
 }
 
-/// The text view: routes, back doors, then findings.
-pub fn tables(round: &Round) -> Vec<Table> {
-    let mut routes = Table::new(&[
-        "ROUTER", "HOST", "STATUS", "TLS", "DAYS", "REDIRECT", "SEVERITY", "PROBLEM",
-    ]);
-    for (r, problem) in round.routes.iter().zip(&round.route_problems) {
-        let host = match (&r.server_name, r.path.as_str()) {
-            (Some(h), "/") => h.clone(),
-            (Some(h), p) => format!("{h}{p}"),
-            (None, _) => "-".into(),
-        };
-        routes.row(
-            [
-                r.router.clone(),
-                host,
-                r.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-                r.tls_version.clone().unwrap_or_else(|| "-".into()),
-                r.cert_days_left
-                    .map(|d| format!("{d:.1}"))
-                    .unwrap_or_else(|| "-".into()),
-                match r.redirect_ok {
-                    Some(true) => "yes".into(),
-                    Some(false) => "NO".into(),
-                    None => "-".into(),
-                },
-                severity_word(r.severity).into(),
-                problem.clone(),
-            ]
-            .map(|c: String| printable(&c)),
-        );
-    }
-    let mut out = vec![routes];
-    if !round.bypasses.is_empty() {
-        let mut b = Table::new(&["CONTAINER", "ADDRESS", "PORT", "TO", "REASON", "SEVERITY"]);
-        for rec in &round.bypasses {
-            let x = &rec.bypass;
-            b.row(
-                [
-                    x.container.clone(),
-                    x.address.clone(),
-                    x.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into()),
-                    x.container_port
-                        .map(|p| format!("{p}/{}", x.protocol.as_deref().unwrap_or("tcp")))
-                        .unwrap_or_else(|| "-".into()),
-                    serde_json::to_value(x.reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    if x.allowed {
-                        "allowed".into()
-                    } else {
-                        severity_word(rec.severity).into()
-                    },
-                ]
-                .map(|c: String| printable(&c)),
-            );
-        }
-        out.push(b);
-    }
-    let bad: Vec<&Alert> = round.alerts.iter().filter(|a| a.check == "source").collect();
-    if !bad.is_empty() {
-        let mut t = Table::new(&["SOURCE", "PROBLEM"]);
-        for a in bad {
-            t.row([printable(&a.subject), printable(&a.message)]);
-        }
-        out.push(t);
-    }
-    out
-}
-
-fn severity_word(s: Severity) -> &'static str {
-    match s {
-        Severity::Ok => "ok",
-        Severity::Warning => "warning",
-        Severity::Critical => "CRITICAL",
-    }
-}
-
 pub fn run(cli: Cli) -> Result<Exit> {
     let plan = plan(&cli)?;
     let root = Root::open(&cli.common.root.root)?;
@@ -675,7 +567,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
             out.page(&page)?;
         }
         if text {
-            for (i, t) in tables(&round).iter().enumerate() {
+            for (i, t) in table::tables(&round).iter().enumerate() {
                 if i > 0 {
                     out.raw("\n")?;
                 }

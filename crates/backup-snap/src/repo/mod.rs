@@ -16,7 +16,7 @@ pub use pack::{PackReader, PackWriter, TrailerEntry};
 
 use std::borrow::Cow;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -355,21 +355,8 @@ impl Repo {
     /// Writes `bytes` to `dest` through a temporary file: complete or absent.
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = self.tmp_path("file");
-        let result = (|| {
-            let mut f = create_file(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, dest)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(write_error(format!("writing {}", dest.display()), e));
-        }
-        if let Some(parent) = dest.parent() {
-            fsync_dir(parent);
-        }
-        Ok(())
+        homelab_core::fs::write_atomic(dest, &tmp, &[bytes], Some(FILE_MODE))
+            .map_err(|w| write_error(format!("writing {}", dest.display()), w.err))
     }
 
     pub fn pack_path(&self, id: &Id) -> PathBuf {

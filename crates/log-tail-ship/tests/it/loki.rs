@@ -317,3 +317,31 @@ fn a_file_opened_empty_during_an_outage_then_copytruncated_loses_nothing() {
     all.sort();
     assert_eq!(got, all);
 }
+
+/// Issue 21 part 5: `--format text` with Loki is a summary a person reads, in words
+/// and units, not the Prometheus names and raw counts of the metrics page.
+#[test]
+fn the_text_summary_is_words_and_units() {
+    let rx = Receiver::start();
+    let mut child = crate::common::ship()
+        .args(["--stdin", "--loki", &rx.url(), "--format", "text"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"a\nbb\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("logship_"), "{text}");
+    assert!(text.contains("shipped"), "{text}");
+    assert!(text.contains("2 lines (3 B)"), "{text}");
+    assert!(text.contains("stdin"), "{text}");
+    assert_eq!(rx.lines(), ["a", "bb"]);
+}

@@ -1,296 +1,21 @@
-//! Where lines go: Loki's push API (JSON, gzip, batches by size and time) or JSON
-//! lines on stdout. A sink says when a batch was accepted; only then do the files'
-//! acknowledged offsets move.
+//! JSON lines on standard output (`--stdout`): blocks of lines formatted on worker
+//! threads and written in order, the write being the acknowledgement.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use homelab_core::{Error, Output, OutputArgs, Result};
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::TOOL;
 use crate::json::{self, StampCache};
-use crate::pipeline::{Filter, Labels, Scan, SourceId, StreamId, Streams, truncate};
+use crate::pipeline::{Filter, Labels, Scan, SourceId, StreamId, truncate};
 use crate::positions;
 
-/// What one push attempt came to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Stored (any 2xx; for stdout: written and flushed).
-    Accepted,
-    /// Refused for good (400, 413): Loki stored the valid entries of the batch
-    /// already, so it is not sent again.
-    Rejected(String),
-    /// Worth retrying after a pause (connection error, 429, 5xx, auth or URL errors).
-    Retry(String),
-    /// Can never work as configured (https:// to a server that speaks plain HTTP): the
-    /// run ends, nothing acknowledged.
-    Failed(String),
-}
-
-/// How a Loki answer is treated (pure, for tests).
-pub fn classify(status: u16, body: &str) -> Outcome {
-    let reason = || {
-        let b: String = body.trim().chars().take(300).collect();
-        if b.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status}: {b}")
-        }
-    };
-    match status {
-        200..=299 => Outcome::Accepted,
-        400 | 413 => Outcome::Rejected(reason()),
-        _ => Outcome::Retry(reason()),
-    }
-}
-
-/// A request that got no HTTP answer: worth retrying (connection refused, timeouts,
-/// names that do not resolve yet), or never going to work as configured. `url` holds
-/// no credentials (see [`crate::LokiUrl`]).
-pub fn transport_outcome(url: &str, e: &ureq::Error) -> Outcome {
-    // rustls reports its errors through the stream, as InvalidData carrying them.
-    let tls = match e {
-        ureq::Error::Rustls(r) => Some(r),
-        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
-        _ => None,
-    };
-    match (e, tls) {
-        // The first bytes back were no TLS record: a plain HTTP server, most likely.
-        (_, Some(rustls::Error::InvalidMessage(_))) => Outcome::Failed(format!(
-            "{url}: the server does not speak TLS ({e}): if it serves plain HTTP, give an http:// URL"
-        )),
-        (
-            ureq::Error::BadUri(_)
-            | ureq::Error::Http(_)
-            | ureq::Error::RequireHttpsOnly(_)
-            | ureq::Error::TlsRequired,
-            _,
-        ) => Outcome::Failed(format!("{url}: {e}")),
-        _ => Outcome::Retry(format!("{url}: {e}")),
-    }
-}
-
-/// Lines waiting to be pushed, grouped by stream, each stream's entries kept already
-/// encoded (`["<ns>","<line>"],...`): no allocation per line, and the push body is a
-/// few large writes into the compressor.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Per stream in the batch (or kept from earlier ones, then empty): its entries.
-    streams: Vec<(StreamId, Vec<u8>)>,
-    /// Stream id → its place in `streams`.
-    index: Vec<Option<usize>>,
-    /// Size of the encoded entries.
-    pub bytes: usize,
-    /// Size of the lines themselves (`logship_bytes_shipped_total`).
-    pub line_bytes: u64,
-    pub lines: u64,
-    pub first_at: Option<Instant>,
-}
-
-impl Batch {
-    /// Entry buffers are kept from batch to batch (no fresh pages to fault in for
-    /// every batch) while they hold at most this much together.
-    const KEEP_BYTES: usize = 4 * 1024 * 1024;
-
-    /// Adds a line (bytes that should be UTF-8; see [`json::push_lossy`]).
-    pub fn add(&mut self, stream: StreamId, ts_ns: u64, line: &[u8]) {
-        if self.index.len() <= stream {
-            self.index.resize(stream + 1, None);
-        }
-        let i = *self.index[stream].get_or_insert_with(|| {
-            self.streams.push((stream, Vec::new()));
-            self.streams.len() - 1
-        });
-        let values = &mut self.streams[i].1;
-        let before = values.len();
-        if before > 0 {
-            values.push(b',');
-        }
-        // Loki wants the nanoseconds as a string.
-        values.extend_from_slice(b"[\"");
-        json::push_u64(values, ts_ns);
-        values.extend_from_slice(b"\",");
-        let text_len = json::push_lossy(values, line);
-        values.push(b']');
-        self.bytes += values.len() - before;
-        self.line_bytes += text_len as u64;
-        self.lines += 1;
-        self.first_at.get_or_insert_with(Instant::now);
-    }
-
-    pub fn clear(&mut self) {
-        let held: usize = self.streams.iter().map(|s| s.1.capacity()).sum();
-        if held <= Self::KEEP_BYTES {
-            self.streams.iter_mut().for_each(|s| s.1.clear());
-        } else {
-            self.streams.clear();
-            self.index.clear();
-        }
-        self.bytes = 0;
-        self.line_bytes = 0;
-        self.lines = 0;
-        self.first_at = None;
-    }
-
-    /// The push body: `{"streams":[{"stream":{labels},"values":[["ns","line"],...]}]}`.
-    pub fn to_json(&self, streams: &Streams, out: &mut impl Write) -> io::Result<()> {
-        out.write_all(b"{\"streams\":[")?;
-        let mut head = Vec::new();
-        let in_batch = self.streams.iter().filter(|s| !s.1.is_empty());
-        for (n, (id, values)) in in_batch.enumerate() {
-            head.clear();
-            if n > 0 {
-                head.push(b',');
-            }
-            head.extend_from_slice(b"{\"stream\":");
-            serde_json::to_writer(&mut head, &LabelMap(streams.labels(*id))).map_err(io::Error::other)?;
-            head.extend_from_slice(b",\"values\":[");
-            out.write_all(&head)?;
-            out.write_all(values)?;
-            out.write_all(b"]}")?;
-        }
-        out.write_all(b"]}")
-    }
-}
-
-/// A label set serialised as a JSON object.
-pub struct LabelMap<'a>(pub &'a Labels);
-
-impl Serialize for LabelMap<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-/// How to authenticate to Loki (read from a file or the environment, never argv).
-#[derive(Debug, Clone)]
-pub enum Auth {
-    None,
-    Basic { user: String, password: String },
-    Bearer(String),
-}
-
-impl Auth {
-    fn header(&self) -> Option<String> {
-        use base64::Engine;
-        match self {
-            Auth::None => None,
-            Auth::Basic { user, password } => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            )),
-            Auth::Bearer(t) => Some(format!("Bearer {t}")),
-        }
-    }
-}
-
-/// The Loki push client.
-pub struct Loki {
-    url: String,
-    tenant: Option<String>,
-    auth: Option<String>,
-    agent: ureq::Agent,
-    pub batch: Batch,
-    /// The gzipped body of the batch being pushed (kept across retries), once built.
-    body: Vec<u8>,
-    body_ready: bool,
-    pub batch_bytes: usize,
-    pub batch_wait: Duration,
-}
-
-impl std::fmt::Debug for Loki {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loki")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Loki {
-    pub fn new(
-        base: &str,
-        tenant: Option<String>,
-        auth: &Auth,
-        timeout: Duration,
-        batch_bytes: usize,
-        batch_wait: Duration,
-    ) -> Loki {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .user_agent(concat!("log-tail-ship/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        Loki {
-            url: format!("{}/loki/api/v1/push", base.trim_end_matches('/')),
-            tenant,
-            auth: auth.header(),
-            agent,
-            batch: Batch::default(),
-            body: Vec::new(),
-            body_ready: false,
-            batch_bytes,
-            batch_wait,
-        }
-    }
-
-    /// One attempt to push the current batch.
-    pub fn push(&mut self, streams: &Streams) -> Outcome {
-        if !self.body_ready {
-            // The JSON goes straight into the compressor in a few large writes (the
-            // entries of each stream are one buffer); the body's buffer is reused.
-            let mut buf = std::mem::take(&mut self.body);
-            buf.clear();
-            let mut gz = flate2::write::GzEncoder::new(buf, flate2::Compression::fast());
-            if let Err(e) = self.batch.to_json(streams, &mut gz) {
-                return Outcome::Retry(format!("building the push body: {e}"));
-            }
-            match gz.finish() {
-                Ok(b) => self.body = b,
-                Err(e) => return Outcome::Retry(format!("compressing the push body: {e}")),
-            }
-            self.body_ready = true;
-        }
-        let mut req = self
-            .agent
-            .post(&self.url)
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip");
-        if let Some(t) = &self.tenant {
-            req = req.header("X-Scope-OrgID", t);
-        }
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        match req.send(&self.body[..]) {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let text = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(64 * 1024)
-                    .read_to_string()
-                    .unwrap_or_default();
-                classify(status, &text)
-            }
-            Err(e) => transport_outcome(&self.url, &e),
-        }
-    }
-
-    pub fn done(&mut self) {
-        self.batch.clear();
-        self.body_ready = false;
-    }
-}
+use super::{LabelMap, Shipped, now_ns};
 
 /// A `kind: line` record on stdout.
 #[derive(Serialize)]
@@ -467,7 +192,7 @@ pub struct BlockCounts {
 }
 
 impl RawBatch {
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.text.clear();
         self.lines.clear();
         self.heads.clear();
@@ -509,8 +234,8 @@ impl Block {
         let text = std::str::from_utf8(&buf[self.range.clone()]).ok();
         // A literal is searched once per block (as grep does), not once per line:
         // the one literal --drop directly, other filters through their scan. The direct
-        // way is Scan's for one needle, without its generality: through pass_in the
-        // benchmark's lines took 6 % more instructions (valgrind, 200,000 lines).
+        // way is Scan's for one needle, without its generality, which costs
+        // instructions on every line.
         let literal = self.filter.drop_literal();
         let mut next_match: Option<usize> = None;
         let mut scan = Scan::default();
@@ -605,8 +330,8 @@ impl StdoutSink {
     const BATCH_BYTES: usize = 512 * 1024;
     /// Full batches handed to the formatters between two pushes, at most: bounds what is
     /// written but not yet acknowledged (sent again after a crash) while a file grows
-    /// faster than stdout is read, to 16 MiB of lines (8 MiB in blocks of 256 KiB; a
-    /// push every 4 MiB was about 4 % slower at catching up). After a crash, lines
+    /// faster than stdout is read, to 16 MiB of lines (pushing more often slows
+    /// catching up). After a crash, lines
     /// acknowledged since the last positions write (up to `--sync-interval` of them)
     /// are sent again anyway.
     const AHEAD_BATCHES: u32 = 32;
@@ -790,7 +515,7 @@ impl StdoutSink {
     }
 
     /// Writes and flushes every line added; returns what was shipped.
-    fn write(&mut self) -> Result<Shipped> {
+    pub(super) fn write(&mut self) -> Result<Shipped> {
         self.hand_off()?;
         while self.in_flight > 0 {
             self.wait_one()?;
@@ -803,7 +528,7 @@ impl StdoutSink {
         std::mem::take(&mut self.counts)
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.batches_handed = 0;
         self.handed = 0;
         self.blocks = 0;
@@ -816,144 +541,10 @@ impl StdoutSink {
     }
 }
 
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// What a push delivered: lines, and their text bytes.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Shipped {
-    pub lines: u64,
-    pub bytes: u64,
-}
-
-/// Where lines go.
-pub enum Sink {
-    Loki(Box<Loki>),
-    Stdout(Box<StdoutSink>),
-}
-
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Sink::Loki(l) => l.fmt(f),
-            Sink::Stdout(s) => f.debug_struct("Stdout").field("pending", &s.pending()).finish(),
-        }
-    }
-}
-
-impl Sink {
-    /// Adds a line: bytes that should be UTF-8 (each invalid sequence becomes U+FFFD).
-    pub fn add(&mut self, streams: &Streams, stream: StreamId, ts_ns: u64, line: &[u8]) -> Result<()> {
-        match self {
-            Sink::Loki(l) => {
-                l.batch.add(stream, ts_ns, line);
-                Ok(())
-            }
-            Sink::Stdout(s) => s.add(streams.labels(stream), stream, ts_ns, line),
-        }
-    }
-
-    /// Lines added and not yet accepted.
-    pub fn pending(&self) -> u64 {
-        match self {
-            Sink::Loki(l) => l.batch.lines,
-            Sink::Stdout(s) => s.pending(),
-        }
-    }
-
-    /// Whether the batch is as big as it may get.
-    pub fn full(&self) -> bool {
-        match self {
-            Sink::Loki(l) => l.batch.bytes >= l.batch_bytes,
-            Sink::Stdout(s) => s.full(),
-        }
-    }
-
-    /// When the batch must go out even if more lines could come.
-    pub fn deadline(&self) -> Option<Instant> {
-        match self {
-            Sink::Loki(l) => l.batch.first_at.map(|t| t + l.batch_wait),
-            Sink::Stdout(s) => (s.pending() > 0).then(Instant::now),
-        }
-    }
-
-    /// One attempt to deliver what is pending. Returns the outcome and, when accepted,
-    /// what was shipped.
-    pub fn push(&mut self, streams: &Streams) -> Result<(Outcome, Shipped)> {
-        match self {
-            Sink::Loki(l) => {
-                let shipped = Shipped {
-                    lines: l.batch.lines,
-                    bytes: l.batch.line_bytes,
-                };
-                let o = l.push(streams);
-                if o != Outcome::Accepted {
-                    return Ok((o, Shipped::default()));
-                }
-                Ok((o, shipped))
-            }
-            Sink::Stdout(s) => Ok((Outcome::Accepted, s.write()?)),
-        }
-    }
-
-    /// Forgets the pending batch (after it was accepted or rejected).
-    pub fn done(&mut self) {
-        match self {
-            Sink::Loki(l) => l.done(),
-            Sink::Stdout(s) => s.clear(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn push_body_has_string_nanoseconds_and_label_objects() {
-        let mut s = Streams::default();
-        let a = s.id(&[("job", "x"), ("host", "pi")]);
-        let mut b = Batch::default();
-        b.add(a, 1_570_818_238_000_000_000, b"fizz \"buzz\"");
-        b.add(a, 1_570_818_238_000_000_001, b"\0nul");
-        let c = s.id(&[("job", "y")]);
-        b.add(c, 1, b"other \xffstream");
-        let mut out = Vec::new();
-        b.to_json(&s, &mut out).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"streams":[{"stream":{"host":"pi","job":"x"},"values":[["1570818238000000000","fizz \"buzz\""],["1570818238000000001","\u0000nul"]]},{"stream":{"job":"y"},"values":[["1","other �stream"]]}]}"#
-        );
-        assert_eq!((b.lines, b.line_bytes), (3, 11 + 4 + 15));
-        // The next batch: only the streams it has lines of.
-        b.clear();
-        assert_eq!((b.lines, b.line_bytes, b.bytes), (0, 0, 0));
-        b.add(c, 2, b"again");
-        let mut out = Vec::new();
-        b.to_json(&s, &mut out).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"streams":[{"stream":{"job":"y"},"values":[["2","again"]]}]}"#
-        );
-        assert_eq!(b.bytes, r#"["2","again"]"#.len());
-    }
-
-    #[test]
-    fn loki_answers() {
-        assert_eq!(classify(204, ""), Outcome::Accepted);
-        assert_eq!(classify(200, "ok"), Outcome::Accepted);
-        assert!(
-            matches!(classify(400, "line too long"), Outcome::Rejected(r) if r == "HTTP 400: line too long")
-        );
-        assert!(matches!(classify(413, ""), Outcome::Rejected(_)));
-        for s in [429, 500, 502, 503, 401, 403, 404] {
-            assert!(matches!(classify(s, ""), Outcome::Retry(_)), "{s}");
-        }
-    }
+    use crate::pipeline::Streams;
 
     #[test]
     fn stdout_records_are_what_the_envelope_renders() {
