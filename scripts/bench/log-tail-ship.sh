@@ -158,7 +158,7 @@ PY
       if [ $pos = with ]; then
         python3 -c 'import json,os,sys; p=json.load(open(sys.argv[1])); sys.exit(0 if len(p["files"])==int(sys.argv[2]) and all(e["offset"]==os.path.getsize(e["path"]) for e in p["files"]) else 1)' "$fdir.json" "$n" 2>/dev/null && break
       else
-        [ "$(wc -l <"$fdir.out")" -ge $((3 * n)) ] && break
+        [ "$(wc -l <"$fdir.out" 2>/dev/null || echo 0)" -ge $((3 * n)) ] && break
       fi
       sleep 0.1
     done

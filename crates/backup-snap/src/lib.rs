@@ -52,7 +52,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "Back up n8n's data folder with a consistent copy of its live SQLite database",
-        "backup-snap --repo /mnt/usb/backup create --job n8n --sqlite /srv/n8n/.n8n/database.sqlite /srv/n8n/.n8n",
+        "backup-snap --repo /mnt/usb/backup create --job n8n --sqlite /srv/n8n/database.sqlite /srv/n8n",
     ),
     (
         "Dump a Postgres database from its container and back up compose files, from cron",
@@ -64,7 +64,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "Restore one folder of the newest n8n snapshot",
-        "backup-snap --repo /mnt/usb/backup restore latest:n8n /tmp/restore --path /srv/n8n/.n8n",
+        "backup-snap --repo /mnt/usb/backup restore latest:n8n /tmp/restore --path /srv/n8n",
     ),
     (
         "Read a seventh of the data each day, all of it every week",
