@@ -10,7 +10,9 @@
 # the data is changed in scattered places (64 KiB at 10 places in each binary, 1 %
 # of the database's rows, 20 text files) and a second backup is taken; then
 # verify --read-data (restic check --read-data, borg check --verify-data, zstd -t);
-# then a restore into an empty directory. The changed files are put back from a
+# then a restore into an empty directory; then a copy of both snapshots into a second,
+# new repository (backup-snap copy --to against restic copy, the target encrypted
+# with its own key when the source is; borg 1.2 and tar have no counterpart). The changed files are put back from a
 # pristine copy before the next run. Wall time and peak RSS (GNU time) per step,
 # repository growth (du) per backup.
 #
@@ -105,6 +107,8 @@ results=$base/results.jsonl
 : >"$results"
 key=$base/key
 head -c 32 /dev/urandom >"$key"
+key2=$base/key2
+head -c 32 /dev/urandom >"$key2"
 
 for run in $(seq "$runs"); do
   for tool in backup-snap backup-snap-enc restic borg tar-zstd; do
@@ -114,32 +118,39 @@ for run in $(seq "$runs"); do
       backup-snap) "$bs" --repo "$repo" -q init
         b1=(once "$bs" --repo "$repo" -q create --job bench "$corpus"); b2=("${b1[@]}")
         ver=(once "$bs" --repo "$repo" -q verify --read-data)
-        res=(once "$bs" --repo "$repo" -q restore latest "$work/restore") ;;
+        res=(once "$bs" --repo "$repo" -q restore latest "$work/restore")
+        "$bs" --repo "$work/copy" -q init
+        cpy=(once "$bs" --repo "$repo" -q copy --to "$work/copy") ;;
       backup-snap-enc) "$bs" --repo "$repo" --key-file "$key" -q init
         b1=(once "$bs" --repo "$repo" --key-file "$key" -q create --job bench "$corpus"); b2=("${b1[@]}")
         ver=(once "$bs" --repo "$repo" --key-file "$key" -q verify --read-data)
-        res=(once "$bs" --repo "$repo" --key-file "$key" -q restore latest "$work/restore") ;;
+        res=(once "$bs" --repo "$repo" --key-file "$key" -q restore latest "$work/restore")
+        "$bs" --repo "$work/copy" --key-file "$key2" -q init
+        cpy=(once "$bs" --repo "$repo" --key-file "$key" -q copy --to "$work/copy" --to-key-file "$key2") ;;
       restic) restic -q -r "$repo" init >/dev/null
         b1=(once restic -q -r "$repo" backup "$corpus"); b2=("${b1[@]}")
         ver=(once restic -q -r "$repo" check --read-data)
-        res=(once restic -q -r "$repo" restore latest --target "$work/restore") ;;
+        res=(once restic -q -r "$repo" restore latest --target "$work/restore")
+        RESTIC_FROM_PASSWORD=bench restic -q -r "$work/copy" init --from-repo "$repo" --copy-chunker-params >/dev/null
+        cpy=(once env RESTIC_FROM_PASSWORD=bench restic -q -r "$work/copy" copy --from-repo "$repo") ;;
       borg) borg init -e repokey "$repo"
         b1=(once borg create "$repo::first" "$corpus"); b2=(once borg create "$repo::second" "$corpus")
         ver=(once borg check --verify-data "$repo")
-        res=(once sh -c "cd '$work/restore' && borg extract '$repo::second'") ;;
+        res=(once sh -c "cd '$work/restore' && borg extract '$repo::second'"); cpy=() ;;
       tar-zstd) mkdir -p "$repo"
         b1=(once sh -c "tar -C / -cf - '${corpus#/}' | zstd -3 -q -c > '$repo/first.tar.zst'")
         b2=(once sh -c "tar -C / -cf - '${corpus#/}' | zstd -3 -q -c > '$repo/second.tar.zst'")
         ver=(once zstd -t -q "$repo/second.tar.zst")
-        res=(once sh -c "zstd -dc '$repo/second.tar.zst' | tar -C '$work/restore' -xf -") ;;
+        res=(once sh -c "zstd -dc '$repo/second.tar.zst' | tar -C '$work/restore' -xf -"); cpy=() ;;
     esac
     s0=$(size "$repo"); r1=$("${b1[@]}"); s1=$(size "$repo")
     change "$run"
     r2=$("${b2[@]}"); s2=$(size "$repo")
     rv=$("${ver[@]}"); rr=$("${res[@]}")
+    rc=null; [ ${#cpy[@]} -eq 0 ] || rc=$("${cpy[@]}")
     reset
-    printf '{"run":%s,"tool":"%s","first":%s,"second":%s,"verify":%s,"restore":%s,"growth1":%s,"growth2":%s}\n' \
-      "$run" "$tool" "$r1" "$r2" "$rv" "$rr" $((s1 - s0)) $((s2 - s1)) >>"$results"
+    printf '{"run":%s,"tool":"%s","first":%s,"second":%s,"verify":%s,"restore":%s,"copy":%s,"growth1":%s,"growth2":%s}\n' \
+      "$run" "$tool" "$r1" "$r2" "$rv" "$rr" "$rc" $((s1 - s0)) $((s2 - s1)) >>"$results"
     echo "run $run $tool done" >&2
   done
 done
@@ -156,11 +167,14 @@ for t in tools:
     print(f"{t:16} {med(t,'first','wall_ms')/1000:8.2f} {med(t,'first','rss_kib')/1024:6.1f} {med(t,'second','wall_ms')/1000:9.2f} {med(t,'second','rss_kib')/1024:6.1f} "
           f"{med(t,'growth1',None)/2**20:10.1f} {med(t,'growth2',None)/2**20:10.2f} {med(t,'verify','wall_ms')/1000:9.2f} {med(t,'verify','rss_kib')/1024:6.1f} "
           f"{med(t,'restore','wall_ms')/1000:10.2f} {med(t,'restore','rss_kib')/1024:6.1f}")
+for t in ["backup-snap", "backup-snap-enc", "restic"]:
+    print(f"{t:16} copy --to a new repository {med(t,'copy','wall_ms')/1000:8.2f} s {med(t,'copy','rss_kib')/1024:6.1f} MiB")
 print("ratios backup-snap / restic (encrypted backup-snap in brackets):")
 for k, f, label in [("first", "wall_ms", "first backup wall"), ("second", "wall_ms", "second backup wall"),
                     ("first", "rss_kib", "first backup peak RSS"), ("second", "rss_kib", "second backup peak RSS"),
                     ("growth2", None, "second backup repository growth"), ("verify", "wall_ms", "verify --read-data wall"),
-                    ("restore", "wall_ms", "restore wall"), ("restore", "rss_kib", "restore peak RSS")]:
+                    ("restore", "wall_ms", "restore wall"), ("restore", "rss_kib", "restore peak RSS"),
+                    ("copy", "wall_ms", "copy of both snapshots wall"), ("copy", "rss_kib", "copy peak RSS")]:
     r = med("restic", k, f)
     print(f"  {label:34} {med('backup-snap', k, f) / r:6.3f}  ({med('backup-snap-enc', k, f) / r:.3f})")
 PY
