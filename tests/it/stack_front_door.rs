@@ -490,7 +490,7 @@ fn the_tailnet_name_s_routers_and_only_they_use_tailscale_s_certificates() {
         }
     }
     // Traefik's dynamic files parse, and their routers stay on Let's Encrypt.
-    for f in ["dynamic/middlewares.yml", "dynamic/dashboard.yml"] {
+    for f in ["dynamic/middlewares.yml"] {
         let d = yaml_file(&stack_dir().join("traefik").join(f));
         for (name, r) in d["http"]["routers"].as_mapping().into_iter().flatten() {
             assert_eq!(r["tls"]["certResolver"].as_str(), Some("le"), "{f}: {name:?}");
