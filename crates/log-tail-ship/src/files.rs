@@ -19,7 +19,7 @@ use homelab_core::Root;
 
 use crate::positions::Entry;
 pub use crate::rotation::CLOSE_GRACE;
-use crate::rotation::{Change, Identity, Open, Rotation, Seen};
+use crate::rotation::{Change, FINGERPRINT_MAX, Identity, Open, Rotation, Seen};
 use crate::tail::{Format, Tail, read_fingerprint};
 
 const COMPRESSED: &[&str] = &[".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip", ".Z"];
@@ -260,6 +260,14 @@ impl Files {
     pub fn scan(&mut self) -> Vec<usize> {
         let scan_start = SystemTime::now();
         self.unopened.clear();
+        // A file followed since it was short (or empty) knows only its first bytes of
+        // then: brought up to date before the look, so that a copy of it being made
+        // (copytruncate) is recognised by them and not taken for a new file.
+        for t in &mut self.tails {
+            if (t.track.fp.len() as usize) < FINGERPRINT_MAX {
+                let _ = t.check();
+            }
+        }
         let (seen, places) = self.look(false);
         let first = self.tails.len();
         let opens = self

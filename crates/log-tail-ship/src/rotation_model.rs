@@ -385,6 +385,19 @@ impl World {
     }
 
     fn look(&mut self) {
+        // As the driver does: short fingerprints brought up to date first.
+        for t in &mut self.tails {
+            if (t.track.fp.len() as usize) < FINGERPRINT_MAX {
+                let content = &self.dir.inodes[&t.ino];
+                let _ = Rotation::check(
+                    &mut t.track,
+                    content.len() as u64,
+                    &fp(content),
+                    t.read_pos,
+                    false,
+                );
+            }
+        }
         let seen = self.seen(false);
         let now = self.instant();
         let start = self.now();
