@@ -24,21 +24,6 @@ const LINES: u64 = 1_000_000;
 const ROTATE_EVERY: u64 = 80_000;
 const KILLS: usize = 10;
 
-/// A small deterministic generator (xorshift), so a failing run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Shifts `app.log.N` to `app.log.N+1` (the files are kept: every line must stay
 /// readable, as with logrotate's `rotate 20`).
 fn shift(dir: &Path, generation: usize) {
@@ -121,37 +106,16 @@ fn start_shipper(dir: &Path, url: &str) -> Child {
             "--quiet",
         ])
         .stdout(Stdio::null())
-        .stderr(
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("shipper.stderr"))
-                .unwrap(),
-        )
+        .stderr(append_to(&dir.join("shipper.stderr")))
         .spawn()
         .unwrap()
-}
-
-fn kill9(c: &mut Child) {
-    let _ = c.kill(); // SIGKILL
-    let _ = c.wait();
 }
 
 #[test]
 fn every_line_arrives_through_rotations_kills_and_an_unreliable_loki() {
     let _alone = homelab_testkit::alone();
-    let seed: u64 = std::env::var("FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    println!("fault test seed: FAULT_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env("FAULT_SEED");
+    let seed = rng.0;
     let test_start = Instant::now();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_path_buf();

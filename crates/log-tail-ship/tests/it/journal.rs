@@ -305,18 +305,6 @@ fn journalctl_ending_while_following_is_started_again_after_the_last_entry_read(
     assert!(runs[1].ends_with("--after-cursor=s=1;i=1"), "{}", runs[1]);
 }
 
-/// A small deterministic generator (xorshift), so a failing run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn start_shipper(dir: &Path, positions: &Path, url: &str, stderr: &Path) -> Child {
     ship()
         .args(["--journal-dir", dir.to_str().unwrap(), "--from-beginning"])
@@ -356,18 +344,7 @@ fn sigkill_and_restart_neither_lose_nor_repeat_entries_outside_the_unacknowledge
     const MAX_BATCHES: u64 = 2_000;
     const KILLS: usize = 8;
     let _shared = homelab_testkit::shared();
-    let seed: u64 = std::env::var("JOURNAL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("JOURNAL_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_env("JOURNAL_SEED");
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("journal");
     std::fs::create_dir(&dir).unwrap();

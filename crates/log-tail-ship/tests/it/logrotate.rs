@@ -48,13 +48,7 @@ fn start(dir: &Path, glob: &str, url: &str) -> Child {
             "--quiet",
         ])
         .stdout(Stdio::null())
-        .stderr(
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("shipper.stderr"))
-                .unwrap(),
-        )
+        .stderr(append_to(&dir.join("shipper.stderr")))
         .spawn()
         .unwrap()
 }

@@ -407,3 +407,53 @@ pub fn terminate(mut child: Child) -> Output {
     let _ = &mut child;
     child.wait_with_output().unwrap()
 }
+
+/// A small deterministic generator (xorshift), so a failing run can be repeated.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from the variable `var` when set (to repeat a run), else from the clock;
+    /// the seed is printed so that a failure can be repeated.
+    pub fn from_env(var: &str) -> Rng {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        println!("seed: {var}={seed}");
+        eprintln!("seed: {var}={seed}");
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A child's stderr appended to `path` (kept across its restarts, read on failure).
+pub fn append_to(path: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .into()
+}
+
+/// SIGKILL, and reaped.
+pub fn kill9(c: &mut Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
