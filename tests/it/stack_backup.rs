@@ -325,9 +325,15 @@ fn the_off_site_copy_follows_the_repository_and_restores_from_a_copy_fetched_bac
         "{\"encryptionKey\": \"offsite\"}\n"
     );
     // A damaged copy is caught by the same verify: the check above can fail.
-    let pack = files(&fetched, "packs").into_iter().next().unwrap();
+    // Pack names are hashes, so any one may be the small pack of the config: take the
+    // largest and flip a byte in its middle, inside a chunk's data.
+    let pack = files(&fetched, "packs")
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(fetched.join(p)).unwrap().len())
+        .unwrap();
     let mut bytes = std::fs::read(fetched.join(&pack)).unwrap();
-    bytes[100] ^= 0xff;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
     std::fs::write(fetched.join(&pack), bytes).unwrap();
     let out = Command::new(tool("backup-snap"))
         .arg("--repo")
