@@ -407,10 +407,16 @@ impl Agent {
         }
     }
 
-    fn rescan(&mut self) {
+    fn rescan(&mut self) -> Result<()> {
         let start = Instant::now();
         let new = self.files.scan();
         self.setup_tails(&new);
+        if self.files.truncations > 0 {
+            // At once, as after a truncation found by the read pass.
+            self.files.truncations = 0;
+            self.book.dirty = true;
+            self.write_positions()?;
+        }
         for n in self.files.notes.drain(..) {
             // Once each: a file that cannot be opened is tried again at every scan.
             if self.docker.warned.insert(n.clone()) {
@@ -425,6 +431,7 @@ impl Agent {
             .saturating_mul(RESCAN_COST)
             .clamp(RESCAN, RESCAN_MAX);
         self.next_rescan = Instant::now() + pause;
+        Ok(())
     }
 
     fn update_watches(&mut self) {
@@ -769,7 +776,7 @@ impl Agent {
                         // New files are opened now, so a rotation during the outage
                         // keeps their content reachable.
                         if self.rescan_needed {
-                            self.rescan();
+                            self.rescan()?;
                         }
                     }
                     backoff = (backoff * 2).min(self.max_backoff);
@@ -1070,13 +1077,13 @@ impl Agent {
     }
 
     pub fn run(&mut self) -> Result<()> {
-        self.rescan();
+        self.rescan()?;
         self.warn_unmatched();
         let mut last_textfile = Instant::now();
         self.write_textfile()?;
         loop {
             if self.rescan_needed || Instant::now() >= self.next_rescan {
-                self.rescan();
+                self.rescan()?;
             }
             if !self.read_files()? {
                 break;
