@@ -32,8 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::positions::{self, Entry};
 
-/// How many of a file's first bytes identify it, with its device and inode.
-pub const FINGERPRINT_MAX: usize = 256;
+pub use crate::positions::FINGERPRINT_MAX;
 
 /// A file no longer in the watched set (or deleted) is closed after it has been at its
 /// end this long: a writer may still append for a moment after a rename.
