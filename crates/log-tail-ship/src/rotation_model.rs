@@ -659,21 +659,25 @@ fn a_copy_looked_at_half_made_is_not_read_again() {
     run(&ops).unwrap();
 }
 
+/// copytruncate with `rotate 1`, looked at midway or not.
+fn copytruncate_1(look_midway: bool, race: u8, read_in_race: bool) -> Op {
+    Op::CopyTruncate {
+        keep: 1,
+        look_midway,
+        race,
+        read_in_race,
+    }
+}
+
 /// A 100,000-case run's find: a copytruncate nobody read between (the live file's
 /// first bytes known are those of the content copied away), then a second one looked
 /// at while its copy was half made: the half copy was taken for a new file, and its
 /// lines were shipped twice, from it and from the live file.
 #[test]
 fn a_half_copy_of_content_never_read_is_not_taken_for_a_new_file() {
-    let ct = |look_midway, race, read_in_race| Op::CopyTruncate {
-        keep: 1,
-        look_midway,
-        race,
-        read_in_race,
-    };
     let ops = [
         Op::Write(1),
-        ct(true, 0, false),
+        copytruncate_1(true, 0, false),
         Op::Write(3),
         Op::Write(5),
         Op::Write(4),
@@ -681,7 +685,7 @@ fn a_half_copy_of_content_never_read_is_not_taken_for_a_new_file() {
         Op::Write(5),
         Op::Write(3),
         Op::Write(5),
-        ct(true, 1, true),
+        copytruncate_1(true, 1, true),
     ];
     run(&ops).unwrap();
 }
@@ -689,15 +693,9 @@ fn a_half_copy_of_content_never_read_is_not_taken_for_a_new_file() {
 /// The same with a whole fingerprint known (the first content longer than it).
 #[test]
 fn a_half_copy_of_content_never_read_is_not_taken_for_a_new_file_whole_fingerprint() {
-    let ct = |look_midway, race, read_in_race| Op::CopyTruncate {
-        keep: 1,
-        look_midway,
-        race,
-        read_in_race,
-    };
     let mut ops = vec![Op::Write(5); 6];
-    ops.push(ct(true, 0, false));
+    ops.push(copytruncate_1(true, 0, false));
     ops.extend(vec![Op::Write(5); 6]);
-    ops.push(ct(true, 1, true));
+    ops.push(copytruncate_1(true, 1, true));
     run(&ops).unwrap();
 }
