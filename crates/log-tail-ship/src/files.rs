@@ -19,7 +19,7 @@ use homelab_core::Root;
 
 use crate::positions::Entry;
 pub use crate::rotation::CLOSE_GRACE;
-use crate::rotation::{Change, FINGERPRINT_MAX, Identity, Open, Rotation, Seen};
+use crate::rotation::{Change, Identity, Open, Rotation, Seen};
 use crate::tail::{Format, Tail, read_fingerprint};
 
 const COMPRESSED: &[&str] = &[".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip", ".Z"];
@@ -37,6 +37,9 @@ pub struct Files {
     /// Files the last scan found but could not open (permission denied, descriptors
     /// exhausted), with why: errors in the summary and the metrics.
     pub unopened: Vec<(String, std::io::Error)>,
+    /// Followed files found truncated, and restarted, by looks: the caller writes the
+    /// positions at once (see [`Files::truncated`]) and sets this back to 0.
+    pub truncations: usize,
 }
 
 fn compressed(name: &str) -> bool {
@@ -70,6 +73,7 @@ impl Files {
             rotation: Rotation::new(restored, from_beginning),
             notes: Vec::new(),
             unopened: Vec::new(),
+            truncations: 0,
         }
     }
 
@@ -260,12 +264,22 @@ impl Files {
     pub fn scan(&mut self) -> Vec<usize> {
         let scan_start = SystemTime::now();
         self.unopened.clear();
-        // A file followed since it was short (or empty) knows only its first bytes of
-        // then: brought up to date before the look, so that a copy of it being made
-        // (copytruncate) is recognised by them and not taken for a new file.
-        for t in &mut self.tails {
-            if (t.track.fp.len() as usize) < FINGERPRINT_MAX {
-                let _ = t.check();
+        // Every followed file is checked first, as the read pass does: one followed
+        // since it was short (or empty) has its first bytes brought up to date, and one
+        // truncated (or copytruncated and written again) since it was last read
+        // restarts, its copy adopted. Otherwise the first bytes known are those of a
+        // content gone, and a copy of the content there now, being made, would be taken
+        // for a new file and its lines read twice.
+        for i in 0..self.tails.len() {
+            if let Ok(Change::Truncated) = self.tails[i].check() {
+                self.truncations += 1;
+                if let Err(e) = self.truncated(i) {
+                    self.notes.push(format!(
+                        "{}: {}",
+                        self.tails[i].display,
+                        homelab_core::exit::describe_io(&e)
+                    ));
+                }
             }
         }
         let (seen, places) = self.look(false);
@@ -280,10 +294,12 @@ impl Files {
         (first..self.tails.len()).collect()
     }
 
-    /// Tail `i` was truncated (copytruncate) or shrunk: every line it had read is
-    /// acknowledged (the caller flushed first). Restarts it where the state machine
-    /// says and follows the copy, if a file not followed yet holds the old bytes, from
-    /// where `i` was. Returns the copy's index.
+    /// Tail `i` was truncated (copytruncate) or shrunk. Restarts it where the state
+    /// machine says and follows the copy, if a file not followed yet holds the old
+    /// bytes, from where `i` was (lines not acknowledged yet are the copy's to
+    /// acknowledge). Returns the copy's index. The caller writes the positions at
+    /// once: a crash before that would find the file changed under its old identity,
+    /// and send again with new timestamps what was acknowledged.
     pub fn truncated(&mut self, i: usize) -> io::Result<Option<usize>> {
         let (fp, size) = self.tails[i].look()?;
         let (seen, places) = self.look(true);
@@ -449,21 +465,60 @@ mod tests {
         read_lines(&mut f, 0, 1, &mut got);
         // copytruncate: the copy waits for the truncation to be seen.
         fs::copy(&p, &p1).unwrap();
-        fs::write(&p, "d\n").unwrap();
         assert!(f.scan().is_empty(), "a copy is not read on its own");
-        // The next rotation, by rename, before anything was read again.
+        fs::write(&p, "d\n").unwrap();
+        // The next rotation, by rename, before anything was read or looked at again.
         fs::rename(&p1, &p2).unwrap();
         fs::rename(&p, &p1).unwrap();
         fs::write(&p, "e\n").unwrap();
-        assert_eq!(f.scan(), [1]);
+        // The look finds the truncation first, and the copy under its new name.
+        assert_eq!(f.scan(), [2]);
+        assert_eq!(f.truncations, 1);
         assert!(f.tails[0].display.ends_with("app.log.1"));
-        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Truncated);
-        let copy = f.truncated(0).unwrap().expect("the copy is adopted");
+        let copy = 1;
         assert!(f.tails[copy].display.ends_with("app.log.2"));
-        for i in [copy, 0, 1] {
+        assert_eq!(f.tails[copy].processed, 2, "the copy from where its original was");
+        for i in [copy, 0, 2] {
             read_lines(&mut f, i, usize::MAX, &mut got);
         }
         assert_eq!(got, ["a", "b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_half_copy_of_content_never_read_is_not_taken_for_a_new_file() {
+        // The rotation model's find: a copytruncate nobody read between (the first
+        // bytes known are those of the content copied away, now deleted), the file
+        // written again, then a second copytruncate looked at while its copy was half
+        // made. The half copy was followed as a new file: its lines went twice.
+        let d = tempfile::tempdir().unwrap();
+        let (p, p1) = (d.path().join("app.log"), d.path().join("app.log.1"));
+        fs::write(&p, "").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        fs::write(&p, "a\n").unwrap();
+        f.tails[0].check().unwrap();
+        fs::copy(&p, &p1).unwrap();
+        fs::write(&p, "").unwrap();
+        let new: Vec<String> = (0..40).map(|n| format!("line {n:02}")).collect();
+        let text: String = new.iter().map(|l| format!("{l}\n")).collect();
+        fs::write(&p, &text).unwrap();
+        // The second copytruncate (rotate 1: the first copy goes), looked at midway.
+        fs::remove_file(&p1).unwrap();
+        fs::write(&p1, &text[..text.len() / 2]).unwrap();
+        assert!(f.scan().is_empty(), "a half-made copy is not read on its own");
+        assert_eq!(f.tails.len(), 1);
+        fs::write(&p1, &text).unwrap();
+        let mut got = Vec::new();
+        for i in f.read_order() {
+            assert_eq!(f.tails[i].check().unwrap(), crate::tail::Change::Same);
+            read_lines(&mut f, i, usize::MAX, &mut got);
+        }
+        fs::write(&p, "").unwrap();
+        assert_eq!(f.tails[0].check().unwrap(), crate::tail::Change::Truncated);
+        if let Some(c) = f.truncated(0).unwrap() {
+            read_lines(&mut f, c, usize::MAX, &mut got);
+        }
+        assert_eq!(got, new, "every line of the second content once");
     }
 
     #[test]

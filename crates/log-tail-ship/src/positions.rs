@@ -15,6 +15,10 @@ use homelab_core::exit::describe_io;
 use homelab_core::{Error, Exit};
 use serde::{Deserialize, Serialize};
 
+/// How many of a file's first bytes identify it, with its device and inode (an
+/// entry's `fingerprint_bytes` is never more).
+pub const FINGERPRINT_MAX: usize = 256;
+
 pub const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -117,12 +121,10 @@ fn check_values(f: &PositionsFile) -> Result<(), String> {
     }
     let latest_ns = LATEST_UNIX_SECONDS * 1_000_000_000;
     for e in &f.files {
-        if e.fingerprint_bytes as usize > crate::tail::FINGERPRINT_MAX {
+        if e.fingerprint_bytes as usize > FINGERPRINT_MAX {
             return Err(format!(
                 "{}: fingerprint_bytes {} is over {}",
-                e.path,
-                e.fingerprint_bytes,
-                crate::tail::FINGERPRINT_MAX
+                e.path, e.fingerprint_bytes, FINGERPRINT_MAX
             ));
         }
         if let Some((o, ns)) = e.anchors.iter().find(|(_, ns)| *ns > latest_ns) {

@@ -32,8 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::positions::{self, Entry};
 
-/// How many of a file's first bytes identify it, with its device and inode.
-pub const FINGERPRINT_MAX: usize = 256;
+pub use crate::positions::FINGERPRINT_MAX;
 
 /// A file no longer in the watched set (or deleted) is closed after it has been at its
 /// end this long: a writer may still append for a moment after a rename.
@@ -222,8 +221,8 @@ pub enum Change {
     /// Nothing new or more data: read on.
     Same,
     /// Shorter than what was read, or its first bytes changed: copytruncate or a
-    /// rewrite. The caller acknowledges what it holds, then calls
-    /// [`Rotation::truncated`].
+    /// rewrite. The caller calls [`Rotation::truncated`] before anything more is read
+    /// from it, or a look for files made.
     Truncated,
 }
 
@@ -433,12 +432,14 @@ impl Rotation {
         Change::Same
     }
 
-    /// Track `i` was found truncated (copytruncate) and everything it had read is
-    /// acknowledged. `seen` is every file at a followed path or beside one, with the
-    /// first bytes of those not followed. `fp_now` and `size` are its content now.
+    /// Track `i` was found truncated (copytruncate). `seen` is every file at a
+    /// followed path or beside one, with the first bytes of those not followed.
+    /// `fp_now` and `size` are its content now.
     ///
-    /// If a file not followed starts with the old first bytes, that is the copy: it is returned, to be followed from there, and `i` starts again at
-    /// 0. The copy is looked for among all the siblings, not only under the name
+    /// If a file not followed starts with the old first bytes, that is the copy: it is
+    /// returned, to be followed from there, and `i` starts again at 0. Lines read and
+    /// not acknowledged yet stay so: the copy takes them over (acknowledged when the
+    /// sink accepts them, as any other), so the caller need not push first. The copy is looked for among all the siblings, not only under the name
     /// beside `i`'s: while reading was paused (a push retried), `i` may have been
     /// renamed by the next rotation, which also shifted the copy.
     ///
@@ -469,6 +470,7 @@ impl Rotation {
                     // is left to read, but it is followed, not taken for new.
                     let at = t.processed.min(c.size);
                     let mut track = Track::from_seen(c, c.fp.clone().unwrap_or_default(), at);
+                    track.acked = t.acked.min(at);
                     track.label = t.label.clone();
                     track.live = false;
                     track.anchored = t.anchored;
@@ -485,9 +487,8 @@ impl Rotation {
         } else {
             kept_lines(&t.fp, &fp_now)
         };
-        let at = t.processed.min(kept);
-        t.processed = at;
-        t.acked = at;
+        t.processed = t.processed.min(kept);
+        t.acked = t.acked.min(kept);
         t.safe = if kept == 0 { 0 } else { t.safe.min(kept) };
         t.size = size;
         t.fp = fp_now;
