@@ -23,6 +23,7 @@ pub mod repo;
 pub mod restore;
 pub mod snapshot;
 pub mod sqlite;
+pub mod text;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -14,7 +14,8 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
-use homelab_core::{Error, Exit, Output, Result, Root};
+use homelab_core::text::{Paint, screen_width};
+use homelab_core::{Error, Exit, Format, Output, Result, Root};
 use serde::Serialize;
 
 use crate::repo::Repo;
@@ -78,6 +79,15 @@ pub(crate) fn short(id: &str) -> &str {
 
 pub(crate) fn rounded(secs: f64) -> f64 {
     (secs * 1000.0).round() / 1000.0
+}
+
+/// With `--format text` (and not `--quiet`), the view `view` makes for this
+/// terminal: colour or not, its width.
+pub(crate) fn show(out: &mut Output, view: impl FnOnce(Paint, Option<usize>) -> String) -> Result<()> {
+    if out.format() != Format::Text {
+        return Ok(());
+    }
+    out.raw(&view(Paint::for_stdout(), screen_width()))
 }
 
 /// Writes the metrics page (textfile and/or stdout in prom format).
