@@ -81,7 +81,7 @@ pub fn parse_glob(s: &str) -> std::result::Result<glob::Pattern, String> {
 }
 
 pub fn run(out: &mut Output, ctx: &Ctx, a: &CreateArgs) -> Result<Exit> {
-    let (repo_dir, key, docker_host) = (ctx.repo_dir.as_path(), ctx.key, ctx.docker_host);
+    let (repo_dir, key) = (ctx.repo_dir.as_path(), ctx.key);
     if a.paths.is_empty() && a.sqlite.is_empty() && a.pg_dump.is_empty() {
         return Err(Error::usage("create needs something to back up")
             .hint("give PATH..., --sqlite PATH or --pg-dump CONTAINER:DATABASE"));
@@ -98,7 +98,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &CreateArgs) -> Result<Exit> {
         pg_dumps: a.pg_dump.clone(),
         pg_user: a.pg_user.clone(),
         pause: a.pause.clone(),
-        docker_host: docker_host.to_string(),
+        docker: ctx.docker.clone(),
         tmp_dir: std::env::var_os("TMPDIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/var/tmp")),

@@ -26,7 +26,7 @@ use crate::{Cli, Command, TOOL, crypto, metrics, snapshot};
 pub struct Ctx<'a> {
     pub repo_dir: PathBuf,
     pub key: Option<&'a Path>,
-    pub docker_host: &'a str,
+    pub docker: &'a homelab_core::docker::DockerArgs,
 }
 
 /// `kind: snapshot`.
@@ -104,7 +104,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let ctx = Ctx {
         repo_dir: repo_path(&cli)?.to_path_buf(),
         key: cli.key_file.as_deref(),
-        docker_host: &cli.docker_host,
+        docker: &cli.docker,
     };
     match &cli.command {
         Command::Init(a) => init::run(&mut out, &ctx, a),
