@@ -27,7 +27,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use homelab_core::args::{examples_help, parse_interval};
-use homelab_core::check::worst;
 use homelab_core::docker::{DockerArgs, FilterArgs};
 use homelab_core::run::run_rounds;
 use homelab_core::{Alert, CommonArgs, Error, Exit, Format, Output, Result, Root, Severity};
@@ -493,18 +492,14 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
         bypasses.push(rec);
         alerts.extend(a);
     }
-    let count = |sev| routes.iter().filter(|r| r.severity == sev).count();
-    let summary = SummaryRecord {
-        routes: routes.len(),
-        routes_up: routes.iter().filter(|r| r.up).count(),
-        routes_warning: count(Severity::Warning),
-        routes_critical: count(Severity::Critical),
-        bypasses: bypasses.iter().filter(|b| !b.bypass.allowed).count(),
+    let summary = SummaryRecord::of(
+        &routes,
+        &bypasses,
+        &alerts,
         containers,
         sources,
-        duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        severity: worst(&alerts),
-    };
+        (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    );
     Round {
         routes,
         bypasses,

@@ -378,18 +378,7 @@ mod tests {
                 error: Some("permission denied".into()),
             },
         ];
-        let count = |sev| routes.iter().filter(|r| r.severity == sev).count();
-        let summary = SummaryRecord {
-            routes: routes.len(),
-            routes_up: routes.iter().filter(|r| r.up).count(),
-            routes_warning: count(Severity::Warning),
-            routes_critical: count(Severity::Critical),
-            bypasses: 1,
-            containers: None,
-            sources,
-            duration_seconds: 0.1,
-            severity: Severity::Critical,
-        };
+        let summary = SummaryRecord::of(&routes, &bypasses, &alerts, None, sources, 0.1);
         Round {
             routes,
             bypasses,

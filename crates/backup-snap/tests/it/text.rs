@@ -4,7 +4,6 @@
 //! on a terminal and never with NO_COLOR.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::*;
 
@@ -130,19 +129,13 @@ fn every_command_prints_a_view_for_people() {
         "{s}"
     );
 
-    // Standard error (the progress bar) off the terminal: only standard output is looked at.
-    let cmd = format!(
-        "'{}' --repo '{}' --format text verify --read-data 2>/dev/null",
-        env!("CARGO_BIN_EXE_backup-snap"),
-        repo.display()
-    );
-    let on_tty = |no_color: Option<&str>| {
-        let mut c = Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
-        if let Some(v) = no_color {
-            c.env("NO_COLOR", v);
-        }
-        String::from_utf8(c.output().unwrap().stdout).unwrap()
+    let repo_s = repo.to_str().unwrap();
+    let args = ["--repo", repo_s, "--format", "text", "verify", "--read-data"];
+    let on_tty = |no_color| {
+        let (code, out) =
+            homelab_testkit::on_terminal(Path::new(env!("CARGO_BIN_EXE_backup-snap")), &args, no_color);
+        assert_eq!(code, Some(65), "{out}");
+        out
     };
     let coloured = on_tty(None);
     assert!(

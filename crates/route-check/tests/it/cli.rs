@@ -274,18 +274,9 @@ fn text_view_colours_only_a_terminal_without_no_color() {
         "{piped}"
     );
 
-    let cmd = std::iter::once(env!("CARGO_BIN_EXE_route-check").to_string())
-        .chain(args.iter().cloned())
-        .map(|a| format!("'{a}'"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let on_tty = |no_color: Option<&str>| {
-        let mut c = std::process::Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
-        if let Some(v) = no_color {
-            c.env("NO_COLOR", v);
-        }
-        String::from_utf8(c.output().unwrap().stdout).unwrap()
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let on_tty = |no_color| {
+        homelab_testkit::on_terminal(Path::new(env!("CARGO_BIN_EXE_route-check")), &args, no_color).1
     };
     let coloured = on_tty(None);
     assert!(
