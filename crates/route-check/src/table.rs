@@ -225,10 +225,12 @@ fn problems(round: &Round) -> Vec<String> {
             (Source::File, Some(t)) => format!("the routes file {t}"),
             (source, _) => source.as_str().to_string(),
         };
-        out.push(format!(
-            "{what} could not be read: {}",
-            s.error.as_deref().unwrap_or("no reason given")
-        ));
+        let error = s.error.as_deref().unwrap_or("no reason given");
+        // Most errors name what they could not read already.
+        out.push(match &s.target {
+            Some(t) if error.contains(t.as_str()) => error.to_string(),
+            _ => format!("{what} could not be read: {error}"),
+        });
     }
     let route_alerts = round.route_alerts.iter().flatten();
     let others = round.alerts.iter().filter(|a| a.check == "bypass");
