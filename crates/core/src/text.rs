@@ -388,6 +388,7 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(6_986_858_496), "6.5 GiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
         assert_eq!(human_duration(-3.0), "0 s");
         assert_eq!(human_duration(45.4), "45 s");
         assert_eq!(human_duration(125.0), "2 min 5 s");
@@ -424,13 +425,6 @@ mod tests {
         let mut p = Panel::new();
         p.line("SoC", "52.3 °C").line("Throttled", "no");
         assert_eq!(p.render(), "SoC        52.3 °C\nThrottled  no\n");
-    }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]
