@@ -95,6 +95,25 @@ fn one_grammar_across_the_tools() {
                 "{name} talks to Docker but has no --docker-host"
             );
         }
+        // Every tool that talks to Docker takes core's DockerArgs whole: the address
+        // and the time limit, under one heading.
+        if has("docker-host") {
+            assert!(
+                has("docker-timeout"),
+                "{name} has --docker-host but no --docker-timeout"
+            );
+            for (at, a) in args
+                .iter()
+                .filter(|(_, a)| matches!(a.get_long(), Some("docker-host" | "docker-timeout")))
+            {
+                assert_eq!(
+                    a.get_help_heading(),
+                    Some("Docker options"),
+                    "{at} --{}: not core's DockerArgs",
+                    a.get_id()
+                );
+            }
+        }
         for shared in ["format", "quiet", "textfile-dir"] {
             assert!(has(shared), "{name} has no --{shared}");
         }

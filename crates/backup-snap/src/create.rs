@@ -65,8 +65,8 @@ pub struct Options {
     pub pg_user: String,
     pub pause: Vec<String>,
     pub tmp_dir: PathBuf,
-    /// The Docker engine for --pg-dump and --pause (`--docker-host`).
-    pub docker_host: String,
+    /// The Docker engine for --pg-dump and --pause (`--docker-host`, `--docker-timeout`).
+    pub docker: homelab_core::docker::DockerArgs,
 }
 
 /// What create hands back: the id and header of the new snapshot.
@@ -351,7 +351,7 @@ impl Creator<'_> {
         let engine = if opts.pg_dumps.is_empty() && opts.pause.is_empty() {
             None
         } else {
-            Some(Engine::connect(&opts.docker_host)?)
+            Some(Engine::connect(&opts.docker)?)
         };
         // Dumps first: pg_dump cannot run in a paused container.
         for d in &opts.pg_dumps {

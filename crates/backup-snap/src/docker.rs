@@ -8,16 +8,16 @@ use std::io::Write;
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::StreamExt;
+use homelab_core::docker::DockerArgs;
 use homelab_core::{Error, Exit, Result, docker};
 
 pub struct Engine {
     rt: tokio::runtime::Runtime,
     docker: Docker,
     host: String,
+    /// `--docker-timeout`: for each request, not for pg_dump's whole output.
+    timeout: std::time::Duration,
 }
-
-/// How long the engine has to answer the first request.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -25,7 +25,13 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn api_error(host: &str, what: &str, container: &str, e: bollard::errors::Error) -> Error {
+fn api_error(
+    host: &str,
+    what: &str,
+    container: &str,
+    timeout: Option<std::time::Duration>,
+    e: bollard::errors::Error,
+) -> Error {
     match &e {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 404,
@@ -35,40 +41,53 @@ fn api_error(host: &str, what: &str, container: &str, e: bollard::errors::Error)
         bollard::errors::Error::DockerResponseServerError { message, .. } => {
             Error::new(Exit::Unavailable, format!("{what} {container}: {message}"))
         }
-        _ => docker::engine_error(host, &format!("{what} {container}"), None, &e),
+        _ => docker::engine_error(host, &format!("{what} {container}"), timeout, &e),
     }
 }
 
 impl Engine {
-    /// Connects to the engine at `host` (`--docker-host`; empty means the default).
-    pub fn connect(host: &str) -> Result<Engine> {
-        let host = docker::host_or_default(Some(host)).to_string();
+    /// Connects to the engine `--docker-host` names (empty means the default); each
+    /// request but pg_dump's stream has `--docker-timeout` (default 10 s).
+    pub fn connect(args: &DockerArgs) -> Result<Engine> {
+        let host = args.host().to_string();
+        let timeout = args.timeout_or(docker::DEFAULT_TIMEOUT);
         let rt = docker::runtime()?;
         // Uncapped: pg_dump's output through exec is as long as the database.
         let client = docker::connect(&host, u64::MAX)?;
         let client = rt
             .block_on(async {
-                let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+                let deadline = tokio::time::Instant::now() + timeout;
                 docker::within(deadline, client.negotiate_version()).await
             })
-            .map_err(|e| docker::engine_error(&host, "connecting", Some(CONNECT_TIMEOUT), &e))?;
+            .map_err(|e| docker::engine_error(&host, "connecting", Some(timeout), &e))?;
         Ok(Engine {
             rt,
             docker: client,
             host,
+            timeout,
         })
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.timeout
     }
 
     pub fn pause(&self, container: &str) -> Result<()> {
         self.rt
-            .block_on(self.docker.pause_container(container))
-            .map_err(|e| api_error(&self.host, "pausing", container, e))
+            .block_on(docker::within(
+                self.deadline(),
+                self.docker.pause_container(container),
+            ))
+            .map_err(|e| api_error(&self.host, "pausing", container, Some(self.timeout), e))
     }
 
     pub fn unpause(&self, container: &str) -> Result<()> {
         self.rt
-            .block_on(self.docker.unpause_container(container))
-            .map_err(|e| api_error(&self.host, "unpausing", container, e))
+            .block_on(docker::within(
+                self.deadline(),
+                self.docker.unpause_container(container),
+            ))
+            .map_err(|e| api_error(&self.host, "unpausing", container, Some(self.timeout), e))
     }
 
     /// Runs `pg_dump -Fc -U USER DATABASE` in `container` and writes its standard
@@ -90,7 +109,7 @@ impl Engine {
                     },
                 )
                 .await
-                .map_err(|e| api_error(&self.host, "running pg_dump in", container, e))?;
+                .map_err(|e| api_error(&self.host, "running pg_dump in", container, None, e))?;
             let started = self
                 .docker
                 .start_exec(
@@ -102,14 +121,14 @@ impl Engine {
                     }),
                 )
                 .await
-                .map_err(|e| api_error(&self.host, "running pg_dump in", container, e))?;
+                .map_err(|e| api_error(&self.host, "running pg_dump in", container, None, e))?;
             let StartExecResults::Attached { mut output, .. } = started else {
                 return Err(Error::bug("pg_dump started detached"));
             };
             let mut stderr = Vec::new();
             while let Some(item) = output.next().await {
                 match item
-                    .map_err(|e| api_error(&self.host, "reading pg_dump's output from", container, e))?
+                    .map_err(|e| api_error(&self.host, "reading pg_dump's output from", container, None, e))?
                 {
                     bollard::container::LogOutput::StdOut { message } => {
                         out.write_all(&message).map_err(|e| {
@@ -126,7 +145,7 @@ impl Engine {
                 .docker
                 .inspect_exec(&exec.id)
                 .await
-                .map_err(|e| api_error(&self.host, "inspecting pg_dump in", container, e))?;
+                .map_err(|e| api_error(&self.host, "inspecting pg_dump in", container, None, e))?;
             match inspect.exit_code {
                 Some(0) => Ok(()),
                 code => Err(Error::new(

@@ -23,6 +23,7 @@ pub mod repo;
 pub mod restore;
 pub mod snapshot;
 pub mod sqlite;
+pub mod text;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -113,17 +114,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", env = "BACKUP_SNAP_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
 
-    /// The Docker engine for --pg-dump and --pause (unix:///path or tcp://host:port;
-    /// empty means the default)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DOCKER_HOST",
-        default_value = homelab_core::docker::DEFAULT_HOST,
-        global = true,
-        help_heading = "Docker"
-    )]
-    pub docker_host: String,
+    /// The Docker engine for --pg-dump and --pause: the same --docker-host and
+    /// --docker-timeout as every tool that talks to Docker
+    #[command(flatten)]
+    pub docker: homelab_core::docker::DockerArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,

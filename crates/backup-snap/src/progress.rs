@@ -53,13 +53,3 @@ impl Progress {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn human() {
-        assert_eq!(super::human_bytes(512), "512 B");
-        assert_eq!(super::human_bytes(1536), "1.5 KiB");
-        assert_eq!(super::human_bytes(3 << 30), "3.0 GiB");
-    }
-}

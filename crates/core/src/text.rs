@@ -229,6 +229,17 @@ impl Paint {
     }
 }
 
+/// How a row of a text view is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mark {
+    #[default]
+    None,
+    /// Something to look at (yellow on a terminal).
+    Warn,
+    /// A problem (red on a terminal).
+    Bad,
+}
+
 /// A table view for people: the header in bold, the rows `marked` as having a problem
 /// in red (on a terminal), then a "Problems" list, one `!` line each, wrapped to `width`.
 pub fn marked_table(
@@ -238,28 +249,47 @@ pub fn marked_table(
     paint: Paint,
     width: Option<usize>,
 ) -> String {
+    let marks: Vec<Mark> = marked
+        .iter()
+        .map(|&b| if b { Mark::Bad } else { Mark::None })
+        .collect();
+    let mut out = levelled_table(table, &marks, paint, width);
+    out.push_str(&problem_list(problems, paint, width));
+    out
+}
+
+/// The table with its header in bold and each row painted as its [`Mark`] says.
+pub fn levelled_table(table: &Table, marks: &[Mark], paint: Paint, width: Option<usize>) -> String {
     let mut out = String::new();
     for (i, line) in table.render_within(width).lines().enumerate() {
-        if i == 0 {
-            out.push_str(&paint.head(line));
-        } else if marked.get(i - 1) == Some(&true) {
-            out.push_str(&paint.bad(line));
-        } else {
-            out.push_str(line);
-        }
+        let mark = if i == 0 { None } else { marks.get(i - 1).copied() };
+        out.push_str(&match (i, mark) {
+            (0, _) => paint.head(line),
+            (_, Some(Mark::Bad)) => paint.bad(line),
+            (_, Some(Mark::Warn)) => paint.warn(line),
+            _ => line.to_string(),
+        });
         out.push('\n');
     }
-    if !problems.is_empty() {
-        out.push('\n');
-        out.push_str(&paint.head("Problems"));
-        out.push('\n');
-        for p in problems {
-            let text = wrap(p, width.map(|w| w.saturating_sub(4).max(30)), "");
-            let mut lines = text.lines();
-            out.push_str(&format!("  {} {}\n", paint.bad("!"), lines.next().unwrap_or("")));
-            for l in lines {
-                out.push_str(&format!("    {l}\n"));
-            }
+    out
+}
+
+/// The "Problems" list of a text view (after a blank line), one `!` line each,
+/// wrapped to `width`; nothing when there are none.
+pub fn problem_list(problems: &[String], paint: Paint, width: Option<usize>) -> String {
+    let mut out = String::new();
+    if problems.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    out.push_str(&paint.head("Problems"));
+    out.push('\n');
+    for p in problems {
+        let text = wrap(p, width.map(|w| w.saturating_sub(4).max(30)), "");
+        let mut lines = text.lines();
+        out.push_str(&format!("  {} {}\n", paint.bad("!"), lines.next().unwrap_or("")));
+        for l in lines {
+            out.push_str(&format!("    {l}\n"));
         }
     }
     out
@@ -358,6 +388,7 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(6_986_858_496), "6.5 GiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
         assert_eq!(human_duration(-3.0), "0 s");
         assert_eq!(human_duration(45.4), "45 s");
         assert_eq!(human_duration(125.0), "2 min 5 s");
@@ -394,13 +425,6 @@ mod tests {
         let mut p = Panel::new();
         p.line("SoC", "52.3 °C").line("Throttled", "no");
         assert_eq!(p.render(), "SoC        52.3 °C\nThrottled  no\n");
-    }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 
     #[test]

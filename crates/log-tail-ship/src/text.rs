@@ -1,14 +1,15 @@
 //! `--format text` with `--loki`: what the run did, for a person at a terminal, in
 //! words and units (the JSON summary and the Prometheus page keep the names that
-//! dashboards depend on). A line that needs attention starts with `!`.
+//! dashboards depend on). A line that needs attention starts with `!` (red on a
+//! terminal, never with NO_COLOR); the errors close it as every tool's Problems list.
 
-use homelab_core::text::{Table, human_bytes};
+use homelab_core::text::{Paint, Table, human_bytes, problem_list};
 
 use crate::metrics::{Files, Summary};
 use crate::pipeline::Stats;
 
 /// The panel: totals, then each source's lines and backlog, then the errors.
-pub fn view(s: &Summary, stats: &Stats, files: &Files) -> String {
+pub fn view(s: &Summary, stats: &Stats, files: &Files, paint: Paint, width: Option<usize>) -> String {
     let mut lines: Vec<(bool, String, String)> = Vec::new();
     let mut row = |problem: bool, what: &str, value: String| lines.push((problem, what.to_string(), value));
     row(false, "lines read", count(s.lines_read_total, "line"));
@@ -76,11 +77,15 @@ pub fn view(s: &Summary, stats: &Stats, files: &Files) -> String {
         },
     );
     row(false, "behind in files", human_bytes(s.lag_bytes));
-    let width = lines.iter().map(|(_, w, _)| w.len()).max().unwrap_or(0);
+    let w = lines.iter().map(|(_, w, _)| w.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (problem, what, value) in &lines {
-        let mark = if *problem { "!" } else { " " };
-        out.push_str(&format!("{mark} {what:<width$}  {value}\n"));
+        if *problem {
+            out.push_str(&paint.bad(&format!("! {what:<w$}  {value}")));
+            out.push('\n');
+        } else {
+            out.push_str(&format!("  {what:<w$}  {value}\n"));
+        }
     }
     if !stats.sources.is_empty() {
         let mut t = Table::new(&["SOURCE", "LINES READ", "BEHIND"]);
@@ -96,14 +101,9 @@ pub fn view(s: &Summary, stats: &Stats, files: &Files) -> String {
             ]);
         }
         out.push('\n');
-        out.push_str(&t.render());
+        out.push_str(&t.render_within(width));
     }
-    if !s.errors.is_empty() {
-        out.push_str("\nErrors:\n");
-        for e in &s.errors {
-            out.push_str(&format!("! {e}\n"));
-        }
-    }
+    out.push_str(&problem_list(&s.errors, paint, width));
     out
 }
 
@@ -132,7 +132,7 @@ mod tests {
         files.lag.insert("/var/log/app.log".into(), 2048);
         files.open = 1;
         let s = Summary::new(&stats, &files, 0, vec!["a file vanished".into()]);
-        let v = view(&s, &stats, &files);
+        let v = view(&s, &stats, &files, Paint { on: false }, None);
         assert!(!v.contains("logship_"), "{v}");
         assert!(v.contains("  shipped"), "{v}");
         assert!(v.contains("2 lines (3.0 MiB)"), "{v}");
@@ -141,5 +141,9 @@ mod tests {
         assert!(v.contains("2.0 KiB"), "{v}");
         assert!(v.contains("! a file vanished"), "{v}");
         assert!(v.contains("  not shipped yet"), "{v}");
+        assert!(v.ends_with("\nProblems\n  ! a file vanished\n"), "{v}");
+        assert!(!v.contains('\x1b'), "{v:?}");
+        let painted = view(&s, &stats, &files, Paint { on: true }, None);
+        assert!(painted.contains("\x1b[1m\x1b[31m! dropped"), "{painted:?}");
     }
 }

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use homelab_core::args::{examples_help, parse_interval};
-use homelab_core::check::worst;
 use homelab_core::docker::{DockerArgs, FilterArgs};
 use homelab_core::run::run_rounds;
 use homelab_core::{Alert, CommonArgs, Error, Exit, Format, Output, Result, Root, Severity};
@@ -369,8 +368,8 @@ pub struct Round {
     pub routes: Vec<RouteRecord>,
     pub bypasses: Vec<BypassRecord>,
     pub alerts: Vec<Alert>,
-    /// The first finding of each route, for the text view.
-    pub route_problems: Vec<String>,
+    /// Each route's findings (also in `alerts`), for the text view.
+    pub route_alerts: Vec<Vec<Alert>>,
     pub summary: SummaryRecord,
 }
 
@@ -480,17 +479,12 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
     let probes = probe_all(&specs, &plan.settings, plan.concurrency);
     let now = homelab_core::unix_now();
     let mut routes = Vec::with_capacity(specs.len());
-    let mut route_problems = Vec::with_capacity(specs.len());
+    let mut route_alerts = Vec::with_capacity(specs.len());
     for (spec, p) in specs.iter().zip(&probes) {
         let (rec, a) = report::evaluate(spec, p, &plan.policy, now);
         routes.push(rec);
-        route_problems.push(
-            a.iter()
-                .max_by_key(|a| a.severity)
-                .map(|a| a.message.clone())
-                .unwrap_or_default(),
-        );
-        alerts.extend(a);
+        alerts.extend(a.iter().cloned());
+        route_alerts.push(a);
     }
     let mut bypasses = Vec::new();
     for b in &bypass_list {
@@ -498,23 +492,19 @@ fn one_round(cli: &Cli, plan: &Plan) -> Round {
         bypasses.push(rec);
         alerts.extend(a);
     }
-    let count = |sev| routes.iter().filter(|r| r.severity == sev).count();
-    let summary = SummaryRecord {
-        routes: routes.len(),
-        routes_up: routes.iter().filter(|r| r.up).count(),
-        routes_warning: count(Severity::Warning),
-        routes_critical: count(Severity::Critical),
-        bypasses: bypasses.iter().filter(|b| !b.bypass.allowed).count(),
+    let summary = SummaryRecord::of(
+        &routes,
+        &bypasses,
+        &alerts,
         containers,
         sources,
-        duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        severity: worst(&alerts),
-    };
+        (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    );
     Round {
         routes,
         bypasses,
         alerts,
-        route_problems,
+        route_alerts,
         summary,
     }
 }
@@ -567,12 +557,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
             out.page(&page)?;
         }
         if text {
-            for (i, t) in table::tables(&round).iter().enumerate() {
-                if i > 0 {
-                    out.raw("\n")?;
-                }
-                out.table(t)?;
-            }
+            out.raw(&table::text(
+                &round,
+                homelab_core::text::Paint::for_stdout(),
+                homelab_core::text::screen_width(),
+            ))?;
         }
         Ok(())
     })?;

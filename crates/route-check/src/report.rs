@@ -100,6 +100,31 @@ pub struct SummaryRecord {
     pub severity: Severity,
 }
 
+impl SummaryRecord {
+    /// The round's counts and worst finding.
+    pub fn of(
+        routes: &[RouteRecord],
+        bypasses: &[BypassRecord],
+        alerts: &[Alert],
+        containers: Option<usize>,
+        sources: Vec<SourceStatus>,
+        duration_seconds: f64,
+    ) -> SummaryRecord {
+        let count = |sev| routes.iter().filter(|r| r.severity == sev).count();
+        SummaryRecord {
+            routes: routes.len(),
+            routes_up: routes.iter().filter(|r| r.up).count(),
+            routes_warning: count(Severity::Warning),
+            routes_critical: count(Severity::Critical),
+            bypasses: bypasses.iter().filter(|b| !b.bypass.allowed).count(),
+            containers,
+            sources,
+            duration_seconds,
+            severity: worst(alerts),
+        }
+    }
+}
+
 fn alert(severity: Severity, check: &str, subject: &str, message: String) -> Alert {
     Alert {
         severity,

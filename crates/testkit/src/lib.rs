@@ -359,3 +359,26 @@ mod tests {
         assert_eq!(undocumented(man, ["a", "c", "e-f"]), ["c"]);
     }
 }
+
+/// Runs `program args...` on a pseudo-terminal (script(1)), its standard error off
+/// the terminal, with `NO_COLOR` unset or set to `no_color`: its exit status and
+/// what the terminal showed of its standard output (`\r\n` line ends). For "colour
+/// on a terminal, never with NO_COLOR" tests of a text view.
+pub fn on_terminal(program: &Path, args: &[&str], no_color: Option<&str>) -> (Option<i32>, String) {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let cmd = std::iter::once(quote(&program.to_string_lossy()))
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+        + " 2>/dev/null";
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+    if let Some(v) = no_color {
+        c.env("NO_COLOR", v);
+    }
+    let out = c.output().expect("running script(1) (util-linux)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use homelab_core::text::Table;
-use homelab_core::{Error, Exit, Format, Output, Result};
+use homelab_core::text::{Panel, Table, levelled_table, problem_list};
+use homelab_core::{Error, Exit, Output, Result};
 
-use super::{Ctx, deliver_page, rounded, short};
+use super::{Ctx, deliver_page, rounded, short, show};
 use crate::copy::{self, TargetState};
 use crate::progress::human_bytes;
 use crate::repo::Repo;
+use crate::text::{count, when};
 use crate::{crypto, lock};
 
 #[derive(Debug, Args)]
@@ -64,13 +65,14 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &CopyArgs) -> Result<Exit> {
         job: a.job.clone(),
         snapshots: a.snapshot.clone(),
     };
-    let mut rows = Table::new(&["SNAPSHOT", "JOB", "TIME", "TARGET ID", "CHUNKS", "BYTES"]);
+    let mut rows = Table::new(&["SNAPSHOT", "JOB", "TIME", "TARGET ID", "CHUNKS", "SIZE"]);
+    let started = homelab_core::unix_now();
     let flag = shutdown.flag();
     let (mut summary, held) = copy::run(&src, &dst, &opts, &flag, &mut |c| {
         rows.row([
             short(&c.id).to_string(),
             c.job.clone(),
-            c.time.clone(),
+            when(&c.time, started),
             short(&c.target_id).to_string(),
             c.chunks_copied.to_string(),
             human_bytes(c.bytes_copied),
@@ -98,25 +100,43 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &CopyArgs) -> Result<Exit> {
     );
     copy::write_state(&src, &state)?;
     out.record("copy", &summary)?;
-    if out.format() == Format::Text {
+    show(out, |paint, width| {
+        let mut s = String::new();
         if !rows.is_empty() {
-            out.table(&rows)?;
-            out.raw("\n")?;
+            s.push_str(&levelled_table(&rows, &[], paint, width));
+            s.push('\n');
         }
-        let mut t = Table::new(&[
-            "TARGET", "COPIED", "PRESENT", "CHUNKS", "BYTES", "BEHIND", "ERRORS",
-        ]);
-        t.row([
-            summary.target.clone(),
-            summary.snapshots_copied.to_string(),
-            summary.snapshots_present.to_string(),
-            summary.chunks_copied.to_string(),
-            human_bytes(summary.bytes_copied),
-            summary.snapshots_behind.to_string(),
-            summary.errors.len().to_string(),
-        ]);
-        out.table(&t)?;
-    }
+        let mut p = Panel::new();
+        p.line("Target", summary.target.clone());
+        let behind = if summary.snapshots_behind > 0 {
+            paint.warn(&format!(
+                "{} still to copy !",
+                count(summary.snapshots_behind, "snapshot", "snapshots")
+            ))
+        } else {
+            "none left to copy".to_string()
+        };
+        p.line(
+            "Snapshots",
+            format!(
+                "{} copied, {} already there; {behind}",
+                summary.snapshots_copied, summary.snapshots_present
+            ),
+        );
+        p.line(
+            "Data",
+            format!(
+                "{} copied in {} ({} already there)",
+                human_bytes(summary.bytes_copied),
+                count(summary.chunks_copied, "chunk", "chunks"),
+                summary.chunks_present
+            ),
+        );
+        p.line("Took", crate::text::took(summary.duration_seconds));
+        s.push_str(&p.render());
+        s.push_str(&problem_list(&summary.errors, paint, width));
+        s
+    })?;
     for e in &summary.errors {
         eprintln!("backup-snap: copy: {e}");
     }

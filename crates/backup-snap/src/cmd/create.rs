@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use homelab_core::text::Table;
-use homelab_core::{Error, Exit, Format, Output, Result};
+use homelab_core::text::{Panel, problem_list};
+use homelab_core::{Error, Exit, Output, Result};
 
-use super::{Ctx, SnapshotRecord, deliver_page, short};
+use super::{Ctx, SnapshotRecord, deliver_page, short, show};
 use crate::progress::human_bytes;
 use crate::repo::Repo;
+use crate::text::{count, snapshot_state, when};
 use crate::{create, lock};
 
 #[derive(Debug, Args)]
@@ -80,7 +81,7 @@ pub fn parse_glob(s: &str) -> std::result::Result<glob::Pattern, String> {
 }
 
 pub fn run(out: &mut Output, ctx: &Ctx, a: &CreateArgs) -> Result<Exit> {
-    let (repo_dir, key, docker_host) = (ctx.repo_dir.as_path(), ctx.key, ctx.docker_host);
+    let (repo_dir, key) = (ctx.repo_dir.as_path(), ctx.key);
     if a.paths.is_empty() && a.sqlite.is_empty() && a.pg_dump.is_empty() {
         return Err(Error::usage("create needs something to back up")
             .hint("give PATH..., --sqlite PATH or --pg-dump CONTAINER:DATABASE"));
@@ -97,7 +98,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &CreateArgs) -> Result<Exit> {
         pg_dumps: a.pg_dump.clone(),
         pg_user: a.pg_user.clone(),
         pause: a.pause.clone(),
-        docker_host: docker_host.to_string(),
+        docker: ctx.docker.clone(),
         tmp_dir: std::env::var_os("TMPDIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/var/tmp")),
@@ -115,29 +116,33 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &CreateArgs) -> Result<Exit> {
     };
     let rec = SnapshotRecord::new(&created.id, &created.header);
     out.record("snapshot", &rec)?;
-    if out.format() == Format::Text {
-        let mut t = Table::new(&[
-            "ID",
-            "JOB",
-            "FILES",
-            "SIZE",
-            "ADDED",
-            "NEW CHUNKS",
-            "SECONDS",
-            "ERRORS",
-        ]);
-        t.row([
-            short(&rec.id).to_string(),
-            rec.job.to_string(),
-            rec.files.to_string(),
-            human_bytes(rec.bytes),
-            human_bytes(rec.bytes_added),
-            rec.chunks_new.to_string(),
-            rec.duration_seconds.to_string(),
-            rec.errors.len().to_string(),
-        ]);
-        out.table(&t)?;
-    }
+    show(out, |paint, width| {
+        let (state, partial) = snapshot_state(rec.errors.len());
+        let state = if partial { paint.warn(&state) } else { state };
+        let mut p = Panel::new();
+        p.line(
+            "Snapshot",
+            format!("{} of job {}, {state}", short(&rec.id), rec.job),
+        );
+        p.line("Time", when(rec.time, homelab_core::unix_now()));
+        p.line("Paths", rec.paths.join(", "));
+        p.line(
+            "Files",
+            format!(
+                "{}, {} ({} new)",
+                count(rec.files, "file", "files"),
+                human_bytes(rec.bytes),
+                human_bytes(rec.bytes_added)
+            ),
+        );
+        p.line(
+            "Chunks",
+            format!("{} new, {} reused", rec.chunks_new, rec.chunks_reused),
+        );
+        p.line("Took", crate::text::took(rec.duration_seconds));
+        let problems: Vec<String> = rec.errors.iter().chain(rec.warnings).cloned().collect();
+        p.render() + &problem_list(&problems, paint, width)
+    })?;
     for e in rec.errors {
         eprintln!("backup-snap: create: {e}");
     }

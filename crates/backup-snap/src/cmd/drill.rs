@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use homelab_core::text::Table;
-use homelab_core::{Error, Exit, Format, Output, Result};
+use homelab_core::text::{Mark, Table, levelled_table, problem_list};
+use homelab_core::{Error, Exit, Output, Result};
 
-use super::{Ctx, deliver_page, rounded, short};
+use super::{Ctx, deliver_page, rounded, short, show};
 use crate::drill::{self, JobState};
 use crate::progress::human_bytes;
 use crate::repo::{Index, Repo};
+use crate::text::{short_ids, when};
 use crate::{lock, snapshot};
 
 #[derive(Debug, Args)]
@@ -44,8 +45,9 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &DrillArgs) -> Result<Exit> {
     let index = Index::load(&repo)?;
     let mut state = drill::read_state(&repo);
     let mut t = Table::new(&[
-        "JOB", "SNAPSHOT", "FILES", "BYTES", "SQLITE", "PG DUMPS", "SKIPPED", "RESULT",
+        "JOB", "SNAPSHOT", "TIME", "FILES", "SIZE", "SQLITE", "PG DUMPS", "RESULT",
     ]);
+    let (mut marks, mut problems) = (Vec::new(), Vec::new());
     let (mut failed, mut skipped) = (0, 0);
     for job in &jobs {
         let report = match snapshot::resolve(&listed, &format!("latest:{job}"), false) {
@@ -78,27 +80,46 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &DrillArgs) -> Result<Exit> {
         } else if !report.skipped.is_empty() {
             skipped += 1;
         }
+        problems.extend(
+            report
+                .failures
+                .iter()
+                .map(|f| format!("job {job}: {}", short_ids(f))),
+        );
+        problems.extend(report.skipped.iter().map(|x| format!("job {job}: skipped: {x}")));
+        let (result, mark) = if report.ok {
+            ("passed".to_string(), Mark::None)
+        } else if report.failures.is_empty() {
+            ("incomplete, checks skipped !".to_string(), Mark::Warn)
+        } else {
+            (
+                format!(
+                    "FAILED, {} !",
+                    crate::text::count(report.failures.len() as u64, "problem", "problems")
+                ),
+                Mark::Bad,
+            )
+        };
         t.row([
             job.clone(),
-            report.snapshot.as_deref().map(short).unwrap_or("").to_string(),
+            report.snapshot.as_deref().map(short).unwrap_or("-").to_string(),
+            report
+                .time
+                .as_deref()
+                .map(|tm| when(tm, now))
+                .unwrap_or_else(|| "-".into()),
             report.files_checked.to_string(),
             human_bytes(report.bytes_checked),
             report.sqlite_checked.to_string(),
             report.pg_dumps_checked.to_string(),
-            report.skipped.len().to_string(),
-            if report.ok {
-                "ok".to_string()
-            } else if report.failures.is_empty() {
-                "INCOMPLETE (checks skipped)".to_string()
-            } else {
-                format!("FAILED ({})", report.failures.len())
-            },
+            result,
         ]);
+        marks.push(mark);
     }
     drill::write_state(&repo, &state)?;
-    if out.format() == Format::Text {
-        out.table(&t)?;
-    }
+    show(out, |paint, width| {
+        levelled_table(&t, &marks, paint, width) + &problem_list(&problems, paint, width)
+    })?;
     deliver_page(out, &repo)?;
     Ok(if failed > 0 {
         Exit::DataErr

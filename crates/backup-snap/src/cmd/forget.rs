@@ -1,13 +1,14 @@
 //! `backup-snap forget`: remove snapshots by restic's retention rules.
 
 use clap::Args;
-use homelab_core::text::Table;
+use homelab_core::text::{Table, levelled_table};
 use homelab_core::{Error, Exit, Output, Result};
 use serde::Serialize;
 
-use super::{Ctx, deliver_page, short};
+use super::{Ctx, deliver_page, short, show};
 use crate::repo::{self, Repo};
 use crate::snapshot::{self, Listed};
+use crate::text::when;
 use crate::{crypto, lock, policy};
 
 #[derive(Debug, Args)]
@@ -91,7 +92,8 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &ForgetArgs) -> Result<Exit> {
             groups.entry(&l.header.job).or_default().push(l);
         }
     }
-    let mut t = Table::new(&["ID", "TIME", "JOB", "ACTION", "REASONS"]);
+    let mut t = Table::new(&["ID", "TIME", "JOB", "ACTION", "WHY KEPT"]);
+    let unix_now = homelab_core::unix_now();
     let mut removed = 0;
     for (job, snaps) in groups {
         let mut usable = Vec::new();
@@ -126,17 +128,32 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &ForgetArgs) -> Result<Exit> {
             out.record("forget", &rec)?;
             t.row([
                 short(&rec.id).to_string(),
-                rec.time.clone(),
+                when(&rec.time, unix_now),
                 rec.job.clone(),
-                rec.action.to_string(),
-                rec.reasons.join(", "),
+                match (keep, a.dry_run) {
+                    (true, _) => "keep",
+                    (false, true) => "would remove",
+                    (false, false) => "removed",
+                }
+                .to_string(),
+                if keep { rec.reasons.join(", ") } else { "-".into() },
             ]);
         }
     }
     if removed > 0 {
         repo::fsync_dir(&repo.path.join("snapshots"));
     }
-    out.table(&t)?;
+    show(out, |paint, width| {
+        let mut s = if t.is_empty() {
+            "No snapshots.\n".to_string()
+        } else {
+            levelled_table(&t, &[], paint, width)
+        };
+        if a.dry_run {
+            s.push_str("\nDry run: nothing was removed.\n");
+        }
+        s
+    })?;
     deliver_page(out, &repo)?;
     Ok(Exit::Ok)
 }

@@ -1,13 +1,14 @@
 //! `backup-snap init`: a new repository.
 
 use clap::Args;
-use homelab_core::text::Table;
-use homelab_core::{Exit, Format, Output, Result};
+use homelab_core::text::Panel;
+use homelab_core::{Exit, Output, Result};
 use serde::Serialize;
 
-use super::{Ctx, deliver_page};
+use super::{Ctx, deliver_page, show};
 use crate::progress::human_bytes;
 use crate::repo::Repo;
+use crate::text::chunk_sizes;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -72,21 +73,29 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &InitArgs) -> Result<Exit> {
         pack_size_bytes: repo.config.pack_size,
     };
     out.record("repository", &rec)?;
-    if out.format() == Format::Text {
-        let mut t = Table::new(&["REPOSITORY", "ENCRYPTED", "CHUNKS", "PACKS"]);
-        t.row([
-            rec.repository.clone(),
-            rec.encrypted.to_string(),
+    show(out, |paint, _| {
+        let mut p = Panel::new();
+        p.line("Repository", rec.repository.clone());
+        p.line(
+            "Encrypted",
+            if rec.encrypted {
+                "yes".to_string()
+            } else {
+                paint.warn("no ! (anyone who can read the disk can read the backups)")
+            },
+        );
+        p.line(
+            "Chunks",
             format!(
-                "{}/{}/{}",
-                human_bytes(c.min_size as u64),
-                human_bytes(c.avg_size as u64),
-                human_bytes(c.max_size as u64)
+                "{} ({})",
+                chunk_sizes(c.min_size.into(), c.avg_size.into(), c.max_size.into()),
+                rec.chunker
             ),
-            human_bytes(rec.pack_size_bytes),
-        ]);
-        out.table(&t)?;
-    }
+        );
+        p.line("Packs", format!("{} each", human_bytes(rec.pack_size_bytes)));
+        p.line("Format", format!("version {}", rec.format_version));
+        p.render()
+    })?;
     deliver_page(out, &repo)?;
     Ok(Exit::Ok)
 }

@@ -14,7 +14,8 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
-use homelab_core::{Error, Exit, Output, Result, Root};
+use homelab_core::text::{Paint, screen_width};
+use homelab_core::{Error, Exit, Format, Output, Result, Root};
 use serde::Serialize;
 
 use crate::repo::Repo;
@@ -25,7 +26,7 @@ use crate::{Cli, Command, TOOL, crypto, metrics, snapshot};
 pub struct Ctx<'a> {
     pub repo_dir: PathBuf,
     pub key: Option<&'a Path>,
-    pub docker_host: &'a str,
+    pub docker: &'a homelab_core::docker::DockerArgs,
 }
 
 /// `kind: snapshot`.
@@ -80,6 +81,15 @@ pub(crate) fn rounded(secs: f64) -> f64 {
     (secs * 1000.0).round() / 1000.0
 }
 
+/// With `--format text` (and not `--quiet`), the view `view` makes for this
+/// terminal: colour or not, its width.
+pub(crate) fn show(out: &mut Output, view: impl FnOnce(Paint, Option<usize>) -> String) -> Result<()> {
+    if out.format() != Format::Text {
+        return Ok(());
+    }
+    out.raw(&view(Paint::for_stdout(), screen_width()))
+}
+
 /// Writes the metrics page (textfile and/or stdout in prom format).
 pub(crate) fn deliver_page(out: &mut Output, repo: &Repo) -> Result<()> {
     if !out.wants_page() {
@@ -94,7 +104,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     let ctx = Ctx {
         repo_dir: repo_path(&cli)?.to_path_buf(),
         key: cli.key_file.as_deref(),
-        docker_host: &cli.docker_host,
+        docker: &cli.docker,
     };
     match &cli.command {
         Command::Init(a) => init::run(&mut out, &ctx, a),

@@ -1,12 +1,13 @@
 //! `backup-snap prune`: remove the chunks no snapshot needs.
 
 use clap::Args;
-use homelab_core::text::Table;
-use homelab_core::{Error, Exit, Format, Output, Result};
+use homelab_core::text::Panel;
+use homelab_core::{Error, Exit, Output, Result};
 
-use super::{Ctx, deliver_page};
+use super::{Ctx, deliver_page, show};
 use crate::progress::human_bytes;
 use crate::repo::Repo;
+use crate::text::count;
 use crate::{lock, prune};
 
 #[derive(Debug, Args)]
@@ -29,27 +30,51 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &PruneArgs) -> Result<Exit> {
     let _lock = lock::acquire(&repo, true, "prune")?;
     let s = prune::run(&repo, a.max_unused, a.dry_run)?;
     out.record("prune", &s)?;
-    if out.format() == Format::Text {
-        let mut t = Table::new(&[
-            "PACKS",
-            "DELETED",
-            "REWRITTEN",
-            "WRITTEN",
-            "CHUNKS REMOVED",
-            "BEFORE",
-            "AFTER",
-        ]);
-        t.row([
-            s.packs_before.to_string(),
-            s.packs_deleted.to_string(),
-            s.packs_rewritten.to_string(),
-            s.packs_written.to_string(),
-            s.chunks_removed.to_string(),
-            human_bytes(s.bytes_before),
-            human_bytes(s.bytes_after),
-        ]);
-        out.table(&t)?;
-    }
+    show(out, |_, _| {
+        let (deleted, rewritten, written, removed, freed) = if s.dry_run {
+            (
+                "to delete",
+                "to rewrite",
+                "to write",
+                "to remove",
+                "would be freed",
+            )
+        } else {
+            ("deleted", "rewritten", "written", "removed", "freed")
+        };
+        let mut p = Panel::new();
+        if s.dry_run {
+            p.line("Dry run", "nothing was changed; this is what prune would do");
+        }
+        p.line(
+            "Packs",
+            format!(
+                "{} before: {} {deleted}, {} {rewritten}, {} {written}",
+                s.packs_before, s.packs_deleted, s.packs_rewritten, s.packs_written
+            ),
+        );
+        p.line("Chunks", format!("{} {removed}", s.chunks_removed));
+        p.line(
+            "Size",
+            format!(
+                "{} before, {} after: {} {freed}",
+                human_bytes(s.bytes_before),
+                human_bytes(s.bytes_after),
+                human_bytes(s.bytes_freed)
+            ),
+        );
+        if s.tmp_files_removed > 0 {
+            p.line(
+                "Leftovers",
+                format!(
+                    "{} of interrupted runs {removed}",
+                    count(s.tmp_files_removed, "file", "files")
+                ),
+            );
+        }
+        p.line("Took", crate::text::took(s.duration_seconds));
+        p.render()
+    })?;
     deliver_page(out, &repo)?;
     Ok(Exit::Ok)
 }

@@ -4,13 +4,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use clap::Args;
-use homelab_core::text::Table;
-use homelab_core::{Error, Exit, Format, Output, Result};
+use homelab_core::text::{Panel, problem_list};
+use homelab_core::{Error, Exit, Output, Result};
 use serde::Serialize;
 
-use super::{Ctx, deliver_page, rounded, short};
+use super::{Ctx, deliver_page, rounded, short, show};
 use crate::progress::human_bytes;
 use crate::repo::{self, Repo};
+use crate::text::count;
 use crate::{create, lock, restore, snapshot};
 
 #[derive(Debug, Args)]
@@ -91,22 +92,38 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &RestoreArgs) -> Result<Exit> {
     for e in &rec.counts.errors {
         eprintln!("backup-snap: restore: {e}");
     }
-    if out.format() == Format::Text {
-        let mut t = Table::new(&[
-            "SNAPSHOT", "TARGET", "FILES", "DIRS", "SYMLINKS", "BYTES", "ERRORS",
-        ]);
+    show(out, |paint, width| {
         let c = &rec.counts;
-        t.row([
-            short(&rec.snapshot).to_string(),
-            rec.target.clone(),
-            c.files.to_string(),
-            c.dirs.to_string(),
-            c.symlinks.to_string(),
-            human_bytes(c.bytes),
-            c.errors.len().to_string(),
-        ]);
-        out.table(&t)?;
-    }
+        let mut p = Panel::new();
+        let only = rec
+            .path
+            .as_deref()
+            .map(|p| format!(" (only {p})"))
+            .unwrap_or_default();
+        p.line(
+            "Restored",
+            format!("snapshot {} to {}{only}", short(&rec.snapshot), rec.target),
+        );
+        let mut items = vec![
+            count(c.files, "file", "files"),
+            count(c.dirs, "directory", "directories"),
+            count(c.symlinks, "symlink", "symlinks"),
+        ];
+        if c.hardlinks > 0 {
+            items.push(count(c.hardlinks, "hard link", "hard links"));
+        }
+        if c.special > 0 {
+            items.push(count(c.special, "special file", "special files"));
+        }
+        let mut items = items.join(", ");
+        if c.skipped > 0 {
+            items.push_str(&format!("; {} already there left as they were", c.skipped));
+        }
+        p.line("Items", items);
+        p.line("Size", human_bytes(c.bytes));
+        p.line("Took", crate::text::took(rec.duration_seconds));
+        p.render() + &problem_list(&c.errors, paint, width)
+    })?;
     deliver_page(out, &repo)?;
     Ok(if rec.counts.errors.is_empty() {
         Exit::Ok

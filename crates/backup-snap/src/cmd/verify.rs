@@ -1,12 +1,13 @@
 //! `backup-snap verify`: the repository's structure, and with --read-data its data.
 
 use clap::Args;
-use homelab_core::text::Table;
-use homelab_core::{Exit, Format, Output, Result};
+use homelab_core::text::{Panel, Table, marked_table};
+use homelab_core::{Exit, Output, Result};
 
-use super::{Ctx, deliver_page, rounded, short};
+use super::{Ctx, deliver_page, rounded, short, show};
 use crate::progress::human_bytes;
 use crate::repo::Repo;
+use crate::text::{count, short_ids};
 use crate::{lock, metrics, verify};
 
 #[derive(Debug, Args)]
@@ -38,35 +39,61 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &VerifyArgs) -> Result<Exit> {
             d.id.as_deref().map(short).unwrap_or("").to_string(),
             d.snapshot.as_deref().map(short).unwrap_or("").to_string(),
             d.path.clone().unwrap_or_default(),
-            d.problem.clone(),
+            short_ids(&d.problem),
         ]);
     }
     out.record("verify", &summary)?;
-    if out.format() == Format::Text {
+    show(out, |paint, width| {
+        let mut s = String::new();
         if !t.is_empty() {
-            out.table(&t)?;
-            out.raw("\n")?;
+            s.push_str(&marked_table(&t, &vec![true; t.len()], &[], paint, width));
+            s.push('\n');
         }
-        let mut s = Table::new(&[
-            "SNAPSHOTS",
-            "PACKS",
-            "CHUNKS",
-            "READ",
-            "DAMAGED",
-            "AFFECTED FILES",
-            "OK",
-        ]);
-        s.row([
-            summary.snapshots.to_string(),
-            summary.packs.to_string(),
-            summary.chunks.to_string(),
+        let mut p = Panel::new();
+        p.line(
+            "Checked",
+            format!(
+                "{}, {}, {}",
+                count(summary.snapshots, "snapshot", "snapshots"),
+                count(summary.packs, "pack", "packs"),
+                count(summary.chunks, "chunk", "chunks")
+            ),
+        );
+        let read = format!(
+            "{} from {}",
             human_bytes(summary.bytes_read),
-            (summary.damaged_packs + summary.damaged_chunks + summary.damaged_snapshots).to_string(),
-            summary.affected_files.to_string(),
-            summary.ok.to_string(),
-        ]);
-        out.table(&s)?;
-    }
+            count(summary.packs_read, "pack", "packs")
+        );
+        p.line(
+            "Data read",
+            match summary.read_data.as_str() {
+                "none" => "none (the structure only; --read-data reads it all)".to_string(),
+                "all" => format!("all: {read}"),
+                part => {
+                    let (n, of) = part.split_once('/').unwrap_or((part, "?"));
+                    format!("part {n} of {of}: {read}")
+                }
+            },
+        );
+        p.line(
+            "Result",
+            if summary.ok {
+                paint.good("no damage")
+            } else {
+                paint.bad(&format!(
+                    "damaged: {}, {}, {}; {} in {} affected !",
+                    count(summary.damaged_packs, "pack", "packs"),
+                    count(summary.damaged_chunks, "chunk", "chunks"),
+                    count(summary.damaged_snapshots, "snapshot", "snapshots"),
+                    count(summary.affected_files, "file", "files"),
+                    count(summary.affected_snapshots, "snapshot", "snapshots"),
+                ))
+            },
+        );
+        p.line("Took", crate::text::took(summary.duration_seconds));
+        s.push_str(&p.render());
+        s
+    })?;
     metrics::write_verify_state(&repo, summary.errors, rounded(homelab_core::unix_now()))?;
     deliver_page(out, &repo)?;
     if !summary.ok {

@@ -358,3 +358,58 @@ fn bad_input_gets_clear_errors() {
     assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
 }
+
+/// The Docker engine is reached with the same flags, environment, defaults and exit
+/// codes as every other tool (core's DockerArgs): --docker-host or DOCKER_HOST, on
+/// either side of the subcommand; 69 with "is dockerd running?" for a socket nobody
+/// listens on, 78 for an address no tool supports, and --docker-timeout bounding an
+/// engine that never answers.
+#[test]
+fn docker_flags_are_the_shared_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, src) = (dir.path().join("repo"), dir.path().join("src"));
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), "x").unwrap();
+    init(&repo);
+    let src = src.to_str().unwrap();
+    let repo_s = repo.to_str().unwrap();
+    let absent = format!("unix://{}/none.sock", dir.path().display());
+    let create = ["create", "--job", "j", "--pause", "web", src];
+    let run = |pre: &[&str], post: &[&str], env: Option<&str>| {
+        let mut c = bin();
+        c.args(["--repo", repo_s]).args(pre).args(create).args(post);
+        c.env_remove("DOCKER_HOST");
+        if let Some(h) = env {
+            c.env("DOCKER_HOST", h);
+        }
+        c.output().unwrap()
+    };
+    for o in [
+        run(&["--docker-host", &absent], &[], None),
+        run(&[], &["--docker-host", &absent], None),
+        run(&[], &[], Some(&absent)),
+    ] {
+        assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+        assert!(stderr(&o).contains("is dockerd running?"), "{}", stderr(&o));
+    }
+    let o = run(&["--docker-host", "ftp://example.org"], &[], None);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+
+    // An engine that never answers: the kernel completes the connection (backlog),
+    // nobody reads it; given up after --docker-timeout.
+    let sock = dir.path().join("silent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let started = std::time::Instant::now();
+    let silent = format!("unix://{}", sock.display());
+    let o = run(&["--docker-host", &silent], &["--docker-timeout", "300ms"], None);
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("300ms"),
+        "the timeout is named: {}",
+        stderr(&o)
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let o = run(&["--docker-timeout", "soon"], &[], None);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+}

@@ -572,6 +572,8 @@ impl Agent {
                         &summary,
                         &self.pipe.stats,
                         &self.file_metrics(),
+                        homelab_core::text::Paint::for_stdout(),
+                        homelab_core::text::screen_width(),
                     ))?,
                 }
             }

@@ -356,26 +356,14 @@ fn text_format_marks_problems_and_colours_only_a_terminal() {
     );
 
     // On a terminal: colour, unless NO_COLOR is set.
-    let bin = env!("CARGO_BIN_EXE_pi-thermal");
-    let cmd = std::iter::once(bin.to_string())
-        .chain(args.iter().map(|a| a.to_string()))
-        .map(|a| format!("'{a}'"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let on_tty = |no_color: Option<&str>| {
-        let mut c = std::process::Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
-        if let Some(v) = no_color {
-            c.env("NO_COLOR", v);
-        }
-        let out = c.output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+    let on_tty = |no_color| {
+        let (code, out) = homelab_testkit::on_terminal(
+            std::path::Path::new(env!("CARGO_BIN_EXE_pi-thermal")),
+            &args,
+            no_color,
         );
-        String::from_utf8(out.stdout).unwrap()
+        assert_eq!(code, Some(0), "{out}");
+        out
     };
     let coloured = on_tty(None);
     assert!(

@@ -248,3 +248,42 @@ fn man_page_documents_every_field_and_metric() {
     let missing = homelab_testkit::undocumented(&man, metrics.iter().copied());
     assert!(missing.is_empty(), "metrics not in the man page: {missing:?}");
 }
+
+/// The text view marks a route that does not answer with `!` and lists it under
+/// Problems; colour only on a terminal (a pseudo-terminal from script(1)), never with
+/// NO_COLOR, never into a pipe.
+#[test]
+fn text_view_colours_only_a_terminal_without_no_color() {
+    let closed = free_port();
+    let args = [
+        "--route".to_string(),
+        "down.test".to_string(),
+        "--connect".to_string(),
+        format!("127.0.0.1:{closed}"),
+        "--no-redirect-check".to_string(),
+        "--format".to_string(),
+        "text".to_string(),
+    ];
+    let out = route_check().args(&args).env_remove("NO_COLOR").output().unwrap();
+    let piped = String::from_utf8(out.stdout).unwrap();
+    assert!(!piped.contains('\x1b'), "no colour into a pipe: {piped:?}");
+    assert!(piped.contains("down.test") && piped.contains("down !"), "{piped}");
+    assert!(piped.contains("0 of 1 route up; 1 critical."), "{piped}");
+    assert!(
+        piped.contains("Problems\n  ! down.test down.test: does not answer: "),
+        "{piped}"
+    );
+
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let on_tty = |no_color| {
+        homelab_testkit::on_terminal(Path::new(env!("CARGO_BIN_EXE_route-check")), &args, no_color).1
+    };
+    let coloured = on_tty(None);
+    assert!(
+        coloured.contains("\x1b[1m\x1b[31mdown.test"),
+        "red on a terminal: {coloured:?}"
+    );
+    let plain = on_tty(Some("1"));
+    assert!(plain.contains("down !"), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "NO_COLOR: {plain:?}");
+}

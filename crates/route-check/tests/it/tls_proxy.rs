@@ -427,19 +427,29 @@ fn prom_and_text_formats() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].starts_with("ROUTER") && lines[0].contains("DAYS") && lines[0].contains("PROBLEM"),
+        lines[0].starts_with("ROUTER") && lines[0].contains("STATE") && lines[0].contains("CERTIFICATE"),
         "{text}"
     );
     let expired = lines.iter().find(|l| l.starts_with("expired.test")).unwrap();
     assert!(
-        expired.contains("CRITICAL") && expired.contains("certificate expired"),
+        expired.contains("down !") && expired.contains("expired ") && expired.contains(" ago !"),
         "{expired}"
+    );
+    assert!(
+        text.contains("Problems\n") && text.contains("! expired.test expired.test: "),
+        "{text}"
     );
     let valid = lines.iter().find(|l| l.starts_with("valid.test")).unwrap();
     assert!(
-        valid.contains(" 200 ") && valid.contains("TLS 1.3") && valid.contains(" yes "),
+        valid.contains(" up ")
+            && valid.contains(" 200 ")
+            && valid.contains("TLS 1.3")
+            && valid.contains("expires in ")
+            && valid.contains(" days")
+            && valid.ends_with("redirects"),
         "{valid}"
     );
+    assert!(!text.contains('\x1b'), "no colour off a terminal: {text:?}");
 }
 
 fn homelab_core_now() -> f64 {
