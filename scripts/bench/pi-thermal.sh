@@ -54,6 +54,9 @@ if [ -n "$scale" ]; then
     scraped=$(curl -fs "http://127.0.0.1:$port/metrics" | grep -c '^node_thermal_zone_temp{' || true)
     python3 $m scrape "$runs" "$tsv" "$n" pi-thermal node_exporter "http://127.0.0.1:$port/metrics" "$ne" \
       -- "$bin" --root "$root" --format prom >/dev/null
+    # The floor under any one-shot tool: starting a process that does nothing.
+    floor=$(python3 $m run "$runs" -- /bin/true)
+    python3 $m row "$tsv" "$n" "/bin/true (process start)" wall_ms "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["wall_ms_median"])' "$floor")"
     echo "  $n zones: pi-thermal read $zones, node_exporter $scraped; load average $(cut -d' ' -f1-3 /proc/loadavg)"
     kill "$ne"; wait "$ne" 2>/dev/null || true
   done
