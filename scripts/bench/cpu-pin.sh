@@ -177,6 +177,7 @@ def bench_scale():
             check = json.loads(subprocess.check_output(
                 [sys.executable, measure, "run", str(runs), "--", bin, "check", plans[last], "--quiet"]))
             row(n, "cpu-pin apply", "noop_apply_wall_ms", noop["wall_ms_median"])
+            row(n, "cpu-pin apply", "noop_apply_cpu_ms", noop["cpu_ms_median"])
             row(n, "cpu-pin apply", "noop_apply_rss_mib", noop["rss_kib_median"] / 1024)
             row(n, "cpu-pin apply", "check_wall_ms", check["wall_ms_median"])
             total = sum(threads_of(p) for p in procs)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Small measuring helper shared by the benchmark scripts (not a test).
 
-  measure.py run  RUNS -- CMD...   run CMD RUNS times: median wall ms, median/max peak RSS KiB
+  measure.py run  RUNS -- CMD...   run CMD RUNS times: median and min wall ms, median CPU ms,
+                                   median/max peak RSS KiB
   measure.py turns RUNS SH_A SH_B  run the shell commands A and B in turn, RUNS times
                                    each (a change in the machine's load hits both):
                                    median and min wall ms and median CPU ms (user+sys)
@@ -12,8 +13,8 @@
   measure.py once -- CMD...        run CMD once (for commands that change state, such as
                                    a backup): wall ms and peak RSS KiB of that one run
   measure.py pair RUNS TSV SIZE NAME_A SH_A NAME_B SH_B
-                                   scale mode: `turns` of A and B, and their median wall ms,
-                                   CPU ms and peak RSS MiB appended to TSV as rows of
+                                   scale mode: `turns` of A and B, and their median (and
+                                   fastest) wall ms, CPU ms and peak RSS MiB appended to TSV as rows of
                                    size, tool, metric, value (the input of plot.sh)
   measure.py scrape RUNS TSV SIZE NAME_A NAME_B URL PID -- CMD...
                                    scale mode against a running server: CMD (A) and one GET
@@ -44,11 +45,14 @@ import urllib.request
 
 
 def run(runs, cmd):
-    walls, rss = [], []
+    walls, cpus, rss = [], [], []
     for _ in range(runs):
         t = time.perf_counter()
-        code = subprocess.call(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
         walls.append((time.perf_counter() - t) * 1000)
+        cpus.append((usage.ru_utime + usage.ru_stime) * 1000)
+        code = os.waitstatus_to_exitcode(status)
         if code not in (0, 1, 2):
             sys.exit(f"measure.py: {cmd} exited {code}")
         with tempfile.NamedTemporaryFile("r") as out:
@@ -56,6 +60,7 @@ def run(runs, cmd):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             rss.append(int(out.read().split()[-1]))
     return {"runs": runs, "wall_ms_median": round(statistics.median(walls), 3),
+            "wall_ms_min": round(min(walls), 3), "cpu_ms_median": round(statistics.median(cpus), 3),
             "rss_kib_median": int(statistics.median(rss)), "rss_kib_max": max(rss)}
 
 
@@ -101,6 +106,7 @@ def pair(runs, tsv, size, name_a, a, name_b, b):
     r = turns(runs, a, b)
     for key, name in (("a", name_a), ("b", name_b)):
         append_row(tsv, size, name, "wall_ms", r[key]["wall_ms_median"])
+        append_row(tsv, size, name, "wall_ms_fastest", r[key]["wall_ms_min"])
         append_row(tsv, size, name, "cpu_ms", r[key]["cpu_ms_median"])
         append_row(tsv, size, name, "rss_mib", round(r[key]["rss_kib_median"] / 1024, 2))
     return r
