@@ -8,7 +8,7 @@
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: plot.sh TSV PNG [TITLE]" >&2; exit 64; }
 tsv=$1 png=$2 title=${3:-$(basename "$tsv" .tsv)}
-command -v gnuplot >/dev/null || { echo "plot.sh: needs gnuplot (Debian gnuplot-nox)" >&2; exit 69; }
+command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot is not installed: apt-get install gnuplot-nox, then plot.sh $tsv $png again (the TSV is kept)" >&2; exit 69; }
 [ -s "$tsv" ] || { echo "plot.sh: $tsv is empty or missing: run a bench script with --scale first" >&2; exit 66; }
 
 # The gnuplot script, data inline: one block per (metric, tool), in the order first seen.
