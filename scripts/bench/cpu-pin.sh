@@ -14,11 +14,20 @@
 #    it woke.
 #
 #   scripts/bench/cpu-pin.sh [RUNS] [PROBE_WAKEUPS]      (defaults 11 and 5000; RUNS=0 skips part 1)
+#   scripts/bench/cpu-pin.sh --scale 100,1000,5000 [RUNS]  (RUNS default 11)
+#
+# --scale: for each total N of threads, 20 processes of N/20 threads each; `cpu-pin
+# apply` with a one-rule plan against a shell loop of `taskset -a -p` over the 20, in
+# turn (each run moves every thread), then a no-change `apply` and `check`. Prints per
+# size wall, CPU and peak RSS of both and the ratio; writes docs/bench/cpu-pin.tsv and
+# plots docs/bench/cpu-pin.png.
 #
 # Every process it pins is one it started (named cpupinbench, cpupinhog,
 # cpupinprobe), and all are killed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+scale=
+if [ "${1:-}" = --scale ]; then scale=${2:?--scale needs a list such as 100,1000,5000}; shift 2; fi
 runs=${1:-11}
 wakeups=${2:-5000}
 m=scripts/bench/measure.py
@@ -27,14 +36,21 @@ python=/usr/bin/python3
 [ -x "$python" ] || python=$(command -v python3)
 
 cargo build --release -q -p cpu-pin
-bin=$PWD/target/release/cpu-pin
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin=$target/release/cpu-pin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+if [ -n "$scale" ]; then
+  mkdir -p docs/bench
+  : >docs/bench/cpu-pin.tsv
+  echo "cpu-pin --scale $scale: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $runs turns per size"
+fi
 
-"$python" - "$bin" "$work" "$runs" "$wakeups" "$m" <<'PY'
+"$python" - "$bin" "$work" "$runs" "$wakeups" "$m" "$scale" <<'PY'
 import ctypes, json, os, signal, statistics, subprocess, sys, time
 
 bin, work, runs, wakeups, measure = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+scale = [int(x) for x in sys.argv[6].split(",")] if sys.argv[6] else []
 cpus = sorted(os.sched_getaffinity(0))
 first, last = str(cpus[0]), str(cpus[-1])
 libc = ctypes.CDLL(None)
@@ -57,9 +73,9 @@ def fork_tree(count, comm, body):
         pids.append(pid)
     return pids
 
-def idle_threads():
+def idle_threads(extra=3):
     import threading
-    for _ in range(3):
+    for _ in range(extra):
         threading.Thread(target=lambda: signal.pause(), daemon=True).start()
     signal.pause()
 
@@ -131,6 +147,51 @@ def bench_pinning():
     print(f"  ratio (taskset / cpu-pin)            {tsm / cpm:8.1f} x faster")
     print(f"  cpu-pin apply, nothing to change     median {noop['wall_ms_median']:8.1f} ms   peak RSS {noop['rss_kib_median'] / 1024:.1f} MiB")
     print(f"  cpu-pin check                        median {check['wall_ms_median']:8.1f} ms")
+
+# ---- --scale: 20 processes of N/20 threads each --------------------------------
+def bench_scale():
+    tsv = "docs/bench/cpu-pin.tsv"
+    row = lambda size, tool, metric, value: subprocess.check_call(
+        [sys.executable, measure, "row", tsv, str(size), tool, metric, str(round(value, 3))])
+    for n in scale:
+        per = max(1, n // 20)
+        procs = fork_tree(20, "cpupinbench", lambda: idle_threads(per - 1))
+        try:
+            deadline = time.monotonic() + 120
+            while not all(threads_of(p) == per for p in procs):
+                if time.monotonic() > deadline:
+                    sys.exit(f"the 20 test processes did not start their {per} threads each")
+                time.sleep(0.05)
+            plans = {c: plan(f"{work}/bench-{c}.conf", f"bench comm=cpupinbench cpus={c}\n") for c in (first, last)}
+            pidlist = " ".join(map(str, procs))
+            loop = f"for p in {pidlist}; do taskset -a -p -c {last} $p >/dev/null || exit 3; done"
+            # In turn: cpu-pin moves every thread to the first CPU, the loop back to the last.
+            subprocess.check_output([sys.executable, measure, "pair", str(runs), tsv, str(n),
+                                     "cpu-pin apply", f"{bin} apply {plans[first]} --quiet",
+                                     "taskset -a -p loop", loop])
+            bad = [t for p in procs for t in map(int, os.listdir(f"/proc/{p}/task")) if os.sched_getaffinity(t) != {int(last)}]
+            if bad:
+                sys.exit(f"{len(bad)} threads are not on CPU {last}")
+            noop = json.loads(subprocess.check_output(
+                [sys.executable, measure, "run", str(runs), "--", bin, "apply", plans[last], "--quiet"]))
+            check = json.loads(subprocess.check_output(
+                [sys.executable, measure, "run", str(runs), "--", bin, "check", plans[last], "--quiet"]))
+            row(n, "cpu-pin apply", "noop_apply_wall_ms", noop["wall_ms_median"])
+            row(n, "cpu-pin apply", "noop_apply_cpu_ms", noop["cpu_ms_median"])
+            row(n, "cpu-pin apply", "noop_apply_rss_mib", noop["rss_kib_median"] / 1024)
+            row(n, "cpu-pin apply", "check_wall_ms", check["wall_ms_median"])
+            total = sum(threads_of(p) for p in procs)
+        finally:
+            kill(procs)
+        print(f"  {n} threads ({total} counted): load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    subprocess.check_call([sys.executable, measure, "table", tsv])
+    subprocess.check_call(["scripts/bench/plot.sh", tsv, "docs/bench/cpu-pin.png",
+                           "cpu-pin apply vs a taskset -a -p loop, by threads (20 processes)"], stdout=subprocess.DEVNULL)
+    print(f"wrote {tsv} and docs/bench/cpu-pin.png")
+    sys.exit(0)
+
+if scale:
+    bench_scale()
 
 if runs > 0:
     bench_pinning()

@@ -13,8 +13,20 @@
 #   building one. LOGSHIP_BEFORE_BIN=path (another build, e.g. of the commit before a
 #   change) adds a before/after row: both binaries take turns on the same file, to
 #   --stdout and to the stand-in, and the ratio after / before is printed.
+#
+#   scripts/bench/log-tail-ship.sh --scale 10,100,1000 [SECONDS]   (SECONDS default 30)
+#
+# --scale: for each N, N files in one directory, each appended 10 lines per second
+# (by one writer, a tenth of the files every 10 ms), followed by log-tail-ship
+# (--file 'DIR/*.log' to the Loki stand-in, with --positions) and, side by side, by
+# `tail -q -F` on the same files into a null device node: each one's CPU (% of one
+# core, from /proc over SECONDS once both have caught up) and peak RSS. tail only
+# follows and prints; log-tail-ship also stamps, escapes, batches, gzips and pushes
+# over HTTP. Writes docs/bench/log-tail-ship.tsv and plots docs/bench/log-tail-ship.png.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+scale=
+if [ "${1:-}" = --scale ]; then scale=${2:?--scale needs a list such as 10,100,1000}; shift 2; fi
 lines=${1:-1000000}
 runs=${2:-5}
 idle=${3:-60}
@@ -26,7 +38,8 @@ if [ -n "${LOGSHIP_BIN:-}" ]; then
   bin=$LOGSHIP_BIN
 else
   cargo build --release -q -p log-tail-ship
-  bin=${CARGO_TARGET_DIR:-$PWD/target}/release/log-tail-ship
+  target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  bin=$target/release/log-tail-ship
 fi
 work=$(mktemp -d)
 pids=()
@@ -36,6 +49,67 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+if [ -n "$scale" ]; then
+  seconds=${1:-30}
+  mkdir -p docs/bench
+  tsv=docs/bench/log-tail-ship.tsv
+  : >"$tsv"
+  echo "log-tail-ship --scale $scale: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $seconds s per size; $(tail --version | head -1)"
+  python3 scripts/bench/loki-stand-in.py "$work/port" & pids+=($!)
+  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+  url="http://127.0.0.1:$(cat "$work/port")"
+  if mknod "$work/null" c 1 3 2>/dev/null && echo probe >"$work/null" 2>/dev/null; then sink=$work/null; else sink=/dev/null; fi
+  for n in ${scale//,/ }; do
+    d=$work/scale-$n
+    mkdir -p "$d"
+    for i in $(seq 1 "$n"); do : >"$d/f$i.log"; done
+    # The writer: 10 lines per second to each file, a tenth of the files every 10 ms.
+    python3 - "$d" "$n" "$((seconds + 20))" <<'WRITER' &
+import os, sys, time
+d, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+fds = [os.open(f"{d}/f{i}.log", os.O_WRONLY | os.O_APPEND) for i in range(1, n + 1)]
+start = time.monotonic()
+k = 0
+while time.monotonic() - start < secs:
+    for i in range(k % 10, n, 10):
+        os.write(fds[i], f'192.168.1.{i % 250} - - "GET /api/items/{k} HTTP/1.1" 200 {k % 5000} "-" "curl/8.5.0" file {i} line {k // 10}\n'.encode())
+    k += 1
+    time.sleep(max(0.0, start + k * 0.01 - time.monotonic()))
+WRITER
+    writer=$!; pids+=("$writer")
+    "$bin" --file "$d/*.log" --loki "$url" --positions "$d.json" --quiet &
+    follower=$!; pids+=("$follower")
+    tail -q -n 0 -F "$d"/*.log >"$sink" &
+    tailer=$!; pids+=("$tailer")
+    sleep 5 # both have opened every file and caught up (the files are new and short)
+    before=$(curl -fsS "$url/count")
+    python3 $m cpu "$follower" "$seconds" >"$work/cpu-ours" &
+    c1=$!
+    python3 $m cpu "$tailer" "$seconds" >"$work/cpu-tail"
+    wait "$c1"
+    after=$(curl -fsS "$url/count")
+    python3 - "$tsv" "$n" "$work/cpu-ours" "$work/cpu-tail" "$(python3 $m hwm "$follower")" "$(python3 $m hwm "$tailer")" "$before" "$after" <<'ROWS'
+import json, sys
+tsv, n = sys.argv[1], sys.argv[2]
+ours, tail = (json.load(open(p)) for p in sys.argv[3:5])
+ours_rss, tail_rss = (json.loads(a)["rss_kib_peak"] / 1024 for a in sys.argv[5:7])
+shipped = (int(sys.argv[8]) - int(sys.argv[7])) / ours["seconds"]
+with open(tsv, "a") as f:
+    for tool, c, r in (("log-tail-ship", ours, ours_rss), ("tail -F", tail, tail_rss)):
+        f.write(f"{n}\t{tool}\tcpu_percent\t{c['cpu_percent']}\n")
+        f.write(f"{n}\t{tool}\trss_mib\t{round(r, 2)}\n")
+    f.write(f"{n}\tlog-tail-ship\tshipped_lines_per_second\t{round(shipped, 1)}\n")
+print(f"  {n} files: {shipped:.0f} lines/s reached the stand-in (written: {10 * int(n)}/s)")
+ROWS
+    echo "  load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    for p in "$follower" "$tailer" "$writer"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  done
+  python3 $m table "$tsv"
+  scripts/bench/plot.sh "$tsv" docs/bench/log-tail-ship.png "log-tail-ship following N files at 10 lines/s each vs tail -F, by files" >/dev/null
+  echo "wrote $tsv and docs/bench/log-tail-ship.png"
+  exit 0
+fi
 
 # An access log: one line in ten is a health check (the noise to drop).
 python3 - "$work/access.log" "$lines" <<'PY'

@@ -6,9 +6,19 @@
 # Not a test: it prints medians and ratios for the README.
 #
 #   scripts/bench/route-check.sh [RUNS]     (default 15)
+#   scripts/bench/route-check.sh --scale 50,500,5000 [RUNS]     (RUNS default 3)
+#
+# --scale: for each N, N routes (from a --routes-file) at the default concurrency,
+# against the same 2N curl requests run 16 at a time (`xargs -P 16`), in turn; and,
+# for N up to 500, once against curl in sequence. Prints per size wall, CPU and peak
+# RSS (for curl: the largest single curl) and the ratio; writes
+# docs/bench/route-check.tsv and plots docs/bench/route-check.png.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+scale=
+if [ "${1:-}" = --scale ]; then scale=${2:?--scale needs a list such as 50,500,5000}; shift 2; fi
 runs=${1:-15}
+[ -n "$scale" ] && runs=${1:-3}
 routes=50
 m=scripts/bench/measure.py
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
@@ -16,7 +26,8 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 command -v openssl >/dev/null && command -v curl >/dev/null || { echo "needs openssl and curl" >&2; exit 69; }
 
 cargo build --release -q -p route-check
-bin=$PWD/target/release/route-check
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin=$target/release/route-check
 work=$(mktemp -d)
 nginx_pid=
 cleanup() {
@@ -26,9 +37,9 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# A CA and one leaf for r1..r50.bench.test.
+# A CA and one wildcard leaf for r1..rN.bench.test.
 names=(); for i in $(seq 1 $routes); do names+=("r$i.bench.test"); done
-san=$(printf 'DNS:%s,' "${names[@]}"); san=${san%,}
+san='DNS:*.bench.test'
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=bench CA" \
   -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=${names[0]}" \
@@ -48,7 +59,7 @@ http {
   uwsgi_temp_path $work/tmp/u; scgi_temp_path $work/tmp/s;
   ssl_protocols TLSv1.2 TLSv1.3;
   server { listen 127.0.0.1:$backend; return 200 "ok\n"; }
-  server { listen 127.0.0.1:$tls ssl; server_name ${names[*]};
+  server { listen 127.0.0.1:$tls ssl; server_name *.bench.test;
     ssl_certificate $work/leaf.pem; ssl_certificate_key $work/leaf.key;
     location / { proxy_pass http://127.0.0.1:$backend; } }
   server { listen 127.0.0.1:$plain; return 301 https://\$host\$request_uri; }
@@ -57,6 +68,34 @@ EOF
 "$nginx" -p "$work" -e "$work/error.log" -c "$work/nginx.conf" &
 nginx_pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$plain/" && break; sleep 0.05; done
+
+if [ -n "$scale" ]; then
+  mkdir -p docs/bench
+  tsv=docs/bench/route-check.tsv
+  : >"$tsv"
+  echo "route-check --scale $scale: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $("$nginx" -v 2>&1), $runs turns per size"
+  for n in ${scale//,/ }; do
+    : >"$work/routes-$n"; : >"$work/curl-$n"
+    for i in $(seq 1 "$n"); do
+      echo "r$i.bench.test" >>"$work/routes-$n"
+      printf -- '--connect-to r%s.bench.test:443:127.0.0.1:%s https://r%s.bench.test/\n--connect-to r%s.bench.test:80:127.0.0.1:%s http://r%s.bench.test/\n' \
+        "$i" "$tls" "$i" "$i" "$plain" "$i" >>"$work/curl-$n"
+    done
+    rc="'$bin' --routes-file '$work/routes-$n' --connect 127.0.0.1:$tls --connect-http 127.0.0.1:$plain --ca '$work/ca.pem' --quiet --check"
+    sh -c "$rc" || { echo "route-check found problems on the bench proxy at $n routes (exit $?)" >&2; exit 70; }
+    par="xargs -P 16 -L 1 curl -sS -o /dev/null --cacert '$work/ca.pem' <'$work/curl-$n'"
+    python3 $m pair "$runs" "$tsv" "$n" "route-check" "$rc" "curl, xargs -P 16" "$par" >/dev/null
+    if [ "$n" -le 500 ]; then
+      seq_run=$(python3 $m once -- sh -c "xargs -L 1 curl -sS -o /dev/null --cacert '$work/ca.pem' <'$work/curl-$n'")
+      python3 $m row "$tsv" "$n" "curl in sequence" wall_ms "$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["wall_ms"])' "$seq_run")"
+    fi
+    echo "  $n routes: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  done
+  python3 $m table "$tsv"
+  scripts/bench/plot.sh "$tsv" docs/bench/route-check.png "route-check vs curl (16 in parallel), by routes (HTTPS + redirect each)" >/dev/null
+  echo "wrote $tsv and docs/bench/route-check.png"
+  exit 0
+fi
 
 args=(--connect "127.0.0.1:$tls" --connect-http "127.0.0.1:$plain" --ca "$work/ca.pem" --quiet --check)
 for n in "${names[@]}"; do args+=(--route "$n"); done
