@@ -44,17 +44,24 @@ import time
 import urllib.request
 
 
+def timed(cmd):
+    """Runs cmd once: its wall time and CPU time in ms; exits when it failed (not 0, 1, 2)."""
+    t = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = (time.perf_counter() - t) * 1000
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1, 2):
+        sys.exit(f"measure.py: {cmd} exited {code}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000
+
+
 def run(runs, cmd):
     walls, cpus, rss = [], [], []
     for _ in range(runs):
-        t = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
-        walls.append((time.perf_counter() - t) * 1000)
-        cpus.append((usage.ru_utime + usage.ru_stime) * 1000)
-        code = os.waitstatus_to_exitcode(status)
-        if code not in (0, 1, 2):
-            sys.exit(f"measure.py: {cmd} exited {code}")
+        wall, cpu = timed(cmd)
+        walls.append(wall)
+        cpus.append(cpu)
         with tempfile.NamedTemporaryFile("r") as out:
             subprocess.call(["/usr/bin/time", "-f", "%M", "-o", out.name] + cmd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -116,13 +123,9 @@ def scrape(runs, tsv, size, name_a, name_b, url, pid, cmd):
     walls, cpus, gets = [], [], []
     server_cpu = 0
     for _ in range(runs):
-        t = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
-        walls.append((time.perf_counter() - t) * 1000)
-        cpus.append((usage.ru_utime + usage.ru_stime) * 1000)
-        if os.waitstatus_to_exitcode(status) not in (0, 1, 2):
-            sys.exit(f"measure.py: {cmd} exited {os.waitstatus_to_exitcode(status)}")
+        wall, cpu = timed(cmd)
+        walls.append(wall)
+        cpus.append(cpu)
         c0 = ticks(pid)
         t = time.perf_counter()
         with urllib.request.urlopen(url, timeout=30) as r:
