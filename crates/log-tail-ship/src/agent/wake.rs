@@ -23,6 +23,9 @@ pub(super) const RESCAN: Duration = Duration::from_secs(10);
 /// inotify still reports new and changed files at once.
 const RESCAN_MAX: Duration = Duration::from_secs(60);
 const RESCAN_COST: u32 = 2000;
+/// While polling, looks are the only way to see new files: they may cost up to 0.5 %
+/// of a core.
+const POLL_RESCAN_COST: u32 = 200;
 /// Without inotify (or for directories it cannot watch): look at the files this often,
 /// and for new files as often as their cost allows.
 const POLL_FALLBACK: Duration = Duration::from_millis(250);
@@ -79,14 +82,18 @@ impl Wake {
     }
 
     /// A look for files that began at `start` (see [`cpu_time`]) is done: the next
-    /// one is due after a pause that grows with what it cost (from [`POLL_FALLBACK`]
-    /// when polling: no event tells of new files then).
+    /// one is due after a pause that grows with what it cost (from [`POLL_FALLBACK`],
+    /// and costing more, when polling: no event tells of new files then).
     pub fn rescanned(&mut self, start: Duration) {
         self.rescan_needed = false;
-        let least = if self.polling() { POLL_FALLBACK } else { RESCAN };
+        let (least, cost) = if self.polling() {
+            (POLL_FALLBACK, POLL_RESCAN_COST)
+        } else {
+            (RESCAN, RESCAN_COST)
+        };
         let pause = cpu_time()
             .saturating_sub(start)
-            .saturating_mul(RESCAN_COST)
+            .saturating_mul(cost)
             .clamp(least, RESCAN_MAX);
         self.next_rescan = Instant::now() + pause;
     }
