@@ -15,6 +15,9 @@ pub struct Files {
     pub open: usize,
     /// Files found but not opened at the last scan (permission denied, no descriptor).
     pub unreadable: usize,
+    /// Followed files whose directory inotify does not watch (it is unavailable or
+    /// out of watches): looked at on a timer.
+    pub polled: usize,
 }
 
 pub fn page(s: &Stats, f: &Files, now: f64) -> Page {
@@ -82,6 +85,11 @@ pub fn page(s: &Stats, f: &Files, now: f64) -> Page {
         "Files matched by --file (or Docker's log paths) that could not be opened at the last scan: permission denied, or no file descriptor left.",
     )
     .sample(&[], f.unreadable as f64);
+    p.gauge(
+        "logship_files_polled",
+        "Files followed without inotify (it is unavailable, or out of watches: fs.inotify.max_user_watches), looked at every 250 ms.",
+    )
+    .sample(&[], f.polled as f64);
     p.gauge(
         "logship_last_push_timestamp_seconds",
         "Unix time of the last batch the sink accepted.",

@@ -302,6 +302,12 @@ impl Agent {
             lag,
             open: self.files.tails.len(),
             unreadable: self.files.unopened.len(),
+            polled: self
+                .files
+                .tails
+                .iter()
+                .filter(|t| self.wake.polled(&t.path))
+                .count(),
         }
     }
 }

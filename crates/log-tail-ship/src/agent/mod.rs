@@ -106,7 +106,8 @@ impl Agent {
         }
         let globs = patterns.iter().map(|(_, real)| real.clone()).collect();
         let files = Files::new(root.clone(), globs, restored, cli.from_beginning);
-        let wake = Wake::new()?;
+        let mut book = Bookkeeping::default();
+        let wake = Wake::new(&mut book)?;
         let mut pipe = Pipe {
             streams: Streams::default(),
             stats: Stats::default(),
@@ -115,7 +116,6 @@ impl Agent {
             max_line: cli.max_line_bytes as usize,
             sink,
         };
-        let mut book = Bookkeeping::default();
         let stdin = cli.stdin.then(|| StdinSource::new(&mut pipe, &static_labels));
         let journal = JournalSource::open(cli, restored_journal, &mut pipe, &mut book)?;
         let mut agent = Agent {
@@ -156,7 +156,7 @@ impl Agent {
     }
 
     fn rescan(&mut self) -> Result<()> {
-        let start = Instant::now();
+        let start = wake::cpu_time();
         let new = self.files.scan();
         self.setup_tails(&new);
         if self.files.truncations > 0 {
@@ -171,7 +171,9 @@ impl Agent {
                 self.book.error(n);
             }
         }
-        self.wake.watch(self.files.dirs());
+        if let Some(msg) = self.wake.watch(self.files.dirs()) {
+            self.book.error(msg);
+        }
         self.wake.rescanned(start);
         Ok(())
     }

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use homelab_core::run::Shutdown;
@@ -13,37 +13,52 @@ use homelab_core::{Error, Result};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use super::bookkeeping::warn;
+use super::bookkeeping::Bookkeeping;
 
 /// Safety net: look for new files this often even without an inotify event.
 pub(super) const RESCAN: Duration = Duration::from_secs(10);
-/// ... and at most this rarely: the pause after a look is [`RESCAN_COST`] times what
-/// the look took, so that an idle follower of thousands of files (a look stats each
+/// ... and at most this rarely: the pause after a look is [`RESCAN_COST`] times the CPU
+/// time the look took (not its wall time, which a busy machine stretches), so that an idle follower of thousands of files (a look stats each
 /// of them and its rotated siblings) spends well under 0.1 % of a core on them.
 /// inotify still reports new and changed files at once.
 const RESCAN_MAX: Duration = Duration::from_secs(60);
 const RESCAN_COST: u32 = 2000;
-/// Without inotify: look at the files this often.
+/// While polling, looks are the only way to see new files: they may cost up to 0.5 %
+/// of a core.
+const POLL_RESCAN_COST: u32 = 200;
+/// Without inotify (or for directories it cannot watch): look at the files this often,
+/// and for new files as often as their cost allows.
 const POLL_FALLBACK: Duration = Duration::from_millis(250);
+
+/// The CPU time this thread has used so far: what a look costs is measured in it.
+pub(super) fn cpu_time() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(Duration::ZERO, Duration::from)
+}
 
 pub(super) struct Wake {
     pub shutdown: Shutdown,
     inotify: Option<Inotify>,
     watches: HashMap<PathBuf, WatchDescriptor>,
-    /// A directory could not be watched (said once): the files are polled.
-    watch_failed: bool,
+    /// Directories that could not be watched at the last try (out of watches): their
+    /// files are polled. Said once.
+    unwatched: HashSet<PathBuf>,
+    said_unwatched: bool,
     /// An event says the set of files may have changed.
     pub rescan_needed: bool,
     next_rescan: Instant,
 }
 
 impl Wake {
-    pub fn new() -> Result<Wake> {
+    /// Sets up inotify; without it (out of instances: fs.inotify.max_user_instances)
+    /// the files are polled, which is said once (on stderr and in the summary).
+    pub fn new(book: &mut Bookkeeping) -> Result<Wake> {
         let inotify = match Inotify::init() {
             Ok(i) => Some(i),
             Err(e) => {
-                warn(&format!(
-                    "inotify is unavailable ({}): looking at the files every {} ms instead",
+                book.error(format!(
+                    "inotify is unavailable ({}): looking at the files every {} ms instead \
+                     (raise fs.inotify.max_user_instances if it ran out)",
                     homelab_core::exit::describe_io(&e),
                     POLL_FALLBACK.as_millis()
                 ));
@@ -54,7 +69,8 @@ impl Wake {
             shutdown: Shutdown::install()?,
             inotify,
             watches: HashMap::new(),
-            watch_failed: false,
+            unwatched: HashSet::new(),
+            said_unwatched: false,
             rescan_needed: true,
             next_rescan: Instant::now(),
         })
@@ -65,14 +81,20 @@ impl Wake {
         self.rescan_needed || Instant::now() >= self.next_rescan
     }
 
-    /// A look for files that began at `start` is done: the next one is due after a
-    /// pause that grows with what it cost.
-    pub fn rescanned(&mut self, start: Instant) {
+    /// A look for files that began at `start` (see [`cpu_time`]) is done: the next
+    /// one is due after a pause that grows with what it cost (from [`POLL_FALLBACK`],
+    /// and costing more, when polling: no event tells of new files then).
+    pub fn rescanned(&mut self, start: Duration) {
         self.rescan_needed = false;
-        let pause = start
-            .elapsed()
-            .saturating_mul(RESCAN_COST)
-            .clamp(RESCAN, RESCAN_MAX);
+        let (least, cost) = if self.polling() {
+            (POLL_FALLBACK, POLL_RESCAN_COST)
+        } else {
+            (RESCAN, RESCAN_COST)
+        };
+        let pause = cpu_time()
+            .saturating_sub(start)
+            .saturating_mul(cost)
+            .clamp(least, RESCAN_MAX);
         self.next_rescan = Instant::now() + pause;
     }
 
@@ -81,9 +103,14 @@ impl Wake {
         self.next_rescan.saturating_duration_since(Instant::now())
     }
 
-    /// Watches the directories not watched yet.
-    pub fn watch(&mut self, dirs: HashSet<PathBuf>) {
-        let Some(ino) = &mut self.inotify else { return };
+    /// Watches the directories not watched yet (those that could not be, again).
+    /// Returns what to say the first time one cannot be watched.
+    pub fn watch(&mut self, dirs: HashSet<PathBuf>) -> Option<String> {
+        let Some(ino) = &mut self.inotify else {
+            return None;
+        };
+        self.unwatched.clear();
+        let mut say = None;
         let mask = WatchMask::MODIFY
             | WatchMask::CREATE
             | WatchMask::MOVED_FROM
@@ -103,23 +130,32 @@ impl Wake {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    if !self.watch_failed {
-                        self.watch_failed = true;
-                        warn(&format!(
-                            "cannot watch {} ({}): looking at the files every {} ms (raise fs.inotify.max_user_watches)",
+                    if !self.said_unwatched {
+                        self.said_unwatched = true;
+                        say = Some(format!(
+                            "cannot watch {} ({}): looking at its files every {} ms instead \
+                             (raise fs.inotify.max_user_watches)",
                             d.display(),
                             homelab_core::exit::describe_io(&e),
                             POLL_FALLBACK.as_millis()
                         ));
                     }
+                    self.unwatched.insert(d);
                 }
             }
         }
+        say
     }
 
-    /// Whether files must be looked at on a timer (no inotify, or a watch failed).
+    /// Whether files must be looked at on a timer (no inotify, or a directory could
+    /// not be watched).
     fn polling(&self) -> bool {
-        self.inotify.is_none() || self.watch_failed
+        self.inotify.is_none() || !self.unwatched.is_empty()
+    }
+
+    /// Whether the file at `path` is polled (inotify does not watch its directory).
+    pub fn polled(&self, path: &Path) -> bool {
+        self.inotify.is_none() || path.parent().is_some_and(|d| self.unwatched.contains(d))
     }
 
     /// Sleeps until a signal, an inotify event or one of `fds` is ready, or `timeout`

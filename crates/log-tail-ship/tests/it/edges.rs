@@ -231,18 +231,8 @@ fn an_unreadable_file_is_an_error_in_the_summary_and_the_metrics() {
 
 /// Runs the binary under `ulimit` settings (a shell's), e.g. `-S -n 40`.
 fn with_ulimit(limit: &str, args: &[&str]) -> Run {
-    let script = format!("ulimit {limit} && exec \"$0\" \"$@\"");
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_log-tail-ship"))
-        .args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HOMELAB_") || k.starts_with("LOGSHIP_") || k.starts_with("LOG_TAIL_SHIP_") {
-            c.env_remove(k);
-        }
-    }
-    parse(c.stdin(Stdio::null()).output().unwrap())
+    let mut c = ship_after(&[], &format!("ulimit {limit}"));
+    parse(c.args(args).stdin(Stdio::null()).output().unwrap())
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod docs;
 mod edges;
 mod env;
 mod fault;
+mod inotify;
 mod journal;
 mod logrotate;
 mod loki;

@@ -110,12 +110,35 @@ pub fn parse(output: Output) -> Run {
 /// environment.
 pub fn ship() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_log-tail-ship"));
+    clean_env(&mut c);
+    c
+}
+
+/// The binary started by `sh -c` once `setup` (shell commands) succeeded, the shell
+/// itself run by `wrapper` (`unshare --user ...`; nothing if empty); its arguments
+/// are added to the returned command. The environment is cleaned as by [`ship`].
+pub fn ship_after(wrapper: &[&str], setup: &str) -> Command {
+    let mut c = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg("sh");
+            c
+        }
+        None => Command::new("sh"),
+    };
+    c.arg("-c")
+        .arg(format!("{setup} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_log-tail-ship"));
+    clean_env(&mut c);
+    c
+}
+
+fn clean_env(c: &mut Command) {
     for (k, _) in std::env::vars() {
         if k.starts_with("HOMELAB_") || k.starts_with("LOGSHIP_") || k.starts_with("LOG_TAIL_SHIP_") {
             c.env_remove(k);
         }
     }
-    c
 }
 
 /// Runs with `stdin` as input and parses the output.
