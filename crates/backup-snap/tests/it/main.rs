@@ -17,3 +17,4 @@ mod hygiene;
 mod modes;
 mod retention;
 mod roundtrip;
+mod streaming;
