@@ -166,7 +166,7 @@ PY
             prn=(once sh -c "restic -q -r '$repo' forget --keep-last 1 >/dev/null && restic -q -r '$repo' prune") ;;
         esac
         row() { # STEP JSON
-          python3 -c 'import json,sys; r=json.loads(sys.argv[4]); print(f"{sys.argv[1]}\t{sys.argv[2]}\t{sys.argv[3]}\t{r[\"wall_ms\"]/1000:.3f}\t{r[\"rss_kib\"]}")' \
+          python3 -c 'import json,sys; a=sys.argv; r=json.loads(a[4]); print("%s\t%s\t%s\t%.3f\t%d" % (a[1], a[2], a[3], r["wall_ms"] / 1000, r["rss_kib"]))' \
             "$n" "$tool" "$1" "$2" >>"$tsv.$run"
         }
         row backup1 "$("${b[@]}")"

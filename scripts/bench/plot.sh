@@ -2,7 +2,7 @@
 # Plots a scale benchmark (not a test): wall time and peak RSS against size, one line
 # per tool and step, both axes logarithmic, as a PNG (gnuplot, Debian's gnuplot-nox).
 #
-#   scripts/bench/plot.sh DATA.tsv OUT.png [TITLE]
+#   scripts/bench/plot.sh DATA.tsv OUT.png [TITLE [XLABEL]]
 #
 # DATA.tsv has a header line, then rows of: size, tool, step, seconds, rss_kib
 # (tab-separated). The first tool in the file is drawn with solid lines, the others
@@ -11,6 +11,7 @@ set -euo pipefail
 tsv=${1:?usage: plot.sh DATA.tsv OUT.png [TITLE]}
 png=${2:?usage: plot.sh DATA.tsv OUT.png [TITLE]}
 title=${3:-}
+xlabel=${4:-size}
 command -v gnuplot >/dev/null || { echo "plot.sh: needs gnuplot (apt-get install gnuplot-nox)" >&2; exit 69; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -34,13 +35,14 @@ for t in $tools; do
   ti=$((ti + 1))
 done
 gnuplot <<GP
-set terminal pngcairo size 1200,520 font ",10"
+set terminal pngcairo size 1200,600 font ",10"
 set output '$png'
 set multiplot layout 1,2 title "$title"
 set logscale xy
 set grid
-set key top left font ",8"
-set xlabel 'size'
+set key below maxrows 3 font ",8"
+set format x "%.0s%c"
+set xlabel '$xlabel'
 set ylabel 'wall time, s'
 plot $plot_time
 set ylabel 'peak RSS, MiB'
