@@ -14,7 +14,8 @@
 # snapshots (half) and prune. Per size and step: wall time, peak RSS and the ratios
 # backup-snap / restic, and a TSV (size, tool, step, seconds, rss_kib) that
 # scripts/bench/plot.sh turns into a PNG. Corpora, repositories and restores are
-# deleted at the end ($KEEP=1 keeps the corpora).
+# deleted at the end ($KEEP=1 keeps the corpora). SCALE_TOOLS=backup-snap leaves
+# restic out (to measure a change to backup-snap alone).
 #
 # The corpus (about 500 MiB, built once under $BENCH_DIR or /var/tmp): 2,000 small
 # text files, seven 50 MiB semi-compressible binaries and a 100 MiB SQLite database.
@@ -149,7 +150,7 @@ PY
     files=$(wc -l <"$sc.files")
     echo "size $n: $files small files, $(du -sh "$sc" | cut -f1) on disk; $(df -h --output=avail "$base" | tail -1) free; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     for run in $(seq "$runs"); do
-      for tool in backup-snap restic; do
+      for tool in ${SCALE_TOOLS:-backup-snap restic}; do
         w=$base/scale-work
         rm -rf "$w"; mkdir -p "$w/restore"
         repo=$w/repo
@@ -203,6 +204,9 @@ print(f"{'files':>9} {'step':24} {'backup-snap s':>13} {'MiB':>7} {'restic s':>9
 for n in sorted({k[0] for k in rows}):
     for s in steps:
         b = [statistics.median(x) for x in zip(*rows[(n, "backup-snap", s)])]
+        if (n, "restic", s) not in rows:  # SCALE_TOOLS=backup-snap
+            print(f"{n:>9} {label[s]:24} {b[0]:13.2f} {b[1]/1024:7.1f}")
+            continue
         r = [statistics.median(x) for x in zip(*rows[(n, "restic", s)])]
         print(f"{n:>9} {label[s]:24} {b[0]:13.2f} {b[1]/1024:7.1f} {r[0]:9.2f} {r[1]/1024:7.1f} {b[0]/r[0]:10.3f} {b[1]/r[1]:9.3f}")
 PY
