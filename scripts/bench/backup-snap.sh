@@ -15,7 +15,8 @@
 # backup-snap / restic, and a TSV (size, tool, step, seconds, rss_kib) that
 # scripts/bench/plot.sh turns into a PNG. Corpora, repositories and restores are
 # deleted at the end ($KEEP=1 keeps the corpora). SCALE_TOOLS=backup-snap leaves
-# restic out (to measure a change to backup-snap alone).
+# restic out (to measure a change to backup-snap alone); SCALE_STEPS=backups measures
+# the two backups only.
 #
 # The corpus (about 500 MiB, built once under $BENCH_DIR or /var/tmp): 2,000 small
 # text files, seven 50 MiB semi-compressible binaries and a 100 MiB SQLite database.
@@ -173,10 +174,12 @@ PY
         row backup1 "$("${b[@]}")"
         scale_change 1
         row backup2 "$("${b[@]}")"
-        row verify "$("${ver[@]}")"
-        row restore "$("${res[@]}")"
-        rm -rf "$w/restore"
-        row prune "$("${prn[@]}")"
+        if [ "${SCALE_STEPS:-all}" = all ]; then
+          row verify "$("${ver[@]}")"
+          row restore "$("${res[@]}")"
+          rm -rf "$w/restore"
+          row prune "$("${prn[@]}")"
+        fi
         echo "size $n run $run $tool: repository $(du -sh "$repo" | cut -f1), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
         rm -rf "$w"
         scale_change 1 undo
@@ -203,6 +206,8 @@ print(f"{runs} run(s) per size, medians; ratio = backup-snap / restic")
 print(f"{'files':>9} {'step':24} {'backup-snap s':>13} {'MiB':>7} {'restic s':>9} {'MiB':>7} {'wall ratio':>10} {'RSS ratio':>9}")
 for n in sorted({k[0] for k in rows}):
     for s in steps:
+        if (n, "backup-snap", s) not in rows:  # SCALE_STEPS=backups
+            continue
         b = [statistics.median(x) for x in zip(*rows[(n, "backup-snap", s)])]
         if (n, "restic", s) not in rows:  # SCALE_TOOLS=backup-snap
             print(f"{n:>9} {label[s]:24} {b[0]:13.2f} {b[1]/1024:7.1f}")
