@@ -3,6 +3,20 @@
 # machine. Not a test: it prints medians and ratios for the README.
 #
 #   scripts/bench/backup-snap.sh [RUNS]        (default 3)
+#   scripts/bench/backup-snap.sh --scale 10000,100000,1000000 [RUNS]   (default 1)
+#
+# The scale mode: for each file count N, a corpus of N small files (2-4 KiB of text
+# each, in directories of 100 to 1,000 files, every fifth directory three levels
+# deeper) plus the large files below (hard links, built once), under $BENCH_DIR or
+# /var/tmp. For backup-snap and then restic, each in a new repository: backup 1; 1 %
+# of the small files changed (a line appended); backup 2; verify --read-data (restic
+# check --read-data); restore into an empty directory; forget of the older of the two
+# snapshots (half) and prune. Per size and step: wall time, peak RSS and the ratios
+# backup-snap / restic, and a TSV (size, tool, step, seconds, rss_kib) that
+# scripts/bench/plot-steps.sh turns into a PNG. Corpora, repositories and restores are
+# deleted at the end ($KEEP=1 keeps the corpora). SCALE_TOOLS=backup-snap leaves
+# restic out (to measure a change to backup-snap alone); SCALE_STEPS=backups measures
+# the two backups only.
 #
 # The corpus (about 500 MiB, built once under $BENCH_DIR or /var/tmp): 2,000 small
 # text files, seven 50 MiB semi-compressible binaries and a 100 MiB SQLite database.
@@ -19,20 +33,31 @@
 # Needs restic and borgbackup (apt-get install restic borgbackup), zstd, python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+scale=
+if [ "${1:-}" = --scale ]; then
+  scale=${2:?--scale needs file counts, e.g. 10000,100000,1000000}
+  shift 2
+fi
 runs=${1:-3}
+[ -z "$scale" ] || runs=${1:-1}
 m=$PWD/scripts/bench/measure.py
 for t in restic borg zstd python3 /usr/bin/time; do
   command -v "$t" >/dev/null || { echo "needs $t (apt-get install restic borgbackup zstd time)" >&2; exit 69; }
 done
 
-cargo build --release -q -p backup-snap
-bs=$PWD/target/release/backup-snap
+# BACKUP_SNAP_BIN: measure that binary (e.g. a build from before a change) instead.
+bs=${BACKUP_SNAP_BIN:-}
+if [ -z "$bs" ]; then
+  cargo build --release -q -p backup-snap
+  bs=${CARGO_TARGET_DIR:-$PWD/target}/release/backup-snap
+fi
 base=${BENCH_DIR:-/var/tmp}/backup-snap-bench
 corpus=$base/corpus
 pristine=$base/pristine
 work=$base/work
 mkdir -p "$base"
 trap 'rm -rf "$work"' EXIT
+[ -z "$scale" ] || trap 'rm -rf "$work" "$base/scale-work"' EXIT
 
 if [ ! -e "$base/corpus.done" ]; then
   rm -rf "$corpus" "$pristine"
@@ -69,6 +94,133 @@ PY
   cp -a "$corpus/bin" "$corpus/db" "$pristine/"
   mkdir -p "$pristine/text"; cp -a "$corpus"/text/note-00[0-1]?.txt "$pristine/text/"
   touch "$base/corpus.done"
+fi
+
+if [ -n "$scale" ]; then
+  once() { python3 "$m" once -- "$@"; }
+  export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$base/scale-work/restic-cache
+  out=${SCALE_OUT:-$PWD/docs/bench}
+  mkdir -p "$out"
+  tsv=$out/backup-snap-scale.tsv
+  printf 'size\ttool\tstep\tseconds\trss_kib\n' >"$tsv"
+  for n in ${scale//,/ }; do
+    sc=$base/scale-$n
+    if [ ! -e "$sc.done" ]; then
+      rm -rf "$sc"
+      mkdir -p "$sc/large"
+      cp -al "$corpus/bin" "$corpus/db" "$sc/large/"
+      python3 - "$sc" "$n" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+r = random.Random(n)
+words = [bytes(r.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(r.randint(2, 10))) for _ in range(5000)]
+text = b" ".join(r.choice(words) for _ in range(800000))
+names = open(f"{root}.files", "w")
+i = d = 0
+while i < n:
+    size = min(r.randint(100, 1000), n - i)
+    rel = f"small/g{d // 30:03d}/d{d % 30:02d}" + ("/src/lib/v1" if d % 5 == 0 else "")
+    os.makedirs(f"{root}/{rel}")
+    for _ in range(size):
+        p = f"{rel}/f{i:07d}.txt"
+        off = r.randrange(0, len(text) - 4096)
+        with open(f"{root}/{p}", "wb") as f:
+            f.write(b"file %d\n" % i + text[off:off + r.randint(2048, 4096)])
+        names.write(p + "\n")
+        i += 1
+    d += 1
+PY
+      touch "$sc.done"
+    fi
+    # change N SEED [undo]: append a line to 1 % of the small files (or take it off).
+    scale_change() {
+      python3 - "$sc" "$1" "${2:-}" <<'PY'
+import os, random, sys
+root, seed, undo = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "undo"
+names = open(f"{root}.files").read().split()
+line = b"changed line\n"
+for p in random.Random(seed).sample(names, max(1, len(names) // 100)):
+    path = f"{root}/{p}"
+    if undo:
+        os.truncate(path, os.path.getsize(path) - len(line))
+    else:
+        with open(path, "ab") as f:
+            f.write(line)
+PY
+    }
+    files=$(wc -l <"$sc.files")
+    echo "size $n: $files small files, $(du -sh "$sc" | cut -f1) on disk; $(df -h --output=avail "$base" | tail -1) free; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    for run in $(seq "$runs"); do
+      for tool in ${SCALE_TOOLS:-backup-snap restic}; do
+        w=$base/scale-work
+        rm -rf "$w"; mkdir -p "$w/restore"
+        repo=$w/repo
+        case $tool in
+          backup-snap) "$bs" --repo "$repo" -q init
+            b=(once "$bs" --repo "$repo" -q create --job bench "$sc")
+            ver=(once "$bs" --repo "$repo" -q verify --read-data)
+            res=(once "$bs" --repo "$repo" -q restore latest "$w/restore")
+            prn=(once sh -c "'$bs' --repo '$repo' -q forget --keep-last 1 && '$bs' --repo '$repo' -q prune") ;;
+          restic) restic -q -r "$repo" init >/dev/null
+            b=(once restic -q -r "$repo" backup "$sc")
+            ver=(once restic -q -r "$repo" check --read-data)
+            res=(once restic -q -r "$repo" restore latest --target "$w/restore")
+            prn=(once sh -c "restic -q -r '$repo' forget --keep-last 1 >/dev/null && restic -q -r '$repo' prune") ;;
+        esac
+        row() { # STEP JSON
+          python3 -c 'import json,sys; a=sys.argv; r=json.loads(a[4]); print("%s\t%s\t%s\t%.3f\t%d" % (a[1], a[2], a[3], r["wall_ms"] / 1000, r["rss_kib"]))' \
+            "$n" "$tool" "$1" "$2" >>"$tsv.$run"
+        }
+        row backup1 "$("${b[@]}")"
+        scale_change 1
+        row backup2 "$("${b[@]}")"
+        if [ "${SCALE_STEPS:-all}" = all ]; then
+          row verify "$("${ver[@]}")"
+          row restore "$("${res[@]}")"
+          rm -rf "$w/restore"
+          row prune "$("${prn[@]}")"
+        fi
+        echo "size $n run $run $tool: repository $(du -sh "$repo" | cut -f1), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+        rm -rf "$w"
+        scale_change 1 undo
+      done
+    done
+    [ "${KEEP:-}" = 1 ] || rm -rf "$sc" "$sc.files" "$sc.done"
+  done
+  # The median of the runs per size, tool and step.
+  python3 - "$tsv" "$runs" <<'PY'
+import statistics, sys
+tsv, runs = sys.argv[1], int(sys.argv[2])
+rows = {}
+for run in range(1, runs + 1):
+    for l in open(f"{tsv}.{run}"):
+        n, tool, step, sec, rss = l.split("\t")
+        rows.setdefault((int(n), tool, step), []).append((float(sec), int(rss)))
+with open(tsv, "a") as out:
+    for (n, tool, step), v in rows.items():
+        out.write(f"{n}\t{tool}\t{step}\t{statistics.median(s for s, _ in v):.3f}\t{int(statistics.median(r for _, r in v))}\n")
+steps = ["backup1", "backup2", "verify", "restore", "prune"]
+label = {"backup1": "backup 1", "backup2": "backup 2 (1 % changed)", "verify": "verify --read-data",
+         "restore": "restore", "prune": "forget half + prune"}
+print(f"{runs} run(s) per size, medians; ratio = backup-snap / restic")
+print(f"{'files':>9} {'step':24} {'backup-snap s':>13} {'MiB':>7} {'restic s':>9} {'MiB':>7} {'wall ratio':>10} {'RSS ratio':>9}")
+for n in sorted({k[0] for k in rows}):
+    for s in steps:
+        if (n, "backup-snap", s) not in rows:  # SCALE_STEPS=backups
+            continue
+        b = [statistics.median(x) for x in zip(*rows[(n, "backup-snap", s)])]
+        if (n, "restic", s) not in rows:  # SCALE_TOOLS=backup-snap
+            print(f"{n:>9} {label[s]:24} {b[0]:13.2f} {b[1]/1024:7.1f}")
+            continue
+        r = [statistics.median(x) for x in zip(*rows[(n, "restic", s)])]
+        print(f"{n:>9} {label[s]:24} {b[0]:13.2f} {b[1]/1024:7.1f} {r[0]:9.2f} {r[1]/1024:7.1f} {b[0]/r[0]:10.3f} {b[1]/r[1]:9.3f}")
+PY
+  rm -f "$tsv".[0-9]*
+  if command -v gnuplot >/dev/null; then
+    scripts/bench/plot-steps.sh "$tsv" "$out/backup-snap-scale.png" "backup-snap against restic (files)"
+    echo "plot: $out/backup-snap-scale.png" >&2
+  fi
+  exit 0
 fi
 
 change() {

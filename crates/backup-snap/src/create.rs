@@ -76,10 +76,45 @@ pub struct Created {
     pub header: Header,
     /// Files that changed while being read, twice (their warnings are in the header).
     pub changed: usize,
+    /// The most tree entries and directory entry names held in memory at once: the
+    /// bound the man page states (one tree piece, and the names of the directories
+    /// being walked), whatever the size of the whole tree.
+    pub held_peak: usize,
+    /// Files found unchanged since the job's last snapshot, whose chunk lists were
+    /// taken from it without reading them.
+    pub reused_files: u64,
 }
 
-struct Parent {
-    files: HashMap<Vec<u8>, Entry>,
+/// The last snapshot of the job, read along with the walk: both are in the same
+/// order (the paths' components compared in turn), so one entry is held at a time.
+struct Parent<'a> {
+    entries: snapshot::TreeEntries<'a>,
+    next: Option<Entry>,
+}
+
+impl Parent<'_> {
+    /// The parent's file at `path`, to be asked for in walk order. Entries that can
+    /// never be reused (not a file, or made afresh each time: ino 0) are skipped.
+    fn find(&mut self, path: &Path) -> Option<Entry> {
+        loop {
+            if self.next.is_none() {
+                self.next = loop {
+                    match self.entries.next()? {
+                        Ok(e) if e.kind == Kind::File && e.ino != 0 => break Some(e),
+                        Ok(_) => {}
+                        // A damaged parent: its files are read again.
+                        Err(_) => return None,
+                    }
+                };
+            }
+            let next = self.next.as_ref()?;
+            match Path::new(OsStr::from_bytes(&next.path)).cmp(path) {
+                std::cmp::Ordering::Less => self.next = None,
+                std::cmp::Ordering::Equal => return self.next.take(),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+    }
 }
 
 struct Creator<'a> {
@@ -89,11 +124,17 @@ struct Creator<'a> {
     encoders: Encoders,
     /// Chunks handed to the encoders and not yet written.
     pending: HashSet<Id>,
-    tree: Vec<Entry>,
+    /// The new snapshot's tree, written out a piece at a time.
+    tree: snapshot::TreeWriter<'a>,
+    /// The few entries the n8n check needs (database.sqlite, config, n8nEventLog*).
+    n8n: Vec<Entry>,
+    /// Names of directory entries held by the walk now, and at most.
+    names_held: usize,
+    names_peak: usize,
     errors: Vec<String>,
     /// Files that changed while being read, twice (warnings).
     changed: Vec<String>,
-    parent: Option<Parent>,
+    parent: Option<Parent<'a>>,
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     sqlite: HashSet<Vec<u8>>,
     skip: HashSet<Vec<u8>>,
@@ -102,6 +143,7 @@ struct Creator<'a> {
     progress: Progress,
     tmp_dir: PathBuf,
     files: u64,
+    reused_files: u64,
     bytes: u64,
     bytes_added: u64,
     chunks_new: u64,
@@ -144,14 +186,8 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
         .iter()
         .rev()
         .find(|l| l.header.job == opts.job)
-        .and_then(|l| snapshot::read_full(repo, &l.id).ok())
-        .map(|(_, tree)| Parent {
-            files: tree
-                .into_iter()
-                .filter(|e| e.kind == Kind::File)
-                .map(|e| (e.path.clone(), e))
-                .collect(),
-        });
+        .and_then(|l| snapshot::TreeEntries::open(repo, &l.id).ok())
+        .map(|entries| Parent { entries, next: None });
 
     let mut paths: Vec<PathBuf> = Vec::new();
     for p in &opts.paths {
@@ -197,7 +233,10 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
             pack: None,
             encoders,
             pending: HashSet::new(),
-            tree: Vec::new(),
+            tree: snapshot::TreeWriter::create(repo)?,
+            n8n: Vec::new(),
+            names_held: 0,
+            names_peak: 0,
             errors: Vec::new(),
             changed: Vec::new(),
             parent,
@@ -209,6 +248,7 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
             progress: Progress::new("create"),
             tmp_dir: opts.tmp_dir.clone(),
             files: 0,
+            reused_files: 0,
             bytes: 0,
             bytes_added: 0,
             chunks_new: 0,
@@ -238,7 +278,7 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
         }
 
         let changed_count = c.changed.len();
-        let mut warnings = n8n_warnings(&c.tree);
+        let mut warnings = n8n_warnings(&c.n8n);
         warnings.append(&mut c.changed);
         for w in &warnings {
             eprintln!("backup-snap: warning: {w}");
@@ -273,11 +313,14 @@ pub fn run(repo: &Repo, opts: &Options, stop: &AtomicBool) -> Result<Created> {
         if stop.load(Ordering::SeqCst) {
             return Err(interrupted());
         }
-        let id = snapshot::write(repo, &mut header, &c.tree)?;
+        let held_peak = c.names_peak + c.tree.held_peak;
+        let id = c.tree.finish(&mut header)?;
         Ok(Created {
             id,
             header,
             changed: changed_count,
+            held_peak,
+            reused_files: c.reused_files,
         })
     })
 }
@@ -436,7 +479,7 @@ impl Creator<'_> {
         };
         let ft = m.file_type();
         if ft.is_dir() {
-            self.tree.push(Self::base_entry(path, &m, Kind::Dir));
+            self.emit(Self::base_entry(path, &m, Kind::Dir))?;
             if m.dev() != root_dev {
                 return Ok(()); // another filesystem: its mount point only
             }
@@ -460,9 +503,16 @@ impl Creator<'_> {
                 }
             };
             names.sort();
-            for n in names {
-                self.walk(&path.join(n), root_dev)?;
-            }
+            // Held until this directory is done: the walk's memory is the names of
+            // the directories it is in, not the tree.
+            let held = names.len();
+            self.names_held += held;
+            self.names_peak = self.names_peak.max(self.names_held);
+            let walked = names
+                .into_iter()
+                .try_for_each(|n| self.walk(&path.join(n), root_dev));
+            self.names_held -= held;
+            walked?;
         } else if ft.is_file() {
             if self.sqlite.contains(path.as_os_str().as_bytes()) {
                 return self.sqlite_file(path, &m);
@@ -473,7 +523,7 @@ impl Creator<'_> {
                 Ok(t) => {
                     let mut e = Self::base_entry(path, &m, Kind::Symlink);
                     e.target = Some(t.as_os_str().as_bytes().to_vec());
-                    self.tree.push(e);
+                    self.emit(e)?;
                 }
                 Err(e) => self.errors.push(format!("{}: {}", path.display(), describe(&e))),
             }
@@ -487,26 +537,25 @@ impl Creator<'_> {
             };
             let mut e = Self::base_entry(path, &m, kind);
             e.rdev = (kind != Kind::Fifo).then_some(m.rdev());
-            self.tree.push(e);
+            self.emit(e)?;
         }
         // Sockets are left out, as tar does: a program makes them when it starts.
         Ok(())
     }
 
     fn file(&mut self, path: &Path, m: &Metadata) -> Result<()> {
-        let bytes_path = path.as_os_str().as_bytes().to_vec();
         if m.nlink() > 1
             && let Some(first) = self.hardlinks.get(&(m.dev(), m.ino()))
         {
             let mut e = Self::base_entry(path, m, Kind::Hardlink);
             e.target = Some(first.clone());
             e.size = m.size();
-            self.tree.push(e);
+            self.emit(e)?;
             self.files += 1;
             return Ok(());
         }
         // Unchanged since the last snapshot of this job: reuse its chunk list.
-        if let Some(p) = self.parent.as_ref().and_then(|p| p.files.get(&bytes_path))
+        if let Some(p) = self.parent.as_mut().and_then(|p| p.find(path))
             && p.size == m.size()
             && p.mtime == m.mtime()
             && p.mtime_nsec == m.mtime_nsec() as u32
@@ -519,8 +568,8 @@ impl Creator<'_> {
             e.size = p.size;
             e.chunks = p.chunks.clone();
             self.chunks_reused += (e.chunks.len() / 32) as u64;
-            self.finish_file(e, m);
-            return Ok(());
+            self.reused_files += 1;
+            return self.finish_file(e, m);
         }
         // Read, then check that the file stayed as it was: a file written to (or
         // truncated) while being read is read once more, and flagged if it changes
@@ -587,20 +636,34 @@ impl Creator<'_> {
                     path.display()
                 )),
             }
-            self.finish_file(e, &m2);
-            break;
+            return self.finish_file(e, &m2);
         }
         Ok(())
     }
 
-    fn finish_file(&mut self, e: Entry, m: &Metadata) {
+    fn finish_file(&mut self, e: Entry, m: &Metadata) -> Result<()> {
         if m.nlink() > 1 {
             self.hardlinks.insert((m.dev(), m.ino()), e.path.clone());
         }
         self.files += 1;
         self.bytes += e.size;
         self.progress.update(self.files, self.bytes, self.bytes_added);
-        self.tree.push(e);
+        self.emit(e)
+    }
+
+    /// Adds an entry to the tree being written (and, if the n8n check needs it, to
+    /// the few it keeps).
+    fn emit(&mut self, e: Entry) -> Result<()> {
+        let p = Path::new(OsStr::from_bytes(&e.path));
+        if let Some(name) = p.file_name()
+            && (name == "database.sqlite" || name == "config" || name.as_bytes().starts_with(b"n8nEventLog"))
+        {
+            self.n8n.push(Entry {
+                chunks: Vec::new(),
+                ..e.clone()
+            });
+        }
+        self.tree.push(e)
     }
 
     fn sqlite_file(&mut self, path: &Path, m: &Metadata) -> Result<()> {
@@ -628,7 +691,7 @@ impl Creator<'_> {
                 e.chunks = chunks;
                 // Never "unchanged" next time: the copy is always made afresh.
                 e.ino = 0;
-                self.finish_file(e, m);
+                self.finish_file(e, m)?;
             }
             Err(err) => self
                 .errors
@@ -661,7 +724,7 @@ impl Creator<'_> {
         match stored {
             Ok((chunks, size)) => {
                 let now = chrono::Utc::now();
-                self.tree.push(Entry {
+                self.emit(Entry {
                     path: d.path(),
                     kind: Kind::File,
                     mode: 0o600,
@@ -676,7 +739,7 @@ impl Creator<'_> {
                     ino: 0,
                     ctime: 0,
                     ctime_nsec: 0,
-                });
+                })?;
                 self.files += 1;
                 self.bytes += size;
             }

@@ -58,7 +58,7 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
     let ids = snapshot::list_ids(repo)?;
     let mut used: HashSet<Id> = HashSet::new();
     for sid in &ids {
-        let (_, tree) = snapshot::read_full(repo, sid).map_err(|p| {
+        let unreadable = |p: String| {
             Error::new(
                 Exit::DataErr,
                 format!(
@@ -67,9 +67,10 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
                 ),
             )
             .hint("run verify; forget the damaged snapshot if it cannot be restored from a copy")
-        })?;
-        for e in &tree {
-            used.extend(e.chunk_ids());
+        };
+        // A piece of the tree at a time: memory holds the chunk ids, not the trees.
+        for e in snapshot::TreeEntries::open(repo, sid).map_err(unreadable)? {
+            used.extend(e.map_err(unreadable)?.chunk_ids());
         }
     }
     let bytes_before: u64 = index.pack_sizes.iter().sum();

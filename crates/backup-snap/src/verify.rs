@@ -134,7 +134,11 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
     let mut affected_snapshots = HashSet::new();
     let mut affected_files = 0u64;
     for sid in &ids {
-        let (header, tree) = match snapshot::read_full(repo, sid) {
+        // The tree a piece at a time (the file's hash checked first): memory holds
+        // one piece, not the snapshot's whole tree.
+        let opened = snapshot::TreeEntries::open(repo, sid)
+            .and_then(|t| snapshot::read_header(repo, sid).map(|h| (h, t)));
+        let (header, tree) = match opened {
             Ok(x) => x,
             Err(problem) => {
                 damaged_snapshots += 1;
@@ -143,7 +147,16 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
                 continue;
             }
         };
-        for e in &tree {
+        for e in tree {
+            let e = match e {
+                Ok(e) => e,
+                Err(problem) => {
+                    damaged_snapshots += 1;
+                    affected_snapshots.insert(*sid);
+                    out.push(damage("snapshot", Some(sid), problem));
+                    break;
+                }
+            };
             let mut missing = 0u64;
             let mut damaged = 0u64;
             let mut first_problem = String::new();

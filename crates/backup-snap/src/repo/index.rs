@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use indexmap::IndexMap;
+
 use homelab_core::Result;
 
 use super::Repo;
@@ -23,7 +25,11 @@ pub struct Index {
     /// Pack ids by number; a pack being written has an all-zero placeholder.
     pub packs: Vec<Id>,
     pub pack_sizes: Vec<u64>,
-    map: HashMap<Id, Loc>,
+    /// One entry per chunk, the largest part of create's memory. An IndexMap keeps
+    /// the entries in a vector and only their positions in its hash table, so
+    /// growing it rehashes 8-byte positions; a HashMap of 56-byte entries held its
+    /// old and its new table at once while it grew.
+    map: IndexMap<Id, Loc>,
     /// Further copies of chunks stored more than once (after an interrupted run).
     dups: HashMap<Id, Vec<Loc>>,
     /// Packs whose trailer could not be read: (id, problem).

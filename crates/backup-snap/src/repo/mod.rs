@@ -28,7 +28,10 @@ use crate::crypto::{self, Id, Keys};
 pub const FORMAT_NAME: &str = "backup-snap";
 pub const FORMAT_VERSION: u32 = 1;
 pub const PACK_MAGIC: &[u8; 8] = b"BSNPACK1";
-pub const SNAPSHOT_MAGIC: &[u8; 8] = b"BSNSNAP1";
+/// Snapshot files written now (the tree in pieces, the header last).
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"BSNSNAP2";
+/// Snapshot files of the first version (header first, the tree in one blob): read.
+pub const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"BSNSNAP1";
 /// Default target size of a pack file.
 pub const DEFAULT_PACK_SIZE: u64 = 16 * 1024 * 1024;
 /// FastCDC 2020 sizes: smaller than restic's 1 MiB average, so a scattered edit

@@ -17,4 +17,8 @@ mod hygiene;
 mod modes;
 mod retention;
 mod roundtrip;
+<<<<<<< HEAD
 mod text;
+=======
+mod streaming;
+>>>>>>> scalebackup
