@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Plots a scale benchmark of several steps per tool (not a test; backup-snap.sh uses it,
 # plot.sh draws the other tools' TSVs of one metric a row): wall time and peak RSS
-# against size, one line
-# per tool and step, both axes logarithmic, as a PNG (gnuplot, Debian's gnuplot-nox).
+# against size, one line per tool and step, both axes logarithmic, as a PNG (gnuplot,
+# Debian's gnuplot-nox).
 #
 #   scripts/bench/plot-steps.sh DATA.tsv OUT.png [TITLE [XLABEL]]
 #
