@@ -17,8 +17,5 @@ mod hygiene;
 mod modes;
 mod retention;
 mod roundtrip;
-<<<<<<< HEAD
-mod text;
-=======
 mod streaming;
->>>>>>> scalebackup
+mod text;

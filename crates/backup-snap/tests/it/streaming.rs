@@ -22,7 +22,7 @@ fn options(paths: &[&Path], tmp: &Path) -> Options {
         pg_user: "postgres".into(),
         pause: Vec::new(),
         tmp_dir: tmp.to_path_buf(),
-        docker_host: String::new(),
+        docker: Default::default(),
     }
 }
 
