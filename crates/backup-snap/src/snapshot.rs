@@ -419,6 +419,9 @@ pub struct TreeEntries<'a> {
     repo: &'a Repo,
     /// Version 2: the file, at the next piece's length.
     file: Option<BufReader<File>>,
+    /// Version 2: bytes of the tree not read yet (up to the header), so a damaged
+    /// piece length is refused before it is allocated.
+    tree_left: u64,
     piece: std::vec::IntoIter<Entry>,
 }
 
@@ -440,13 +443,24 @@ impl<'a> TreeEntries<'a> {
             return Ok(TreeEntries {
                 repo,
                 file: None,
+                tree_left: 0,
                 piece: tree.into_iter(),
             });
         }
+        // The tree ends where the header (its length in the last 4 bytes) begins.
+        let len = f.seek(SeekFrom::End(0)).map_err(io)?;
+        f.seek(SeekFrom::End(-4)).map_err(io)?;
+        let mut hl = [0u8; 4];
+        f.read_exact(&mut hl).map_err(io)?;
+        let header_start = (len - 4)
+            .checked_sub(u64::from(u32::from_le_bytes(hl)))
+            .filter(|&s| s >= 12)
+            .ok_or("truncated")?;
         f.seek(SeekFrom::Start(8)).map_err(io)?;
         Ok(TreeEntries {
             repo,
             file: Some(f),
+            tree_left: header_start - 8,
             piece: Vec::new().into_iter(),
         })
     }
@@ -456,14 +470,22 @@ impl<'a> TreeEntries<'a> {
             return Ok(false);
         };
         let io = |e: std::io::Error| homelab_core::exit::describe_io(&e);
+        if self.tree_left < 4 {
+            return Err("truncated".into());
+        }
         let mut l = [0u8; 4];
         f.read_exact(&mut l).map_err(io)?;
-        let l = u32::from_le_bytes(l) as usize;
+        self.tree_left -= 4;
+        let l = u32::from_le_bytes(l);
         if l == 0 {
             self.file = None;
             return Ok(false);
         }
-        let mut blob = vec![0u8; l];
+        if u64::from(l) > self.tree_left {
+            return Err("tree piece beyond the tree (truncated)".into());
+        }
+        self.tree_left -= u64::from(l);
+        let mut blob = vec![0u8; l as usize];
         f.read_exact(&mut blob).map_err(io)?;
         self.piece = decode_piece(self.repo, &blob)?.into_iter();
         Ok(true)
@@ -576,5 +598,30 @@ pub fn resolve(list: &[Listed], reference: &str, allow_partial: bool) -> Result<
             "{reference} matches {} snapshots: give more digits",
             matches.len()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the backup_snap_snapshot fuzz target: a 16-byte version 2 file whose
+    /// first piece length is near 4 GiB made the piece-by-piece reader allocate that
+    /// much before reading; it is now refused against the tree's length.
+    #[test]
+    fn piece_length_beyond_the_tree_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&dir.path().join("r"), None, repo::DEFAULT_PACK_SIZE).unwrap();
+        let mut raw = SNAPSHOT_MAGIC.to_vec();
+        raw.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+        raw.extend_from_slice(&0u32.to_le_bytes());
+        let id: Id = *blake3::hash(&raw).as_bytes();
+        fs::write(snapshot_path(&repo, &id), &raw).unwrap();
+        let got: Vec<_> = TreeEntries::open(&repo, &id).unwrap().collect();
+        assert_eq!(
+            got,
+            vec![Err("tree piece beyond the tree (truncated)".to_string())]
+        );
+        assert!(read_full(&repo, &id).is_err());
     }
 }

@@ -82,7 +82,7 @@ impl Repo {
             ciborium::from_reader(&plain[..]).map_err(|e| format!("trailer: {e}"))?;
         let data_end = size - 12 - tlen;
         for e in &entries {
-            if e.1 + e.2 as u64 > data_end {
+            if e.1.checked_add(u64::from(e.2)).is_none_or(|end| end > data_end) {
                 return Err("trailer points beyond the pack's data".into());
             }
         }
@@ -269,5 +269,34 @@ impl<'a> PackReader<'a> {
             ));
         }
         Ok((data, stored))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trailer entry whose offset is near u64::MAX: offset + length overflowed in
+    /// the bounds check (a panic with overflow checks; without them, a wrapped sum
+    /// that passed, and a read of up to 4 GiB allocated for it).
+    #[test]
+    fn trailer_offset_near_the_end_of_u64_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&dir.path().join("r"), None, super::super::DEFAULT_PACK_SIZE).unwrap();
+        let mut trailer = vec![0u8]; // stored, not compressed
+        let entries = vec![TrailerEntry([1; 32], u64::MAX - 7, 0xffff_fff0, 16)];
+        ciborium::into_writer(&entries, &mut trailer).unwrap();
+        let mut raw = b"some data".to_vec();
+        raw.extend_from_slice(&trailer);
+        raw.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
+        raw.extend_from_slice(PACK_MAGIC);
+        let id: Id = *blake3::hash(&raw).as_bytes();
+        let path = repo.pack_path(&id);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &raw).unwrap();
+        assert_eq!(
+            repo.read_trailer(&id),
+            Err("trailer points beyond the pack's data".to_string())
+        );
     }
 }
