@@ -13,7 +13,7 @@
 # check --read-data); restore into an empty directory; forget of the older of the two
 # snapshots (half) and prune. Per size and step: wall time, peak RSS and the ratios
 # backup-snap / restic, and a TSV (size, tool, step, seconds, rss_kib) that
-# scripts/bench/plot-steps.sh turns into a PNG. Corpora, repositories and restores are
+# scripts/bench/plot.sh turns into a PNG. Corpora, repositories and restores are
 # deleted at the end ($KEEP=1 keeps the corpora). SCALE_TOOLS=backup-snap leaves
 # restic out (to measure a change to backup-snap alone); SCALE_STEPS=backups measures
 # the two backups only.
@@ -217,7 +217,12 @@ for n in sorted({k[0] for k in rows}):
 PY
   rm -f "$tsv".[0-9]*
   if command -v gnuplot >/dev/null; then
-    scripts/bench/plot-steps.sh "$tsv" "$out/backup-snap-scale.png" "backup-snap against restic (files)"
+    # plot.sh's rows (size, tool, metric, value): a panel per step and measure.
+    long=$(mktemp)
+    awk -F'\t' 'NR > 1 { print $1 "\t" $2 "\t" $3 " wall s\t" $4
+                          printf "%s\t%s\t%s peak RSS MiB\t%.1f\n", $1, $2, $3, $5 / 1024 }' "$tsv" >"$long"
+    scripts/bench/plot.sh "$long" "$out/backup-snap-scale.png" "backup-snap against restic (files)"
+    rm -f "$long"
     echo "plot: $out/backup-snap-scale.png" >&2
   fi
   exit 0
