@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{self, Id};
 use crate::repo::{self, Repo, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_V1};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Header {
     pub version: u32,
     pub job: String,

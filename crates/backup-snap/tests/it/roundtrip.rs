@@ -225,18 +225,7 @@ fn hostile_manifest_never_writes_outside_the_target() {
         job: "evil".into(),
         time: "2026-01-01T00:00:00+00:00".into(),
         host: "x".into(),
-        tree_hash: Vec::new(),
-        paths: vec![],
-        files: 0,
-        bytes: 0,
-        bytes_added: 0,
-        chunks_new: 0,
-        chunks_reused: 0,
-        duration_seconds: 0.0,
-        finished: 0.0,
-        errors: vec![],
-        warnings: vec![],
-        original: None,
+        ..Default::default()
     };
     let id = snapshot::write(&repo, &mut h, &tree).unwrap();
     let target = d.path().join("target");

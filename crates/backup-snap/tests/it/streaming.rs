@@ -32,18 +32,8 @@ fn header() -> Header {
         job: "j".into(),
         time: "2026-01-01T00:00:00+00:00".into(),
         host: "h".into(),
-        tree_hash: Vec::new(),
         paths: vec!["/data".into()],
-        files: 0,
-        bytes: 0,
-        bytes_added: 0,
-        chunks_new: 0,
-        chunks_reused: 0,
-        duration_seconds: 0.0,
-        finished: 0.0,
-        errors: vec![],
-        warnings: vec![],
-        original: None,
+        ..Default::default()
     }
 }
 
