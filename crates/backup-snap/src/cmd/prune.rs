@@ -12,9 +12,10 @@ use crate::{lock, prune};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Leave a pack alone while at most PERCENT of it is unused (default 0: every
-    /// unused chunk is removed)
-    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    /// Leave a pack alone while at most PERCENT of it is unused (as restic's
+    /// default, 5: packs that are mostly used are not rewritten for a few unused
+    /// chunks; 0 removes every unused chunk)
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
     pub max_unused: f64,
     /// Print what would be removed, change nothing
     #[arg(long)]

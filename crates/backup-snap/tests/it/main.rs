@@ -15,6 +15,7 @@ mod drill;
 mod full_disk;
 mod hygiene;
 mod modes;
+mod prune_policy;
 mod retention;
 mod roundtrip;
 mod streaming;
