@@ -28,7 +28,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &PruneArgs) -> Result<Exit> {
         return Err(Error::usage("--max-unused is a percentage from 0 to 100"));
     }
     let repo = Repo::open(repo_dir, key)?;
-    let _lock = lock::acquire(&repo, true, "prune")?;
+    let _lock = lock::acquire(&repo, true, "prune", ctx.retry_lock)?;
     let s = prune::run(&repo, a.max_unused, a.dry_run)?;
     out.record("prune", &s)?;
     show(out, |_, _| {

@@ -56,7 +56,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &RestoreArgs) -> Result<Exit> {
     let (repo_dir, key) = (ctx.repo_dir.as_path(), ctx.key);
     let start = std::time::Instant::now();
     let repo = Repo::open(repo_dir, key)?;
-    let _lock = lock::acquire(&repo, false, "restore")?;
+    let _lock = lock::acquire(&repo, false, "restore", ctx.retry_lock)?;
     let (listed, _) = snapshot::list(&repo)?;
     let snap = snapshot::resolve(&listed, &a.snapshot, a.allow_partial)?;
     let index = repo::Index::load(&repo)?;

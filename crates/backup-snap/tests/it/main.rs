@@ -14,6 +14,7 @@ mod defects;
 mod drill;
 mod full_disk;
 mod hygiene;
+mod lock_wait;
 mod modes;
 mod prune_policy;
 mod retention;
