@@ -40,6 +40,12 @@ pub struct Files {
     /// Followed files found truncated, and restarted, by looks: the caller writes the
     /// positions at once (see [`Files::truncated`]) and sets this back to 0.
     pub truncations: usize,
+    /// The tails at each path (where each was last seen), for the paths inotify names;
+    /// None when the tails changed since it was made.
+    at: Option<HashMap<PathBuf, Vec<usize>>>,
+    /// Tails whose path is a symbolic link: a write to the file it points to is told
+    /// of (if at all) under another name, so they are looked at at every wake-up.
+    linked: Vec<usize>,
 }
 
 fn compressed(name: &str) -> bool {
@@ -74,6 +80,8 @@ impl Files {
             notes: Vec::new(),
             unopened: Vec::new(),
             truncations: 0,
+            at: None,
+            linked: Vec::new(),
         }
     }
 
@@ -244,6 +252,7 @@ impl Files {
         match Tail::open(path.clone(), o.track, format.clone()) {
             Ok(t) => {
                 self.tails.push(t);
+                self.at = None;
                 Some(self.tails.len() - 1)
             }
             Err(e) => {
@@ -283,6 +292,16 @@ impl Files {
             }
         }
         let (seen, places) = self.look(false);
+        // Where each file is now (a rotated one under its new name): events name it there.
+        let now_at: HashMap<Identity, usize> = seen.iter().map(|s| (s.id, s.tag)).collect();
+        for t in &mut self.tails {
+            if let Some(&tag) = now_at.get(&t.id)
+                && t.path != places[tag].0
+            {
+                t.path = places[tag].0.clone();
+                self.at = None;
+            }
+        }
         let first = self.tails.len();
         let opens = self
             .rotation
@@ -316,6 +335,55 @@ impl Files {
         Ok(Some(c))
     }
 
+    /// The tails to look at after inotify named `touched` (and nothing else changed):
+    /// those at these paths, those behind a symbolic link, and those with something
+    /// left to do (not read to their end, rewritten, or gone and waiting to be
+    /// closed), in the order to read them in (see [`Files::read_order`]).
+    pub fn read_order_of(&mut self, touched: &HashSet<PathBuf>) -> Vec<usize> {
+        let at = match self.at.take() {
+            Some(at) => at,
+            None => {
+                let mut at: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+                self.linked.clear();
+                for (i, t) in self.tails.iter().enumerate() {
+                    at.entry(t.path.clone()).or_default().push(i);
+                    if fs::symlink_metadata(&t.path).is_ok_and(|m| m.file_type().is_symlink()) {
+                        self.linked.push(i);
+                    }
+                }
+                at
+            }
+        };
+        let mut want: Vec<usize> = touched
+            .iter()
+            .filter_map(|p| at.get(p))
+            .flatten()
+            .copied()
+            .chain(self.linked.iter().copied())
+            .collect();
+        self.at = Some(at);
+        want.extend(
+            self.tails
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !t.at_end() || t.rewritten() || t.gone_since.is_some())
+                .map(|(i, _)| i),
+        );
+        want.sort_unstable();
+        want.dedup();
+        let tails: Vec<&Tail> = want.iter().map(|&i| &self.tails[i]).collect();
+        let order = Rotation::read_order(&tails, |k| self.mtime(want[k]));
+        order.into_iter().map(|k| want[k]).collect()
+    }
+
+    fn mtime(&self, i: usize) -> SystemTime {
+        self.tails[i]
+            .file
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
     /// Removes the tails that are gone, drained and acknowledged.
     pub fn reap(&mut self) -> usize {
         let before = self.tails.len();
@@ -331,19 +399,16 @@ impl Files {
                 Err(_) => false,
             }
         });
+        if self.tails.len() != before {
+            self.at = None;
+        }
         before - self.tails.len()
     }
 
     /// The order to read in: rotated and gone files first (oldest first), so a file
     /// is read to its end before its successor.
     pub fn read_order(&self) -> Vec<usize> {
-        Rotation::read_order(&self.tails, |i| {
-            self.tails[i]
-                .file
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH)
-        })
+        Rotation::read_order(&self.tails, |i| self.mtime(i))
     }
 
     /// The positions file's entries (setting new anchors: see [`Rotation::save`]).

@@ -394,7 +394,9 @@ impl Agent {
             if self.wake.rescan_due() {
                 self.rescan()?;
             }
-            if !self.read_files()? {
+            let sweep = self.wake.take_sweep();
+            let touched = self.wake.take_touched();
+            if !self.read_files(sweep, &touched)? {
                 break;
             }
             self.journal.restart_if_due(&mut self.book);
