@@ -371,8 +371,16 @@ impl Files {
         );
         want.sort_unstable();
         want.dedup();
+        // Only the rotated ones need their age (read oldest first, before the live
+        // ones); the order among live ones does not matter.
         let tails: Vec<&Tail> = want.iter().map(|&i| &self.tails[i]).collect();
-        let order = Rotation::read_order(&tails, |k| self.mtime(want[k]));
+        let order = Rotation::read_order(&tails, |k| {
+            if tails[k].live {
+                SystemTime::UNIX_EPOCH
+            } else {
+                self.mtime(want[k])
+            }
+        });
         order.into_iter().map(|k| want[k]).collect()
     }
 

@@ -107,7 +107,7 @@ impl Agent {
         let globs = patterns.iter().map(|(_, real)| real.clone()).collect();
         let files = Files::new(root.clone(), globs, restored, cli.from_beginning);
         let mut book = Bookkeeping::default();
-        let wake = Wake::new(&mut book)?;
+        let wake = Wake::new(&mut book, cli.gather)?;
         let mut pipe = Pipe {
             streams: Streams::default(),
             stats: Stats::default(),

@@ -29,11 +29,6 @@ const POLL_RESCAN_COST: u32 = 200;
 /// Without inotify (or for directories it cannot watch): look at the files this often,
 /// and for new files as often as their cost allows.
 const POLL_FALLBACK: Duration = Duration::from_millis(250);
-/// While inotify events come one after another, the files they name are looked at at
-/// most this often: the events of the meantime are gathered, so that one look reads
-/// many lines (a file written ten times a second is read about once per look, not
-/// once per line). An event after a quiet spell is handled at once.
-pub(super) const GATHER: Duration = Duration::from_millis(50);
 
 /// The CPU time this thread has used so far: what a look costs is measured in it.
 pub(super) fn cpu_time() -> Duration {
@@ -54,8 +49,12 @@ pub(super) struct Wake {
     /// Every followed file is to be looked at (a look for files was made, or events
     /// were lost), not only those named by events.
     sweep_needed: bool,
-    /// When the inotify events were last read (see [`GATHER`]).
+    /// When the inotify events were last read.
     last_drain: Option<Instant>,
+    /// While inotify events come one after another (`--gather`), the files they name
+    /// are looked at at most this often: the events of the meantime are gathered, so
+    /// that one look reads many lines. An event after a quiet spell is handled at once.
+    gather: Duration,
     /// Directories that could not be watched at the last try (out of watches): their
     /// files are polled. Said once.
     unwatched: HashSet<PathBuf>,
@@ -68,7 +67,7 @@ pub(super) struct Wake {
 impl Wake {
     /// Sets up inotify; without it (out of instances: fs.inotify.max_user_instances)
     /// the files are polled, which is said once (on stderr and in the summary).
-    pub fn new(book: &mut Bookkeeping) -> Result<Wake> {
+    pub fn new(book: &mut Bookkeeping, gather: Duration) -> Result<Wake> {
         let inotify = match Inotify::init() {
             Ok(i) => Some(i),
             Err(e) => {
@@ -89,6 +88,7 @@ impl Wake {
             touched: HashSet::new(),
             sweep_needed: true,
             last_drain: None,
+            gather,
             unwatched: HashSet::new(),
             said_unwatched: false,
             rescan_needed: true,
@@ -203,11 +203,11 @@ impl Wake {
         } else {
             timeout
         };
-        // Events read less than GATHER ago: the next ones wait for the rest of it
+        // Events read less than `gather` ago: the next ones wait for the rest of it
         // (signals and the other descriptors do not).
         let hold = self
             .last_drain
-            .map_or(Duration::ZERO, |t| GATHER.saturating_sub(t.elapsed()));
+            .map_or(Duration::ZERO, |t| self.gather.saturating_sub(t.elapsed()));
         if !hold.is_zero() && self.inotify.is_some() {
             let ready = self.poll(hold.min(timeout), fds, false)?;
             if hold >= timeout || ready.iter().any(|r| *r) || self.stop_requested() {

@@ -74,3 +74,17 @@ fn a_write_to_one_of_200_followed_files_looks_at_that_file_alone() {
         s.file_looks_total
     );
 }
+
+#[test]
+fn a_gather_longer_than_a_second_is_a_usage_error() {
+    let _shared = homelab_testkit::shared();
+    let r = run(&["--stdin", "--gather", "2s"]);
+    assert_eq!(r.code(), Some(64), "{}", r.stderr());
+    let err = r.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("log-tail-ship: ") && err.contains("--gather"),
+        "{err}"
+    );
+    assert!(r.lines.is_empty());
+}
