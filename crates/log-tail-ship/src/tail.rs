@@ -203,15 +203,6 @@ impl Tail {
         self.bounded = true;
         let fp = match &self.look {
             Some(l) if l.stat == stat && !self.rewritten && l.at.elapsed() < TRUST_LOOK => l.fp.clone(),
-            // Grown past what was read, with whole first bytes known (they cannot grow):
-            // whether they are still the same is checked by the read that follows,
-            // right after it (see `fill`), which finds a rewrite as this would.
-            _ if !self.rewritten
-                && md.len() > self.read_pos
-                && self.track.fp.len() as usize == FINGERPRINT_MAX =>
-            {
-                self.track.fp.clone()
-            }
             _ => {
                 let fp = read_fingerprint(&self.file)?;
                 self.look = Some(Look {
