@@ -66,7 +66,7 @@ pub fn run(repo: &Repo, index: &Index, snap: &Listed, tmp_dir: &Path) -> Result<
     let counts = restore::run(
         repo,
         index,
-        &tree,
+        tree.as_slice(),
         tmp.path(),
         &restore::Options {
             snapshot: snap.id_hex(),

@@ -114,6 +114,19 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", env = "BACKUP_SNAP_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
 
+    /// When the repository is locked by another backup-snap, wait up to DURATION
+    /// for it (trying again every few seconds) instead of exiting 75 at once, as
+    /// restic's --retry-lock; at most 10y
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "BACKUP_SNAP_RETRY_LOCK",
+        default_value = "0",
+        value_parser = homelab_core::args::parse_duration,
+        global = true
+    )]
+    pub retry_lock: std::time::Duration,
+
     /// The Docker engine for --pg-dump and --pause: the same --docker-host and
     /// --docker-timeout as every tool that talks to Docker
     #[command(flatten)]

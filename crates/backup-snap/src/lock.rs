@@ -5,7 +5,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use homelab_core::run::Shutdown;
 use homelab_core::{Error, Exit, Result};
 use serde::{Deserialize, Serialize};
 
@@ -80,7 +82,85 @@ pub fn is_stale(info: &LockInfo, this_host: &str) -> bool {
     }
 }
 
-pub fn acquire(repo: &Repo, exclusive: bool, command: &str) -> Result<Lock> {
+/// A live lock that conflicts with the one asked for.
+struct Conflict {
+    other: LockInfo,
+    path: PathBuf,
+}
+
+impl Conflict {
+    fn holder(&self) -> String {
+        let o = &self.other;
+        format!(
+            "backup-snap {} (pid {} on {}, since {})",
+            o.command, o.pid, o.host, o.time
+        )
+    }
+}
+
+/// The first pause between two attempts while waiting for a lock, and the longest
+/// (restic's --retry-lock tries every 10 seconds too).
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_RETRY: Duration = Duration::from_secs(10);
+
+/// Takes the lock; while a live conflicting lock is held, waits up to `retry` for it
+/// (`--retry-lock`): one line on stderr names the holder, then attempts follow with a
+/// pause growing from half a second to 10 seconds. Nothing of ours stays in `locks/`
+/// while waiting, so two waiters never block each other. Exit 75 when the lock is
+/// still held after `retry` (at once when `retry` is zero).
+pub fn acquire(repo: &Repo, exclusive: bool, command: &str, retry: Duration) -> Result<Lock> {
+    let deadline = Instant::now() + retry;
+    let mut pause = FIRST_RETRY;
+    let mut shutdown: Option<Shutdown> = None;
+    let mut announced: Option<PathBuf> = None;
+    loop {
+        let conflict = match try_acquire(repo, exclusive, command)? {
+            Ok(lock) => return Ok(lock),
+            Err(c) => c,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let waited = if retry.is_zero() {
+                String::new()
+            } else {
+                format!(" after waiting {}", humantime::format_duration(retry))
+            };
+            return Err(Error::new(
+                Exit::TempFail,
+                format!("the repository is locked by {}{waited}", conflict.holder()),
+            )
+            .hint(format!(
+                "try again when it has finished, or remove {} if that process is gone",
+                conflict.path.display()
+            )));
+        }
+        if announced.as_ref() != Some(&conflict.path) {
+            eprintln!(
+                "{}: the repository is locked by {}: waiting up to {} for it (--retry-lock)",
+                crate::TOOL,
+                conflict.holder(),
+                humantime::format_duration(retry)
+            );
+            announced = Some(conflict.path);
+        }
+        let stop = match &mut shutdown {
+            Some(s) => s,
+            None => shutdown.insert(Shutdown::install()?),
+        };
+        if stop.sleep(pause.min(left)) {
+            return Err(Error::new(
+                Exit::TempFail,
+                "interrupted by a signal while waiting for the repository's lock",
+            )
+            .hint("run it again"));
+        }
+        pause = (pause * 2).min(LONGEST_RETRY);
+    }
+}
+
+/// One attempt: our lock file is written, then every other is read; on a live
+/// conflicting one ours is removed again.
+fn try_acquire(repo: &Repo, exclusive: bool, command: &str) -> Result<std::result::Result<Lock, Conflict>> {
     let dir = repo.path.join("locks");
     let me = LockInfo {
         host: host(),
@@ -121,20 +201,14 @@ pub fn acquire(repo: &Repo, exclusive: bool, command: &str) -> Result<Lock> {
             continue;
         }
         if exclusive || other.exclusive {
-            return Err(Error::new(
-                Exit::TempFail,
-                format!(
-                    "the repository is locked by backup-snap {} (pid {} on {}, since {})",
-                    other.command, other.pid, other.host, other.time
-                ),
-            )
-            .hint(format!(
-                "try again when it has finished, or remove {} if that process is gone",
-                other_path.display()
-            )));
+            drop(lock);
+            return Ok(Err(Conflict {
+                other,
+                path: other_path,
+            }));
         }
     }
-    Ok(lock)
+    Ok(Ok(lock))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use homelab_core::{Error, Exit, Result};
 use serde::Serialize;
 
 use crate::crypto::{self, Id};
-use crate::repo::{Index, PackWriter, Repo, fsync_dir};
+use crate::repo::{ChunkSet, Index, PackWriter, Repo, fsync_dir};
 use crate::snapshot;
 
 /// `kind: prune`.
@@ -56,7 +56,9 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
         .hint("run verify to see what it affects, then remove or restore that pack file"));
     }
     let ids = snapshot::list_ids(repo)?;
-    let mut used: HashSet<Id> = HashSet::new();
+    // The chunks snapshots need, one bit per chunk of the index (a chunk that is in
+    // no pack has nothing to keep).
+    let mut used = ChunkSet::new(index.len());
     for sid in &ids {
         let unreadable = |p: String| {
             Error::new(
@@ -68,44 +70,51 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
             )
             .hint("run verify; forget the damaged snapshot if it cannot be restored from a copy")
         };
-        // A piece of the tree at a time: memory holds the chunk ids, not the trees.
+        // A piece of the tree at a time: memory holds the chunk bits, not the trees.
         for e in snapshot::TreeEntries::open(repo, sid).map_err(unreadable)? {
-            used.extend(e.map_err(unreadable)?.chunk_ids());
-        }
-    }
-    let bytes_before: u64 = index.pack_sizes.iter().sum();
-    let mut delete: Vec<Id> = Vec::new();
-    let mut rewrite: Vec<(u32, Id)> = Vec::new();
-    let mut chunks_removed = 0u64;
-    for (n, pack) in index.packs.iter().enumerate() {
-        let entries = repo
-            .read_trailer(pack)
-            .map_err(|p| Error::data(format!("pack {} became unreadable ({p})", crypto::hex(pack))))?;
-        let mut used_bytes = 0u64;
-        let mut unused_bytes = 0u64;
-        let mut unused_chunks = 0u64;
-        for e in &entries {
-            // Used only at its canonical location: other copies are duplicates.
-            let canonical = index
-                .get(&e.0)
-                .is_some_and(|l| l.pack == n as u32 && l.offset == e.1);
-            if canonical && used.contains(&e.0) {
-                used_bytes += e.2 as u64;
-            } else {
-                unused_bytes += e.2 as u64;
-                if !used.contains(&e.0) || !canonical {
-                    unused_chunks += 1;
+            for c in e.map_err(unreadable)?.chunk_ids() {
+                if let Some(pos) = index.position(&c) {
+                    used.insert(pos);
                 }
             }
         }
-        if used_bytes == 0 {
+    }
+    let bytes_before: u64 = index.pack_sizes.iter().sum();
+    // Used and unused bytes per pack, from the index (the trailers were read once,
+    // by Index::load): a chunk is used only at its canonical location, other copies
+    // are duplicates.
+    let packs = index.packs.len();
+    let (mut used_bytes, mut unused_bytes, mut unused_chunks) =
+        (vec![0u64; packs], vec![0u64; packs], vec![0u64; packs]);
+    for (pos, (_, loc)) in index.canonical().enumerate() {
+        let p = loc.pack as usize;
+        if used.contains(pos) {
+            used_bytes[p] += u64::from(loc.length);
+        } else {
+            unused_bytes[p] += u64::from(loc.length);
+            unused_chunks[p] += 1;
+        }
+    }
+    for (_, loc) in index.duplicates() {
+        let p = loc.pack as usize;
+        unused_bytes[p] += u64::from(loc.length);
+        unused_chunks[p] += 1;
+    }
+    let mut delete: Vec<Id> = Vec::new();
+    let mut rewrite: Vec<(u32, Id)> = Vec::new();
+    let mut chunks_removed = 0u64;
+    let mut freed = 0u64;
+    for (n, pack) in index.packs.iter().enumerate() {
+        if used_bytes[n] == 0 {
             delete.push(*pack);
-            chunks_removed += unused_chunks;
-        } else if unused_bytes > 0 {
-            let pct = unused_bytes as f64 * 100.0 / (used_bytes + unused_bytes) as f64;
+            chunks_removed += unused_chunks[n];
+            freed += index.pack_sizes[n];
+        } else if unused_bytes[n] > 0 {
+            let pct = unused_bytes[n] as f64 * 100.0 / (used_bytes[n] + unused_bytes[n]) as f64;
             if pct > max_unused_percent {
                 rewrite.push((n as u32, *pack));
-                chunks_removed += unused_chunks;
+                chunks_removed += unused_chunks[n];
+                freed += index.pack_sizes[n];
             }
         }
     }
@@ -123,7 +132,8 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
             let f = fs::File::open(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             for e in entries {
                 let canonical = index.get(&e.0).is_some_and(|l| l.pack == *n && l.offset == e.1);
-                if !canonical || !used.contains(&e.0) || !copied.insert(e.0) {
+                let needed = index.position(&e.0).is_some_and(|pos| used.contains(pos));
+                if !canonical || !needed || !copied.insert(e.0) {
                     continue;
                 }
                 let mut stored = vec![0u8; e.2 as usize];
@@ -192,12 +202,13 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
             ));
         }
         // Every needed chunk is now in a complete pack: the old ones can go.
+        let new_set: HashSet<&Id> = new_packs.iter().collect();
         let mut dirs = HashSet::new();
         for pack in delete.iter().chain(rewrite.iter().map(|(_, p)| p)) {
             // A repacked pack can come out byte for byte like an old copy of itself
             // that an interrupted prune left (same content, same name): it was just
             // rewritten in place and must stay.
-            if new_packs.contains(pack) {
+            if new_set.contains(pack) {
                 continue;
             }
             let p = repo.pack_path(pack);
@@ -214,17 +225,6 @@ pub fn run(repo: &Repo, max_unused_percent: f64, dry_run: bool) -> Result<Summar
             fsync_dir(&d);
         }
     }
-    let freed: u64 = delete
-        .iter()
-        .chain(rewrite.iter().map(|(_, p)| p))
-        .map(|p| {
-            index
-                .packs
-                .iter()
-                .position(|x| x == p)
-                .map_or(0, |i| index.pack_sizes[i])
-        })
-        .sum();
     let bytes_after = if dry_run {
         bytes_before
     } else {

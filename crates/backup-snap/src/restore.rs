@@ -34,6 +34,10 @@ pub struct Counts {
     pub skipped: u64,
     pub bytes: u64,
     pub errors: Vec<String>,
+    /// The most directories and hard link paths held at once besides the piece of
+    /// the tree being read (not in the record: the test of the memory bound reads it).
+    #[serde(skip)]
+    pub held_peak: usize,
 }
 
 /// What to do with what is already in the target (restic's `--overwrite`).
@@ -71,12 +75,15 @@ enum Room {
 }
 
 /// Checks that every parent of a destination is a real directory, creating the
-/// missing ones, and remembers the directories it has checked, so each is checked
-/// once: restore's work grows with the number of entries, not with their depth.
+/// missing ones, and remembers the chain of directories it is in (each checked
+/// once while the restore is inside it): restore's work grows with the number of
+/// entries, not with their depth, and its memory with the depth, not the tree.
 pub struct Parents {
     target: PathBuf,
-    /// Relative paths known to be real directories made or checked by this restore.
-    known: HashSet<PathBuf>,
+    /// Relative paths known to be real directories made or checked by this
+    /// restore, each inside the one before it (the manifest's order is the walk's,
+    /// so the next entry is inside one of them).
+    known: Vec<PathBuf>,
     /// lstat calls made (the test of linear work counts them).
     pub checks: u64,
 }
@@ -85,14 +92,35 @@ impl Parents {
     pub fn new(target: PathBuf) -> Parents {
         Parents {
             target,
-            known: HashSet::new(),
+            known: Vec::new(),
             checks: 0,
+        }
+    }
+
+    /// Directories remembered now.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// Forgets the known directories `rel` is not inside (or is).
+    fn leave_to(&mut self, rel: &Path) {
+        while self
+            .known
+            .last()
+            .is_some_and(|k| !rel.starts_with(k) || rel == k.as_path())
+        {
+            self.known.pop();
         }
     }
 
     /// `rel` is a real directory (just made or checked).
     pub fn add(&mut self, rel: &Path) {
-        self.known.insert(rel.to_path_buf());
+        self.leave_to(rel);
+        self.known.push(rel.to_path_buf());
     }
 
     /// `rel` was removed: neither it nor anything below it is known any more.
@@ -106,10 +134,14 @@ impl Parents {
         let Some(parent) = rel.parent() else {
             return Ok(());
         };
-        // The unknown ancestors, deepest first, up to the first known one.
+        while self.known.last().is_some_and(|k| !parent.starts_with(k)) {
+            self.known.pop();
+        }
+        let deepest_known = self.known.last().map(PathBuf::as_path);
+        // The unknown ancestors, deepest first, up to the deepest known one.
         let todo: Vec<&Path> = parent
             .ancestors()
-            .take_while(|a| !a.as_os_str().is_empty() && !self.known.contains(*a))
+            .take_while(|a| !a.as_os_str().is_empty() && Some(*a) != deepest_known)
             .collect();
         for a in todo.into_iter().rev() {
             let cur = self.target.join(a);
@@ -130,7 +162,7 @@ impl Parents {
                 }
                 Err(e) => return Err(format!("{}: {}", cur.display(), describe(&e))),
             }
-            self.known.insert(a.to_path_buf());
+            self.known.push(a.to_path_buf());
         }
         Ok(())
     }
@@ -171,38 +203,147 @@ struct Restorer<'a> {
     overwrite: Option<Overwrite>,
     parents: Parents,
     counts: Counts,
-    /// Entry path -> where its data was restored (for hard links).
+    /// Paths that hard links of the selection point to: only their destinations
+    /// are remembered, not every file's.
+    link_targets: HashSet<Vec<u8>>,
+    /// Entry path -> where its data was restored (for hard links; only paths in
+    /// `link_targets`).
     restored_files: HashMap<Vec<u8>, PathBuf>,
+    /// The file entries of `link_targets` (for a link whose first path is not
+    /// restored: the data is restored at the link).
+    link_entries: HashMap<Vec<u8>, Entry>,
     progress: Progress,
 }
 
-/// What of the snapshot is already in the target, in words (at most `limit`).
-fn conflicts(target: &Path, selected: &[&Entry]) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in selected {
-        let Ok(rel) = safe_relative(&e.path) else { continue };
-        let dest = target.join(&rel);
-        let what = match fs::symlink_metadata(&dest) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Ok(m) if m.is_dir() && e.kind == Kind::Dir => continue,
-            Ok(m) if m.is_dir() => "a directory stands where the snapshot has a file",
-            Ok(_) if e.kind == Kind::Dir => "a file stands where the snapshot has a directory",
-            Ok(_) => "already exists",
-            Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => "a parent is not a directory",
-            Err(_) => "cannot be checked",
-        };
-        out.push(format!("{}: {what}", dest.display()));
-    }
-    out
+/// What of the snapshot is already at one destination in the target, in words.
+fn conflict(target: &Path, e: &Entry) -> Option<String> {
+    let rel = safe_relative(&e.path).ok()?;
+    let dest = target.join(&rel);
+    let what = match fs::symlink_metadata(&dest) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
+        Ok(m) if m.is_dir() && e.kind == Kind::Dir => return None,
+        Ok(m) if m.is_dir() => "a directory stands where the snapshot has a file",
+        Ok(_) if e.kind == Kind::Dir => "a file stands where the snapshot has a directory",
+        Ok(_) => "already exists",
+        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => "a parent is not a directory",
+        Err(_) => "cannot be checked",
+    };
+    Some(format!("{}: {what}", dest.display()))
 }
 
-pub fn run(repo: &Repo, index: &Index, tree: &[Entry], target: &Path, opts: &Options) -> Result<Counts> {
+/// A snapshot's tree, read again for each pass of a restore: a piece at a time,
+/// so a restore holds one piece of the tree, not all of it.
+pub trait Tree {
+    /// The entries from the start.
+    fn entries(
+        &self,
+    ) -> std::result::Result<Box<dyn Iterator<Item = std::result::Result<Entry, String>> + '_>, String>;
+}
+
+/// A tree in memory (tests, and callers that have one).
+impl Tree for [Entry] {
+    fn entries(
+        &self,
+    ) -> std::result::Result<Box<dyn Iterator<Item = std::result::Result<Entry, String>> + '_>, String> {
+        Ok(Box::new(self.iter().cloned().map(Ok)))
+    }
+}
+
+/// A snapshot in the repository, read a piece at a time.
+pub struct Stored<'a> {
+    pub repo: &'a Repo,
+    pub id: crate::crypto::Id,
+    /// The largest piece read so far (for the bound `man backup-snap` states).
+    pub piece_peak: std::cell::Cell<usize>,
+}
+
+impl<'a> Stored<'a> {
+    pub fn new(repo: &'a Repo, id: crate::crypto::Id) -> Stored<'a> {
+        Stored {
+            repo,
+            id,
+            piece_peak: std::cell::Cell::new(0),
+        }
+    }
+}
+
+impl Tree for Stored<'_> {
+    fn entries(
+        &self,
+    ) -> std::result::Result<Box<dyn Iterator<Item = std::result::Result<Entry, String>> + '_>, String> {
+        let t = crate::snapshot::TreeEntries::open(self.repo, &self.id)?;
+        Ok(Box::new(PeakTracking {
+            inner: t,
+            peak: &self.piece_peak,
+        }))
+    }
+}
+
+struct PeakTracking<'a, 'r> {
+    inner: crate::snapshot::TreeEntries<'r>,
+    peak: &'a std::cell::Cell<usize>,
+}
+
+impl Iterator for PeakTracking<'_, '_> {
+    type Item = std::result::Result<Entry, String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let e = self.inner.next();
+        self.peak.set(self.peak.get().max(self.inner.piece_len()));
+        e
+    }
+}
+
+fn unreadable(snapshot: &str, problem: String) -> Error {
+    Error::data(format!("snapshot {snapshot} is unreadable: {problem}"))
+        .hint("run verify; restore another snapshot")
+}
+
+/// Restores the entries of `tree` (under `opts.subpath`) into `target`. The tree is
+/// read in passes, a piece at a time: one to find what is selected, what is in the
+/// way and which paths hard links point to, one more when there are hard links (to
+/// find their data's entries), and the restore itself. Memory holds one piece, the
+/// directories the restore is in (their metadata is set when it leaves them) and
+/// the hard links' first paths.
+pub fn run(
+    repo: &Repo,
+    index: &Index,
+    tree: &(impl Tree + ?Sized),
+    target: &Path,
+    opts: &Options,
+) -> Result<Counts> {
     let subpath = opts.subpath;
-    let selected: Vec<&Entry> = tree
-        .iter()
-        .filter(|e| subpath.is_none_or(|s| within(&e.path, s)))
-        .collect();
-    if selected.is_empty() {
+    let bad = |p: String| unreadable(&opts.snapshot, p);
+    let selects = |e: &Entry| subpath.is_none_or(|s| within(&e.path, s));
+    let fresh = match fs::read_dir(target) {
+        Ok(mut d) => d.next().is_none(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => return Err(Error::io(format!("reading the target {}", target.display()), e)),
+    };
+    let check_conflicts = opts.overwrite.is_none() && !fresh;
+    // Pass 1: what is selected, what is in the way, which paths links point to.
+    const SHOWN: usize = 50;
+    let mut selected = 0u64;
+    let mut conflicts = 0usize;
+    let mut link_targets: HashSet<Vec<u8>> = HashSet::new();
+    for e in tree.entries().map_err(bad)? {
+        let e = e.map_err(bad)?;
+        if !selects(&e) {
+            continue;
+        }
+        selected += 1;
+        if e.kind == Kind::Hardlink
+            && let Some(t) = &e.target
+        {
+            link_targets.insert(t.clone());
+        }
+        if check_conflicts && let Some(c) = conflict(target, &e) {
+            if conflicts < SHOWN {
+                eprintln!("backup-snap: restore: conflict: {c}");
+            }
+            conflicts += 1;
+        }
+    }
+    if selected == 0 {
         return Err(match subpath {
             Some(sub) => Error::new(
                 Exit::NoInput,
@@ -220,37 +361,33 @@ pub fn run(repo: &Repo, index: &Index, tree: &[Entry], target: &Path, opts: &Opt
             .hint("restore another snapshot (list shows them)"),
         });
     }
-    let fresh = match fs::read_dir(target) {
-        Ok(mut d) => d.next().is_none(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-        Err(e) => return Err(Error::io(format!("reading the target {}", target.display()), e)),
-    };
-    if opts.overwrite.is_none() && !fresh {
-        let found = conflicts(target, &selected);
-        if !found.is_empty() {
-            const SHOWN: usize = 50;
-            for c in found.iter().take(SHOWN) {
-                eprintln!("backup-snap: restore: conflict: {c}");
+    if conflicts > 0 {
+        if conflicts > SHOWN {
+            eprintln!("backup-snap: restore: and {} more conflicts", conflicts - SHOWN);
+        }
+        return Err(Error::new(
+            Exit::CantCreate,
+            format!(
+                "the target {} already holds {conflicts} of the snapshot's paths (listed above): nothing was restored",
+                target.display(),
+            ),
+        )
+        .hint("restore into an empty directory, or give --overwrite always, if-changed, if-newer or never"));
+    }
+    // Pass 2, only with hard links: the entries holding their data.
+    let mut link_entries: HashMap<Vec<u8>, Entry> = HashMap::new();
+    if !link_targets.is_empty() {
+        for e in tree.entries().map_err(bad)? {
+            let e = e.map_err(bad)?;
+            if e.kind == Kind::File && link_targets.contains(&e.path) {
+                link_entries.insert(e.path.clone(), e);
             }
-            if found.len() > SHOWN {
-                eprintln!("backup-snap: restore: and {} more conflicts", found.len() - SHOWN);
-            }
-            return Err(Error::new(
-                Exit::CantCreate,
-                format!(
-                    "the target {} already holds {} of the snapshot's paths (listed above): nothing was restored",
-                    target.display(),
-                    found.len()
-                ),
-            )
-            .hint("restore into an empty directory, or give --overwrite always, if-changed, if-newer or never"));
         }
     }
     fs::create_dir_all(target)
         .map_err(|e| Error::io(format!("creating the target {}", target.display()), e))?;
     let target = fs::canonicalize(target)
         .map_err(|e| Error::io(format!("resolving the target {}", target.display()), e))?;
-    let by_path: HashMap<&[u8], &Entry> = tree.iter().map(|e| (e.path.as_slice(), e)).collect();
     let mut r = Restorer {
         repo,
         index,
@@ -260,11 +397,28 @@ pub fn run(repo: &Repo, index: &Index, tree: &[Entry], target: &Path, opts: &Opt
         root: nix::unistd::geteuid().is_root(),
         overwrite: opts.overwrite,
         counts: Counts::default(),
+        link_targets,
         restored_files: HashMap::new(),
+        link_entries,
         progress: Progress::new("restore"),
     };
-    let mut dirs: Vec<(&Entry, PathBuf)> = Vec::new();
-    for e in &selected {
+    // Directories whose metadata is set when the restore leaves them, deepest last:
+    // writing into a directory changes its mtime, and a read-only mode would stop
+    // the restore of its contents.
+    let mut open_dirs: Vec<(PathBuf, Entry)> = Vec::new();
+    let mut held_peak = 0;
+    for e in tree.entries().map_err(bad)? {
+        let e = match e {
+            Ok(e) => e,
+            Err(p) => {
+                // Stopped midway: what was restored keeps its directories' metadata.
+                r.close_dirs(&mut open_dirs, None);
+                return Err(bad(p));
+            }
+        };
+        if !selects(&e) {
+            continue;
+        }
         let rel = match safe_relative(&e.path) {
             Ok(r) => r,
             Err(msg) => {
@@ -272,73 +426,90 @@ pub fn run(repo: &Repo, index: &Index, tree: &[Entry], target: &Path, opts: &Opt
                 continue;
             }
         };
-        let dest = r.target.join(&rel);
-        if let Err(msg) = r.parents.prepare(&rel) {
-            r.counts.errors.push(msg);
-            continue;
+        r.close_dirs(&mut open_dirs, Some(&rel));
+        held_peak =
+            held_peak.max(open_dirs.len() + r.parents.len() + r.restored_files.len() + r.link_entries.len());
+        r.one(e, rel, &mut open_dirs);
+    }
+    r.close_dirs(&mut open_dirs, None);
+    r.progress.finish();
+    r.counts.held_peak = held_peak;
+    Ok(r.counts)
+}
+
+impl Restorer<'_> {
+    /// Sets the metadata of the open directories that `next` (None: the end) is not
+    /// inside, deepest first.
+    fn close_dirs(&mut self, open: &mut Vec<(PathBuf, Entry)>, next: Option<&Path>) {
+        while let Some((rel, _)) = open.last() {
+            if next.is_some_and(|n| n.starts_with(rel) && n != rel.as_path()) {
+                break;
+            }
+            let (rel, e) = open.pop().expect("not empty");
+            let dest = self.target.join(&rel);
+            if let Err(msg) = self.metadata_path(&e, &dest, true) {
+                self.counts.errors.push(msg);
+            }
         }
-        let room = match r.make_room(e, &rel, &dest) {
+    }
+
+    /// Restores one entry at `rel`.
+    fn one(&mut self, e: Entry, rel: PathBuf, open_dirs: &mut Vec<(PathBuf, Entry)>) {
+        let dest = self.target.join(&rel);
+        if let Err(msg) = self.parents.prepare(&rel) {
+            self.counts.errors.push(msg);
+            return;
+        }
+        let room = match self.make_room(&e, &rel, &dest) {
             Ok(room) => room,
             Err(msg) => {
-                r.counts.errors.push(msg);
-                continue;
+                self.counts.errors.push(msg);
+                return;
             }
         };
         if room == Room::Skip {
-            r.counts.skipped += 1;
-            continue;
+            self.counts.skipped += 1;
+            return;
         }
         let outcome = match e.kind {
             Kind::Dir => {
                 // `never` leaves even the metadata of a directory that was there.
-                let keep_as_is = room == Room::Dir && r.overwrite == Some(Overwrite::Never);
-                r.dir(&dest, room).map(|()| {
-                    r.parents.add(&rel);
+                let keep_as_is = room == Room::Dir && self.overwrite == Some(Overwrite::Never);
+                self.dir(&dest, room).map(|()| {
+                    self.parents.add(&rel);
                     if !keep_as_is {
-                        dirs.push((e, dest.clone()));
+                        open_dirs.push((rel, e));
                     }
                 })
             }
-            Kind::File => r.file(e, &dest),
+            Kind::File => self.file(&e, &dest),
             Kind::Hardlink => {
                 let first = e.target.as_deref().unwrap_or_default();
-                match r.restored_files.get(first).cloned() {
-                    Some(src) => r.hardlink(&src, &dest),
+                match self.restored_files.get(first).cloned() {
+                    Some(src) => self.hardlink(&src, &dest),
                     // The data's first path is not restored: restore the data here.
-                    None => match by_path.get(first) {
-                        Some(orig) if orig.kind == Kind::File => {
-                            let mut copy = (*orig).clone();
+                    None => match self.link_entries.get(first) {
+                        Some(orig) => {
+                            let mut copy = orig.clone();
                             copy.path = e.path.clone();
                             copy.mode = e.mode;
-                            r.file(&copy, &dest)
+                            self.file(&copy, &dest)
                         }
-                        _ => Err(format!(
+                        None => Err(format!(
                             "{}: its hard link target is not in the snapshot",
                             e.path_lossy()
                         )),
                     },
                 }
             }
-            Kind::Symlink => r.symlink(e, &dest),
-            Kind::Fifo | Kind::Char | Kind::Block => r.special(e, &dest),
+            Kind::Symlink => self.symlink(&e, &dest),
+            Kind::Fifo | Kind::Char | Kind::Block => self.special(&e, &dest),
         };
         if let Err(msg) = outcome {
-            r.counts.errors.push(msg);
+            self.counts.errors.push(msg);
         }
     }
-    // Directory metadata last, deepest first: writing into a directory changes its
-    // mtime, and a read-only mode would stop the restore of its contents.
-    dirs.sort_by_key(|(_, d)| std::cmp::Reverse(d.components().count()));
-    for (e, dest) in dirs {
-        if let Err(msg) = r.metadata_path(e, &dest, true) {
-            r.counts.errors.push(msg);
-        }
-    }
-    r.progress.finish();
-    Ok(r.counts)
-}
 
-impl Restorer<'_> {
     /// Decides what to do with what stands at `dest` for entry `e`, and clears it
     /// when the overwrite policy says so. Never removes a non-empty directory, and
     /// without --overwrite never removes anything.
@@ -408,13 +579,15 @@ impl Restorer<'_> {
             .open(dest)
             .map_err(|err| format!("{}: {}", dest.display(), describe(&err)))?;
         let mut written = 0u64;
+        let mut hole_at_end = false;
         for id in e.chunk_ids() {
             let data = self
                 .reader
                 .chunk(self.index, &id)
                 .map_err(|err| format!("{}: {err}", e.path_lossy()))?;
             // All-zero chunks become holes: sparse files stay sparse.
-            if data.iter().all(|b| *b == 0) {
+            hole_at_end = data.iter().all(|b| *b == 0);
+            if hole_at_end {
                 f.seek(SeekFrom::Current(data.len() as i64))
                     .map_err(|err| format!("{}: {}", dest.display(), describe(&err)))?;
             } else {
@@ -425,8 +598,11 @@ impl Restorer<'_> {
             self.counts.bytes += data.len() as u64;
             self.progress.update(self.counts.files, self.counts.bytes, 0);
         }
-        f.set_len(written)
-            .map_err(|err| format!("{}: {}", dest.display(), describe(&err)))?;
+        // A new file is as long as what was written, unless it ends in a hole.
+        if hole_at_end {
+            f.set_len(written)
+                .map_err(|err| format!("{}: {}", dest.display(), describe(&err)))?;
+        }
         if written != e.size {
             return Err(format!(
                 "{}: restored {written} bytes, the snapshot says {}",
@@ -437,7 +613,9 @@ impl Restorer<'_> {
         self.metadata_file(e, &f, dest)?;
         let _ = self.repo; // the reader holds the repository
         self.counts.files += 1;
-        self.restored_files.insert(e.path.clone(), dest.to_path_buf());
+        if self.link_targets.contains(&e.path) {
+            self.restored_files.insert(e.path.clone(), dest.to_path_buf());
+        }
         Ok(())
     }
 

@@ -423,9 +423,16 @@ pub struct TreeEntries<'a> {
     /// piece length is refused before it is allocated.
     tree_left: u64,
     piece: std::vec::IntoIter<Entry>,
+    /// Entries in the piece being read (held in memory until the next one).
+    piece_len: usize,
 }
 
 impl<'a> TreeEntries<'a> {
+    /// Entries of the piece being read: what is held of the tree now.
+    pub fn piece_len(&self) -> usize {
+        self.piece_len
+    }
+
     pub fn open(repo: &'a Repo, id: &Id) -> std::result::Result<TreeEntries<'a>, String> {
         let io = |e: std::io::Error| homelab_core::exit::describe_io(&e);
         let path = snapshot_path(repo, id);
@@ -444,6 +451,7 @@ impl<'a> TreeEntries<'a> {
                 repo,
                 file: None,
                 tree_left: 0,
+                piece_len: tree.len(),
                 piece: tree.into_iter(),
             });
         }
@@ -462,6 +470,7 @@ impl<'a> TreeEntries<'a> {
             file: Some(f),
             tree_left: header_start - 8,
             piece: Vec::new().into_iter(),
+            piece_len: 0,
         })
     }
 
@@ -487,7 +496,9 @@ impl<'a> TreeEntries<'a> {
         self.tree_left -= u64::from(l);
         let mut blob = vec![0u8; l as usize];
         f.read_exact(&mut blob).map_err(io)?;
-        self.piece = decode_piece(self.repo, &blob)?.into_iter();
+        let piece = decode_piece(self.repo, &blob)?;
+        self.piece_len = piece.len();
+        self.piece = piece.into_iter();
         Ok(true)
     }
 }

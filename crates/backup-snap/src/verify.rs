@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::crypto::{self, Id};
 use crate::progress::Progress;
-use crate::repo::{Index, Repo};
+use crate::repo::{ChunkSet, Index, Repo};
 use crate::snapshot;
 
 /// Which packs `--read-data` reads.
@@ -105,9 +105,10 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
     for (id, problem) in &index.bad_packs {
         out.push(damage("pack", Some(id), problem.clone()));
     }
-    // Chunks with a copy that failed, and chunks proven good by reading.
+    // Chunks with a copy that failed, and chunks proven good by reading (one bit
+    // per chunk of the index, not a set of ids beside it).
     let mut bad: HashMap<Id, String> = HashMap::new();
-    let mut good: HashSet<Id> = HashSet::new();
+    let mut good = ChunkSet::new(index.len());
     let mut packs_read = 0u64;
     let mut bytes_read = 0u64;
     let mut damaged_packs = index.bad_packs.len() as u64;
@@ -117,7 +118,7 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
             continue;
         }
         packs_read += 1;
-        let (read_bytes, problems) = read_pack(repo, pack, &mut bad, &mut good);
+        let (read_bytes, problems) = read_pack(repo, &index, pack, &mut bad, &mut good);
         bytes_read += read_bytes;
         if !problems.is_empty() {
             damaged_packs += 1;
@@ -161,7 +162,7 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
             let mut damaged = 0u64;
             let mut first_problem = String::new();
             for cid in e.chunk_ids() {
-                if good.contains(&cid) {
+                if index.position(&cid).is_some_and(|pos| good.contains(pos)) {
                     continue;
                 }
                 if !index.contains(&cid) {
@@ -195,7 +196,10 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
             }
         }
     }
-    let damaged_chunks = bad.keys().filter(|k| !good.contains(*k)).count() as u64;
+    let damaged_chunks = bad
+        .keys()
+        .filter(|k| !index.position(k).is_some_and(|pos| good.contains(pos)))
+        .count() as u64;
     let errors = out.len() as u64;
     let summary = Summary {
         read_data: read.label(),
@@ -219,9 +223,10 @@ pub fn run(repo: &Repo, read: ReadData) -> Result<(Vec<Damage>, Summary)> {
 /// Reads one pack whole: its hash against its name, every chunk against its id.
 fn read_pack(
     repo: &Repo,
+    index: &Index,
     pack: &Id,
     bad: &mut HashMap<Id, String>,
-    good: &mut HashSet<Id>,
+    good: &mut ChunkSet,
 ) -> (u64, Vec<Damage>) {
     let mut problems = Vec::new();
     let mut entries = match repo.read_trailer(pack) {
@@ -269,7 +274,10 @@ fn read_pack(
         };
         match ok {
             Ok(()) => {
-                good.insert(e.0);
+                // A chunk of a trailer is in the index (loaded from the same trailers).
+                if let Some(pos) = index.position(&e.0) {
+                    good.insert(pos);
+                }
             }
             Err(p) => {
                 problems.push(damage(

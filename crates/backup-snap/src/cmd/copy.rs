@@ -59,8 +59,8 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &CopyArgs) -> Result<Exit> {
         _ => e,
     })?;
     let shutdown = homelab_core::run::Shutdown::install()?;
-    let _src_lock = lock::acquire(&src, false, "copy")?;
-    let _dst_lock = lock::acquire(&dst, true, "copy")?;
+    let _src_lock = lock::acquire(&src, false, "copy", ctx.retry_lock)?;
+    let _dst_lock = lock::acquire(&dst, true, "copy", ctx.retry_lock)?;
     let opts = copy::Options {
         job: a.job.clone(),
         snapshots: a.snapshot.clone(),

@@ -88,7 +88,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &CreateArgs) -> Result<Exit> {
     }
     let repo = Repo::open(repo_dir, key)?;
     let shutdown = homelab_core::run::Shutdown::install()?;
-    let lock = lock::acquire(&repo, true, "create")?;
+    let lock = lock::acquire(&repo, true, "create", ctx.retry_lock)?;
     let opts = create::Options {
         job: a.job.clone(),
         time: a.time.unwrap_or_else(|| chrono::Local::now().fixed_offset()),

@@ -22,7 +22,7 @@ pub struct DrillArgs {
 
 pub fn run(out: &mut Output, ctx: &Ctx, a: &DrillArgs) -> Result<Exit> {
     let repo = Repo::open(&ctx.repo_dir, ctx.key)?;
-    let _lock = lock::acquire(&repo, false, "drill")?;
+    let _lock = lock::acquire(&repo, false, "drill", ctx.retry_lock)?;
     let (listed, _) = snapshot::list(&repo)?;
     let mut jobs: Vec<String> = listed.iter().map(|l| l.header.job.clone()).collect();
     jobs.sort();

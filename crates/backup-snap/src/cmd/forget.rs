@@ -76,7 +76,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &ForgetArgs) -> Result<Exit> {
             .hint("give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within"));
     }
     let repo = Repo::open(repo_dir, key)?;
-    let _lock = lock::acquire(&repo, true, "forget")?;
+    let _lock = lock::acquire(&repo, true, "forget", ctx.retry_lock)?;
     let (listed, bad) = snapshot::list(&repo)?;
     if let Some((id, p)) = bad.first() {
         return Err(Error::data(format!(

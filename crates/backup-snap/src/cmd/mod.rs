@@ -27,6 +27,8 @@ pub struct Ctx<'a> {
     pub repo_dir: PathBuf,
     pub key: Option<&'a Path>,
     pub docker: &'a homelab_core::docker::DockerArgs,
+    /// `--retry-lock`: how long a command waits for a conflicting lock.
+    pub retry_lock: std::time::Duration,
 }
 
 /// `kind: snapshot`.
@@ -105,6 +107,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         repo_dir: repo_path(&cli)?.to_path_buf(),
         key: cli.key_file.as_deref(),
         docker: &cli.docker,
+        retry_lock: cli.retry_lock,
     };
     match &cli.command {
         Command::Init(a) => init::run(&mut out, &ctx, a),

@@ -12,9 +12,10 @@ use crate::{lock, prune};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Leave a pack alone while at most PERCENT of it is unused (default 0: every
-    /// unused chunk is removed)
-    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    /// Leave a pack alone while at most PERCENT of it is unused (as restic's
+    /// default, 5: packs that are mostly used are not rewritten for a few unused
+    /// chunks; 0 removes every unused chunk)
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
     pub max_unused: f64,
     /// Print what would be removed, change nothing
     #[arg(long)]
@@ -27,7 +28,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &PruneArgs) -> Result<Exit> {
         return Err(Error::usage("--max-unused is a percentage from 0 to 100"));
     }
     let repo = Repo::open(repo_dir, key)?;
-    let _lock = lock::acquire(&repo, true, "prune")?;
+    let _lock = lock::acquire(&repo, true, "prune", ctx.retry_lock)?;
     let s = prune::run(&repo, a.max_unused, a.dry_run)?;
     out.record("prune", &s)?;
     show(out, |_, _| {

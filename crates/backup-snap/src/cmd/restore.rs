@@ -56,13 +56,9 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &RestoreArgs) -> Result<Exit> {
     let (repo_dir, key) = (ctx.repo_dir.as_path(), ctx.key);
     let start = std::time::Instant::now();
     let repo = Repo::open(repo_dir, key)?;
-    let _lock = lock::acquire(&repo, false, "restore")?;
+    let _lock = lock::acquire(&repo, false, "restore", ctx.retry_lock)?;
     let (listed, _) = snapshot::list(&repo)?;
     let snap = snapshot::resolve(&listed, &a.snapshot, a.allow_partial)?;
-    let (_, tree) = snapshot::read_full(&repo, &snap.id).map_err(|p| {
-        Error::data(format!("snapshot {} is unreadable: {p}", snap.id_hex()))
-            .hint("run verify; restore another snapshot")
-    })?;
     let index = repo::Index::load(&repo)?;
     let sub = a
         .path
@@ -73,7 +69,7 @@ pub fn run(out: &mut Output, ctx: &Ctx, a: &RestoreArgs) -> Result<Exit> {
     let counts = restore::run(
         &repo,
         &index,
-        &tree,
+        &restore::Stored::new(&repo, snap.id),
         &a.target,
         &restore::Options {
             snapshot: snap.id_hex(),

@@ -24,7 +24,7 @@ pub struct VerifyArgs {
 pub fn run(out: &mut Output, ctx: &Ctx, a: &VerifyArgs) -> Result<Exit> {
     let (repo_dir, key) = (ctx.repo_dir.as_path(), ctx.key);
     let repo = Repo::open(repo_dir, key)?;
-    let _lock = lock::acquire(&repo, false, "verify")?;
+    let _lock = lock::acquire(&repo, false, "verify", ctx.retry_lock)?;
     let read = match (a.read_data, a.read_data_subset) {
         (true, _) => verify::ReadData::All,
         (false, Some((n, t))) => verify::ReadData::Subset(n, t),

@@ -98,7 +98,72 @@ impl Index {
         self.map.len()
     }
 
+    /// A chunk's position in the index (0..len), for a [`ChunkSet`].
+    pub fn position(&self, id: &Id) -> Option<usize> {
+        self.map.get_index_of(id)
+    }
+
+    /// Every chunk with its canonical location, in index position order.
+    pub fn canonical(&self) -> impl Iterator<Item = (&Id, &Loc)> {
+        self.map.iter()
+    }
+
+    /// The further copies of chunks stored more than once.
+    pub fn duplicates(&self) -> impl Iterator<Item = (&Id, &Loc)> {
+        self.dups
+            .iter()
+            .flat_map(|(id, locs)| locs.iter().map(move |l| (id, l)))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// A set of the index's chunks, one bit each by [`Index::position`]: an eighth of a
+/// byte per chunk where a set of ids takes about fifty.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkSet {
+    bits: Vec<u64>,
+}
+
+impl ChunkSet {
+    pub fn new(len: usize) -> ChunkSet {
+        ChunkSet {
+            bits: vec![0; len.div_ceil(64)],
+        }
+    }
+
+    pub fn insert(&mut self, pos: usize) {
+        if let Some(w) = self.bits.get_mut(pos / 64) {
+            *w |= 1 << (pos % 64);
+        }
+    }
+
+    pub fn contains(&self, pos: usize) -> bool {
+        self.bits
+            .get(pos / 64)
+            .is_some_and(|w| w & (1 << (pos % 64)) != 0)
+    }
+
+    /// Bytes the set takes.
+    pub fn bytes(&self) -> usize {
+        self.bits.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_set_holds_what_was_inserted_and_nothing_else() {
+        let mut s = ChunkSet::new(130);
+        for p in [0, 63, 64, 129] {
+            s.insert(p);
+        }
+        let held: Vec<usize> = (0..200).filter(|p| s.contains(*p)).collect();
+        assert_eq!(held, vec![0, 63, 64, 129]);
+        assert_eq!(s.bytes(), 24);
     }
 }

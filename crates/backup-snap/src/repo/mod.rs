@@ -11,7 +11,7 @@
 pub mod index;
 pub mod pack;
 
-pub use index::{Index, Loc};
+pub use index::{ChunkSet, Index, Loc};
 pub use pack::{PackReader, PackWriter, TrailerEntry};
 
 use std::borrow::Cow;

@@ -182,3 +182,116 @@ fn create_holds_one_directory_and_one_piece_not_the_tree() {
     let (_, tree2) = snapshot::read_full(&repo, &second.id).unwrap();
     assert_eq!(tree2.len(), tree.len());
 }
+
+/// Every regular file under `root`, relative path -> bytes, and every directory's
+/// relative path -> (mode, mtime).
+type Files = std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>;
+type Dirs = std::collections::BTreeMap<std::path::PathBuf, (u32, i64)>;
+
+fn read_tree(root: &Path) -> (Files, Dirs) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut files, mut dirs) = (Files::new(), Dirs::new());
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if m.is_dir() {
+                dirs.insert(rel, (m.mode() & 0o7777, m.mtime()));
+                todo.push(p);
+            } else {
+                files.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    (files, dirs)
+}
+
+#[test]
+fn restore_holds_one_piece_and_the_open_directories_not_the_tree() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    // 3,000 files in 50 directories, some three levels deeper, with set directory
+    // times, one read-only directory with files in it, and two hard links.
+    for dir in 0..50 {
+        let sub = if dir % 5 == 0 {
+            format!("d{dir:02}/x/y/z")
+        } else {
+            format!("d{dir:02}")
+        };
+        fs::create_dir_all(src.join(&sub)).unwrap();
+        for f in 0..60 {
+            fs::write(
+                src.join(&sub).join(format!("f{f:02}")),
+                format!("{dir} {f}\n").repeat(f + 1),
+            )
+            .unwrap();
+        }
+    }
+    fs::hard_link(src.join("d01/f00"), src.join("d49/link")).unwrap();
+    fs::hard_link(src.join("d01/f01"), src.join("d01/link")).unwrap();
+    for dir in 0..50 {
+        let t = filetime_secs(1_600_000_000 + dir * 1000);
+        fs::File::open(src.join(format!("d{dir:02}")))
+            .unwrap()
+            .set_times(fs::FileTimes::new().set_modified(t))
+            .unwrap();
+    }
+    fs::set_permissions(src.join("d07"), fs::Permissions::from_mode(0o555)).unwrap();
+    let (want_files, want_dirs) = read_tree(&src);
+
+    let repo = Repo::init(&d.path().join("repo"), None, DEFAULT_PACK_SIZE).unwrap();
+    let stop = AtomicBool::new(false);
+    let created = create::run(&repo, &options(&[&src], d.path()), &stop).unwrap();
+    fs::set_permissions(src.join("d07"), fs::Permissions::from_mode(0o755)).unwrap();
+    let index = backup_snap::repo::Index::load(&repo).unwrap();
+    let tree = backup_snap::restore::Stored::new(&repo, created.id);
+    let target = d.path().join("restored");
+    let counts = backup_snap::restore::run(
+        &repo,
+        &index,
+        &tree,
+        &target,
+        &backup_snap::restore::Options {
+            snapshot: "s".into(),
+            subpath: None,
+            overwrite: None,
+        },
+    )
+    .unwrap();
+    assert!(counts.errors.is_empty(), "{:?}", counts.errors);
+    assert_eq!(counts.files, 3000);
+    assert_eq!(counts.hardlinks, 2);
+    let entries = 3000 + 2 + 50 + 30 + 1 + src.components().count() - 1;
+    // Held at most: one piece, and the directories the restore is in (the source's
+    // own path, dNN, x, y, z) twice (their metadata and their checked paths), and
+    // the two hard links' first paths.
+    let held = tree.piece_peak.get() + counts.held_peak;
+    let depth = src.components().count() + 4;
+    assert!(tree.piece_peak.get() <= PIECE_ENTRIES);
+    assert!(
+        counts.held_peak <= 2 * depth + 2,
+        "held {} directories and link paths at once (depth {depth})",
+        counts.held_peak
+    );
+    assert!(held < entries, "held {held} of {entries}");
+
+    // Byte for byte the same, directory modes and times too.
+    let restored_src = target.join(src.strip_prefix("/").unwrap());
+    let (got_files, got_dirs) = read_tree(&restored_src);
+    assert_eq!(got_files.len(), want_files.len());
+    assert!(got_files == want_files, "restored contents differ");
+    assert_eq!(got_dirs, want_dirs);
+    let link = fs::metadata(restored_src.join("d49/link")).unwrap();
+    assert_eq!(
+        link.ino(),
+        fs::metadata(restored_src.join("d01/f00")).unwrap().ino()
+    );
+    fs::set_permissions(restored_src.join("d07"), fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn filetime_secs(s: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)
+}
