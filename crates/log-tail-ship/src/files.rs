@@ -322,7 +322,9 @@ impl Files {
     pub fn truncated(&mut self, i: usize) -> io::Result<Option<usize>> {
         let (fp, size) = self.tails[i].look()?;
         let (seen, places) = self.look(true);
-        let copy = Rotation::truncated(&mut self.tails, i, &seen, fp, size);
+        let copy = self
+            .rotation
+            .truncated(&mut self.tails, i, &seen, fp, size, Instant::now());
         self.tails[i].restart();
         let Some(o) = copy else {
             return Ok(None);
@@ -421,7 +423,9 @@ impl Files {
 
     /// The positions file's entries (setting new anchors: see [`Rotation::save`]).
     pub fn save(&mut self, now_ns: u64, stale_ns: u64) -> Vec<Entry> {
-        Rotation::save(&mut self.tails, now_ns, stale_ns)
+        let mut entries = Rotation::save(&mut self.tails, now_ns, stale_ns);
+        entries.extend(self.rotation.save_awaited());
+        entries
     }
 }
 

@@ -538,7 +538,7 @@ mod tests {
     /// Starts `t` over after a truncation, as the driver does.
     fn restart(t: &mut Tail) {
         let (fp, size) = t.look().unwrap();
-        Rotation::truncated(std::slice::from_mut(t), 0, &[], fp, size);
+        Rotation::new(None, false).truncated(std::slice::from_mut(t), 0, &[], fp, size, Instant::now());
         t.restart();
     }
 
