@@ -246,10 +246,21 @@ impl Files {
         (seen, places)
     }
 
-    fn open(&mut self, o: Open, places: &Places) -> Option<usize> {
-        let (path, format) = &places[o.tag];
+    fn open(&mut self, mut o: Open, places: &Places) -> Option<usize> {
+        let (mut path, format) = places[o.tag].clone();
+        // Renamed since the look (the next rotation shifting the numbered copies while
+        // a slow machine got here): opened where it is now, found by its identity.
+        let moved =
+            fs::metadata(&path).is_ok_and(|md| md.dev() != o.track.id.dev || md.ino() != o.track.id.ino);
+        if moved {
+            let (seen, now_at) = self.candidates();
+            if let Some(s) = seen.iter().find(|s| s.id == o.track.id) {
+                path = now_at[s.tag].0.clone();
+                o.track.display = s.display.clone();
+            }
+        }
         let display = o.track.display.clone();
-        match Tail::open(path.clone(), o.track, format.clone()) {
+        match Tail::open(path, o.track, format) {
             Ok(t) => {
                 self.tails.push(t);
                 self.at = None;
@@ -499,6 +510,48 @@ mod tests {
         f.scan();
         assert_eq!(by_name(&f, "app.log.1"), Some(7));
         assert_eq!(by_name(&f, "app.log"), Some(0));
+    }
+
+    #[test]
+    fn a_copy_renamed_between_the_look_and_its_opening_is_opened_where_it_is_now() {
+        // Issue 22: on a slow machine the next rotation shifted the copy (`.1` to
+        // `.2`, a new `.1` made) between the look that found it and its opening:
+        // "replaced while being opened", and its lines were never read.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        fs::write(&p, "live\n").unwrap();
+        let one = d.path().join("app.log.1");
+        fs::write(&one, "copied line\n").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        let (seen, places) = f.look(true);
+        let s = seen.iter().find(|s| s.display.ends_with("app.log.1")).unwrap();
+        let track = crate::rotation::Track {
+            id: s.id,
+            fp: s.fp.clone().unwrap(),
+            display: s.display.clone(),
+            label: s.label.clone(),
+            live: false,
+            was_live: false,
+            anchored: true,
+            size: s.size,
+            processed: 7,
+            acked: 7,
+            anchors: Vec::new(),
+            anchors_saved: false,
+            safe: 0,
+            gone_since: None,
+        };
+        fs::rename(&one, d.path().join("app.log.2")).unwrap();
+        fs::write(&one, "the next copy\n").unwrap();
+        let i = f
+            .open(Open { tag: s.tag, track }, &places)
+            .expect("the copy is opened");
+        assert!(f.tails[i].path.ends_with("app.log.2"), "{:?}", f.tails[i].path);
+        assert!(f.tails[i].display.ends_with("app.log.2"));
+        assert_eq!(f.tails[i].check().unwrap(), Change::Same);
+        let l = f.tails[i].next_line(100).unwrap().unwrap();
+        assert_eq!(f.tails[i].bytes(&l.range), b"line");
     }
 
     #[test]
