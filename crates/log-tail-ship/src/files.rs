@@ -40,6 +40,12 @@ pub struct Files {
     /// Followed files found truncated, and restarted, by looks: the caller writes the
     /// positions at once (see [`Files::truncated`]) and sets this back to 0.
     pub truncations: usize,
+    /// The tails at each path (where each was last seen), for the paths inotify names;
+    /// None when the tails changed since it was made.
+    at: Option<HashMap<PathBuf, Vec<usize>>>,
+    /// Tails whose path is a symbolic link: a write to the file it points to is told
+    /// of (if at all) under another name, so they are looked at at every wake-up.
+    linked: Vec<usize>,
 }
 
 fn compressed(name: &str) -> bool {
@@ -74,6 +80,8 @@ impl Files {
             notes: Vec::new(),
             unopened: Vec::new(),
             truncations: 0,
+            at: None,
+            linked: Vec::new(),
         }
     }
 
@@ -238,12 +246,24 @@ impl Files {
         (seen, places)
     }
 
-    fn open(&mut self, o: Open, places: &Places) -> Option<usize> {
-        let (path, format) = &places[o.tag];
+    fn open(&mut self, mut o: Open, places: &Places) -> Option<usize> {
+        let (mut path, format) = places[o.tag].clone();
+        // Renamed since the look (the next rotation shifting the numbered copies while
+        // a slow machine got here): opened where it is now, found by its identity.
+        let moved =
+            fs::metadata(&path).is_ok_and(|md| md.dev() != o.track.id.dev || md.ino() != o.track.id.ino);
+        if moved {
+            let (seen, now_at) = self.candidates();
+            if let Some(s) = seen.iter().find(|s| s.id == o.track.id) {
+                path = now_at[s.tag].0.clone();
+                o.track.display = s.display.clone();
+            }
+        }
         let display = o.track.display.clone();
-        match Tail::open(path.clone(), o.track, format.clone()) {
+        match Tail::open(path, o.track, format) {
             Ok(t) => {
                 self.tails.push(t);
+                self.at = None;
                 Some(self.tails.len() - 1)
             }
             Err(e) => {
@@ -283,6 +303,16 @@ impl Files {
             }
         }
         let (seen, places) = self.look(false);
+        // Where each file is now (a rotated one under its new name): events name it there.
+        let now_at: HashMap<Identity, usize> = seen.iter().map(|s| (s.id, s.tag)).collect();
+        for t in &mut self.tails {
+            if let Some(&tag) = now_at.get(&t.id)
+                && t.path != places[tag].0
+            {
+                t.path = places[tag].0.clone();
+                self.at = None;
+            }
+        }
         let first = self.tails.len();
         let opens = self
             .rotation
@@ -303,7 +333,9 @@ impl Files {
     pub fn truncated(&mut self, i: usize) -> io::Result<Option<usize>> {
         let (fp, size) = self.tails[i].look()?;
         let (seen, places) = self.look(true);
-        let copy = Rotation::truncated(&mut self.tails, i, &seen, fp, size);
+        let copy = self
+            .rotation
+            .truncated(&mut self.tails, i, &seen, fp, size, Instant::now());
         self.tails[i].restart();
         let Some(o) = copy else {
             return Ok(None);
@@ -314,6 +346,63 @@ impl Files {
         self.tails[c].streams = self.tails[i].streams.clone();
         self.tails[c].source = self.tails[i].source;
         Ok(Some(c))
+    }
+
+    /// The tails to look at after inotify named `touched` (and nothing else changed):
+    /// those at these paths, those behind a symbolic link, and those with something
+    /// left to do (not read to their end, rewritten, or gone and waiting to be
+    /// closed), in the order to read them in (see [`Files::read_order`]).
+    pub fn read_order_of(&mut self, touched: &HashSet<PathBuf>) -> Vec<usize> {
+        let at = match self.at.take() {
+            Some(at) => at,
+            None => {
+                let mut at: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+                self.linked.clear();
+                for (i, t) in self.tails.iter().enumerate() {
+                    at.entry(t.path.clone()).or_default().push(i);
+                    if fs::symlink_metadata(&t.path).is_ok_and(|m| m.file_type().is_symlink()) {
+                        self.linked.push(i);
+                    }
+                }
+                at
+            }
+        };
+        let mut want: Vec<usize> = touched
+            .iter()
+            .filter_map(|p| at.get(p))
+            .flatten()
+            .copied()
+            .chain(self.linked.iter().copied())
+            .collect();
+        self.at = Some(at);
+        want.extend(
+            self.tails
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !t.at_end() || t.rewritten() || t.gone_since.is_some())
+                .map(|(i, _)| i),
+        );
+        want.sort_unstable();
+        want.dedup();
+        // Only the rotated ones need their age (read oldest first, before the live
+        // ones); the order among live ones does not matter.
+        let tails: Vec<&Tail> = want.iter().map(|&i| &self.tails[i]).collect();
+        let order = Rotation::read_order(&tails, |k| {
+            if tails[k].live {
+                SystemTime::UNIX_EPOCH
+            } else {
+                self.mtime(want[k])
+            }
+        });
+        order.into_iter().map(|k| want[k]).collect()
+    }
+
+    fn mtime(&self, i: usize) -> SystemTime {
+        self.tails[i]
+            .file
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
     /// Removes the tails that are gone, drained and acknowledged.
@@ -331,24 +420,23 @@ impl Files {
                 Err(_) => false,
             }
         });
+        if self.tails.len() != before {
+            self.at = None;
+        }
         before - self.tails.len()
     }
 
     /// The order to read in: rotated and gone files first (oldest first), so a file
     /// is read to its end before its successor.
     pub fn read_order(&self) -> Vec<usize> {
-        Rotation::read_order(&self.tails, |i| {
-            self.tails[i]
-                .file
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH)
-        })
+        Rotation::read_order(&self.tails, |i| self.mtime(i))
     }
 
     /// The positions file's entries (setting new anchors: see [`Rotation::save`]).
     pub fn save(&mut self, now_ns: u64, stale_ns: u64) -> Vec<Entry> {
-        Rotation::save(&mut self.tails, now_ns, stale_ns)
+        let mut entries = Rotation::save(&mut self.tails, now_ns, stale_ns);
+        entries.extend(self.rotation.save_awaited());
+        entries
     }
 }
 
@@ -422,6 +510,48 @@ mod tests {
         f.scan();
         assert_eq!(by_name(&f, "app.log.1"), Some(7));
         assert_eq!(by_name(&f, "app.log"), Some(0));
+    }
+
+    #[test]
+    fn a_copy_renamed_between_the_look_and_its_opening_is_opened_where_it_is_now() {
+        // Issue 22: on a slow machine the next rotation shifted the copy (`.1` to
+        // `.2`, a new `.1` made) between the look that found it and its opening:
+        // "replaced while being opened", and its lines were never read.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("app.log");
+        fs::write(&p, "live\n").unwrap();
+        let one = d.path().join("app.log.1");
+        fs::write(&one, "copied line\n").unwrap();
+        let mut f = files(d.path(), None);
+        f.scan();
+        let (seen, places) = f.look(true);
+        let s = seen.iter().find(|s| s.display.ends_with("app.log.1")).unwrap();
+        let track = crate::rotation::Track {
+            id: s.id,
+            fp: s.fp.clone().unwrap(),
+            display: s.display.clone(),
+            label: s.label.clone(),
+            live: false,
+            was_live: false,
+            anchored: true,
+            size: s.size,
+            processed: 7,
+            acked: 7,
+            anchors: Vec::new(),
+            anchors_saved: false,
+            safe: 0,
+            gone_since: None,
+        };
+        fs::rename(&one, d.path().join("app.log.2")).unwrap();
+        fs::write(&one, "the next copy\n").unwrap();
+        let i = f
+            .open(Open { tag: s.tag, track }, &places)
+            .expect("the copy is opened");
+        assert!(f.tails[i].path.ends_with("app.log.2"), "{:?}", f.tails[i].path);
+        assert!(f.tails[i].display.ends_with("app.log.2"));
+        assert_eq!(f.tails[i].check().unwrap(), Change::Same);
+        let l = f.tails[i].next_line(100).unwrap().unwrap();
+        assert_eq!(f.tails[i].bytes(&l.range), b"line");
     }
 
     #[test]

@@ -150,6 +150,12 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval, help_heading = "Positions")]
     pub sync_interval: Duration,
 
+    /// While writes come one after another, gather their events this long before a
+    /// look at the files written (at most 1s): fewer, larger reads, each line up to this
+    /// much later; a write after a quiet spell is read at once
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_gather, help_heading = "Sources")]
+    pub gather: Duration,
+
     /// Ship only lines matching REGEX (repeatable: any of them)
     #[arg(long, value_name = "REGEX", help_heading = "Processing")]
     pub keep: Vec<String>,
@@ -244,6 +250,17 @@ pub fn command() -> clap::Command {
 }
 
 /// `KEY=VALUE`.
+/// A `--gather` duration: at most a second (a line may wait that much longer).
+fn parse_gather(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(1) {
+        return Err(format!(
+            "{s} is longer than 1s (lines would wait that long to be read)"
+        ));
+    }
+    Ok(d)
+}
+
 fn parse_pair(s: &str) -> std::result::Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')

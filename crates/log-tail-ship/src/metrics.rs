@@ -18,6 +18,9 @@ pub struct Files {
     /// Followed files whose directory inotify does not watch (it is unavailable or
     /// out of watches): looked at on a timer.
     pub polled: usize,
+    /// Looks at a followed file, and looks at all of them at once (sweeps).
+    pub looks: u64,
+    pub sweeps: u64,
 }
 
 pub fn page(s: &Stats, f: &Files, now: f64) -> Page {
@@ -119,6 +122,8 @@ pub struct Summary {
     pub files_open: usize,
     pub files_unreadable: usize,
     pub lag_bytes: u64,
+    pub file_looks_total: u64,
+    pub file_sweeps_total: u64,
     pub errors: Vec<String>,
 }
 
@@ -138,6 +143,8 @@ impl Summary {
             files_open: f.open,
             files_unreadable: f.unreadable,
             lag_bytes: f.lag.values().sum(),
+            file_looks_total: f.looks,
+            file_sweeps_total: f.sweeps,
             errors,
         }
     }

@@ -234,6 +234,40 @@ pub struct Open {
     pub track: Track,
 }
 
+/// What a followed file held when it was found truncated with no copy in sight: the
+/// copy is followed from where the file was if a later look finds it.
+///
+/// A look for the copy made while the next rotation renames the numbered copies
+/// (`.1` → `.2`) can miss it: a directory listed during a rename may show the file
+/// under neither name. On a machine slow enough that the truncation is found that late,
+/// the copy was then taken for a new file at the next look and read from 0 (what had
+/// been read shipped twice), or, not changed since the last look, never read (what
+/// had not been read lost).
+///
+/// It is kept in the positions file too, as an entry with `dev` and `ino` 0 (no file
+/// has inode 0) found again by its first bytes: a crash before the copy is found must
+/// not lose it, or read it again from 0.
+#[derive(Debug, Clone)]
+struct Awaited {
+    /// Where the truncated file was seen.
+    display: String,
+    label: String,
+    /// The first bytes of the content copied away.
+    fp: Fingerprint,
+    processed: u64,
+    acked: u64,
+    anchored: bool,
+    anchors: Vec<(u64, u64)>,
+    /// When the truncation was found.
+    since: Instant,
+}
+
+/// Copies awaited at most (the oldest is given up first), and for how long: a
+/// truncation with no copy at all (`> app.log`) leaves one that is never found. A copy
+/// missed is found by the next look for files, which the rotation's own renames ask for.
+const AWAITED_MAX: usize = 8;
+const AWAITED_FOR: Duration = Duration::from_secs(120);
+
 /// The decisions that span files and time: what the positions file knew, and since
 /// when files were looked at.
 #[derive(Debug)]
@@ -248,6 +282,8 @@ pub struct Rotation {
     /// Unknown rotated siblings changed after this hold content never seen: a second
     /// before the last look began (or, at start, the positions file's time).
     new_since: Option<SystemTime>,
+    /// Truncated files whose copy was not found yet (see [`Awaited`]).
+    awaited: Vec<Awaited>,
     /// Warnings for stderr, taken by the caller.
     pub notes: Vec<String>,
 }
@@ -266,6 +302,7 @@ impl Rotation {
             from_beginning,
             started: false,
             new_since,
+            awaited: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -283,7 +320,10 @@ impl Rotation {
     /// Whether the first bytes of `s`, a file not followed, are needed to decide about
     /// it (reading them costs an open and a read).
     pub fn wants_fingerprint(&self, s: &Seen) -> bool {
-        s.live || !self.restored.is_empty() || self.new_since.is_none_or(|t| s.mtime > t)
+        s.live
+            || !self.restored.is_empty()
+            || !self.awaited.is_empty()
+            || self.new_since.is_none_or(|t| s.mtime > t)
     }
 
     /// A look at the files: `seen` holds every file at a followed path or beside one
@@ -368,6 +408,24 @@ impl Rotation {
             if !c.live && copy_of_followed {
                 continue; // adopted when the original's truncation is seen
             }
+            if !c.live {
+                // The copy of a file found truncated, missed then: followed from where
+                // the file was (the most specific, if several could be it).
+                let of = |a: &Awaited| a.label == c.label && !a.fp.is_empty();
+                let best = (0..self.awaited.len())
+                    .filter(|&k| of(&self.awaited[k]) && fp.starts_with(&self.awaited[k].fp))
+                    .max_by_key(|&k| (self.awaited[k].fp.len(), k));
+                if let Some(k) = best {
+                    let a = self.awaited.remove(k);
+                    let track = copy_track(&c, fp, a.processed, a.acked, &a.label, a.anchored, a.anchors);
+                    opens.push(Open { tag: c.tag, track });
+                    continue;
+                }
+                // Shorter than the first bytes known: being made.
+                if self.awaited.iter().any(|a| of(a) && a.fp.starts_with(&fp)) {
+                    continue;
+                }
+            }
             let changed_since = self.new_since.is_some_and(|t| c.mtime > t);
             let start_at_end = if c.live {
                 if !self.started {
@@ -388,8 +446,19 @@ impl Rotation {
                 track: Track::from_seen(&c, fp, offset),
             });
         }
+        self.awaited
+            .retain(|a| now.saturating_duration_since(a.since) < AWAITED_FOR);
         if !self.started {
             for e in self.restored.drain(..) {
+                if e.ino == 0 {
+                    self.notes.push(format!(
+                        "{} was truncated and no copy of what it held was found again; \
+                         if there was one, it was rotated away while log-tail-ship was not running, \
+                         and what it held after byte {} could not be read",
+                        e.path, e.offset
+                    ));
+                    continue;
+                }
                 self.notes.push(format!(
                     "{} (inode {}) was rotated away or deleted while log-tail-ship was not running; \
                      what it held after byte {} could not be read",
@@ -446,12 +515,17 @@ impl Rotation {
     /// Without a copy, a file that still starts with whole lines it had (cut at a line,
     /// `truncate -s`, perhaps written again since) goes on after them (what was cut and
     /// not read is gone); any other starts again at 0.
+    ///
+    /// Without a copy, a file whose content was replaced leaves what it held awaited
+    /// (see [`Awaited`]): a later look that finds the copy follows it from there.
     pub fn truncated<T: AsRef<Track> + AsMut<Track>>(
+        &mut self,
         tracks: &mut [T],
         i: usize,
         seen: &[Seen],
         fp_now: Fingerprint,
         size: u64,
+        now: Instant,
     ) -> Option<Open> {
         let followed: HashSet<Identity> = tracks.iter().map(|t| t.as_ref().id).collect();
         let t = tracks[i].as_mut();
@@ -465,18 +539,10 @@ impl Rotation {
                 .filter(|c| c.fp.as_ref().is_some_and(|f| f.starts_with(&t.fp)))
                 .max_by_key(|c| c.mtime)
                 .map(|c| {
-                    // Shorter than what was read when the writer went on between the
-                    // copy and the truncation (copytruncate's own race): nothing of it
-                    // is left to read, but it is followed, not taken for new.
-                    let at = t.processed.min(c.size);
-                    let mut track = Track::from_seen(c, c.fp.clone().unwrap_or_default(), at);
-                    track.acked = t.acked.min(at);
-                    track.label = t.label.clone();
-                    track.live = false;
-                    track.anchored = t.anchored;
-                    track.anchors = std::mem::take(&mut t.anchors);
+                    let fp = c.fp.clone().unwrap_or_default();
+                    let anchors = std::mem::take(&mut t.anchors);
+                    let mut track = copy_track(c, fp, t.processed, t.acked, &t.label, t.anchored, anchors);
                     track.anchors_saved = t.anchors_saved;
-                    track.safe = c.size;
                     Open { tag: c.tag, track }
                 });
         }
@@ -487,6 +553,21 @@ impl Rotation {
         } else {
             kept_lines(&t.fp, &fp_now)
         };
+        if copy.is_none() && kept == 0 && t.was_live && !t.fp.is_empty() {
+            if self.awaited.len() >= AWAITED_MAX {
+                self.awaited.remove(0);
+            }
+            self.awaited.push(Awaited {
+                display: t.display.clone(),
+                label: t.label.clone(),
+                fp: t.fp.clone(),
+                processed: t.processed,
+                acked: t.acked,
+                anchored: t.anchored,
+                anchors: t.anchors.clone(),
+                since: now,
+            });
+        }
         t.processed = t.processed.min(kept);
         t.acked = t.acked.min(kept);
         t.safe = if kept == 0 { 0 } else { t.safe.min(kept) };
@@ -541,6 +622,27 @@ impl Rotation {
             .collect()
     }
 
+    /// The positions file's entries for the copies awaited (see [`Awaited`]), to write
+    /// with those [`Rotation::save`] returns.
+    pub fn save_awaited(&self) -> Vec<Entry> {
+        self.awaited
+            .iter()
+            .map(|a| {
+                let mut anchors = a.anchors.clone();
+                positions::prune(&mut anchors, a.acked);
+                Entry {
+                    path: a.display.clone(),
+                    dev: 0,
+                    ino: 0,
+                    fingerprint_bytes: a.fp.len(),
+                    fingerprint_crc32: a.fp.crc(),
+                    offset: a.acked,
+                    anchors,
+                }
+            })
+            .collect()
+    }
+
     /// The order to read in: rotated and gone files first, oldest first (`mtime` per
     /// track), so a file is read to its end before its successor.
     pub fn read_order<T: AsRef<Track>>(tracks: &[T], mtime: impl Fn(usize) -> SystemTime) -> Vec<usize> {
@@ -548,6 +650,32 @@ impl Rotation {
         idx.sort_by_cached_key(|&i| (tracks[i].as_ref().live, mtime(i)));
         idx
     }
+}
+
+/// The track of `c`, the copy of a followed file truncated (labelled `label`, with its
+/// timestamp anchors), from where that file was.
+fn copy_track(
+    c: &Seen,
+    fp: Fingerprint,
+    processed: u64,
+    acked: u64,
+    label: &str,
+    anchored: bool,
+    anchors: Vec<(u64, u64)>,
+) -> Track {
+    // Shorter than what was read when the writer went on between the copy and the
+    // truncation (copytruncate's own race): nothing of it is left to read, but it is
+    // followed, not taken for new.
+    let at = processed.min(c.size);
+    let mut track = Track::from_seen(c, fp, at);
+    track.acked = acked.min(at);
+    track.label = label.to_string();
+    track.live = false;
+    track.anchored = anchored;
+    track.anchors = anchors;
+    track.anchors_saved = false;
+    track.safe = c.size;
+    track
 }
 
 /// How many bytes of whole lines two contents start with alike.

@@ -42,12 +42,16 @@ enum Op {
     },
     /// copytruncate with `rotate keep`; `look_midway`: the agent looks while the copy
     /// is half made; `race` lines written between the copy and the truncation (they
-    /// are in neither file afterwards), with a read by the agent meanwhile, or not.
+    /// are in neither file afterwards), with a read by the agent meanwhile, or not;
+    /// `hidden`: the agent's look for the copy, when it finds the truncation, misses it
+    /// (a directory listed while the next rotation renames the numbered copies, on a
+    /// machine slow enough that the truncation is found that late); later looks see it.
     CopyTruncate {
         keep: u8,
         look_midway: bool,
         race: u8,
         read_in_race: bool,
+        hidden: bool,
     },
     /// The live file deleted and created again (the inode number reused if free).
     Recreate { reuse: bool },
@@ -73,9 +77,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1u8..5, any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
             |(keep, dateext, compress, delay, late)| Op::Rename { keep, dateext, compress, delay, late }
         ),
-        3 => (1u8..5, any::<bool>(), 0u8..3, any::<bool>()).prop_map(|(keep, look_midway, race, read_in_race)| {
-            Op::CopyTruncate { keep, look_midway, race, read_in_race }
-        }),
+        3 => (1u8..5, any::<bool>(), 0u8..3, any::<bool>(), any::<bool>()).prop_map(
+            |(keep, look_midway, race, read_in_race, hidden)| Op::CopyTruncate { keep, look_midway, race, read_in_race, hidden }
+        ),
         1 => any::<bool>().prop_map(|reuse| Op::Recreate { reuse }),
         1 => (0u8..4).prop_map(Op::Cut),
         5 => any::<bool>().prop_map(|look| Op::Step { look }),
@@ -164,6 +168,8 @@ struct World {
     shipped: HashMap<u64, Vec<Shipment>>,
     /// Lines that may never arrive: cut or deleted before the agent could read them.
     may_lose: HashSet<u64>,
+    /// A copy the next look for a truncated file's copy does not see.
+    hidden: Option<u64>,
     failures: Vec<String>,
 }
 
@@ -294,6 +300,7 @@ impl World {
                 look_midway,
                 race,
                 read_in_race,
+                hidden,
             } => {
                 self.shift(keep);
                 let content = self.dir.inodes[&self.writer].clone();
@@ -317,6 +324,9 @@ impl World {
                     }
                 }
                 self.dir.set(self.writer, Vec::new());
+                if hidden {
+                    self.hidden = Some(copy);
+                }
             }
             Op::Recreate { reuse } => {
                 let old = self.dir.names.remove(LIVE).unwrap();
@@ -442,7 +452,8 @@ impl World {
 
     fn save(&mut self) {
         let now_ns = self.now_ns();
-        let entries = Rotation::save(&mut self.tails, now_ns, STALE_NS);
+        let mut entries = Rotation::save(&mut self.tails, now_ns, STALE_NS);
+        entries.extend(self.rot.as_ref().unwrap().save_awaited());
         let until = self.rot.as_ref().unwrap().seen_until(self.now());
         self.saved = Some((entries, until));
         self.durable.extend(self.acked.iter().copied());
@@ -514,10 +525,15 @@ impl World {
 
     /// Tail `i` found truncated: restarted, its copy (if any) followed.
     fn truncated(&mut self, i: usize) {
-        let seen = self.seen(true);
+        let mut seen = self.seen(true);
+        if let Some(h) = self.hidden.take() {
+            seen.retain(|s| s.id.ino != h);
+        }
         let content = &self.dir.inodes[&self.tails[i].ino];
         let (size, fp_now) = (content.len() as u64, fp(content));
-        if let Some(o) = Rotation::truncated(&mut self.tails, i, &seen, fp_now, size) {
+        let now = self.instant();
+        let rot = self.rot.as_mut().unwrap();
+        if let Some(o) = rot.truncated(&mut self.tails, i, &seen, fp_now, size, now) {
             self.open(o);
         }
         self.tails[i].read_pos = self.tails[i].track.processed;
@@ -645,6 +661,7 @@ fn a_copy_looked_at_half_made_is_not_read_again() {
             look_midway: true,
             race: 0,
             read_in_race: false,
+            hidden: false,
         },
         Op::Write(2),
         Op::Step { look: true },
@@ -653,6 +670,7 @@ fn a_copy_looked_at_half_made_is_not_read_again() {
             look_midway: true,
             race: 0,
             read_in_race: false,
+            hidden: false,
         },
         Op::Step { look: true },
     ];
@@ -666,6 +684,7 @@ fn copytruncate_1(look_midway: bool, race: u8, read_in_race: bool) -> Op {
         look_midway,
         race,
         read_in_race,
+        hidden: false,
     }
 }
 
@@ -698,4 +717,31 @@ fn a_half_copy_of_content_never_read_is_not_taken_for_a_new_file_whole_fingerpri
     ops.extend(vec![Op::Write(5); 6]);
     ops.push(copytruncate_1(true, 1, true));
     run(&ops).unwrap();
+}
+
+/// Issue 22, under qemu on a loaded machine: the truncation was found late, while the
+/// next rotation was renaming the numbered copies, and the listing made to find the
+/// copy missed it. The copy, found by the next look, was taken for a new file and read
+/// from 0 (what had been read of it shipped twice); or, not changed recently enough
+/// to be read as new, never read at all (what had not been read of it lost).
+#[test]
+fn a_copy_missed_by_the_look_at_the_truncation_is_followed_from_where_the_file_was() {
+    for read_first in [1u8, 3] {
+        let ops = [
+            Op::Write(read_first),
+            Op::Step { look: false },
+            Op::Write(2),
+            Op::CopyTruncate {
+                keep: 4,
+                look_midway: false,
+                race: 0,
+                read_in_race: false,
+                hidden: true,
+            },
+            Op::Write(1),
+            Op::Step { look: false },
+            Op::Step { look: true },
+        ];
+        run(&ops).unwrap();
+    }
 }

@@ -122,6 +122,10 @@ pub struct Tail {
     pub source: usize,
     /// The last [`Tail::check`]'s look, reused while the file has not changed.
     look: Option<Look>,
+    /// A [`Tail::check`] was made (and no restart since): reading stops at the size it
+    /// saw, without a read that finds the end (what is written later is told of by
+    /// its own event, and read at the next look).
+    bounded: bool,
 }
 
 impl Deref for Tail {
@@ -184,6 +188,7 @@ impl Tail {
             streams: Vec::new(),
             source: 0,
             look: None,
+            bounded: false,
         })
     }
 
@@ -195,6 +200,7 @@ impl Tail {
             self.track.gone_since = Some(Instant::now());
         }
         let stat = (md.len(), md.mtime(), md.mtime_nsec(), md.ctime(), md.ctime_nsec());
+        self.bounded = true;
         let fp = match &self.look {
             Some(l) if l.stat == stat && !self.rewritten && l.at.elapsed() < TRUST_LOOK => l.fp.clone(),
             _ => {
@@ -237,6 +243,7 @@ impl Tail {
         self.skipping = false;
         self.rewritten = false;
         self.look = None;
+        self.bounded = false;
     }
 
     /// Whether everything in the file has been read (an unterminated last line may
@@ -355,6 +362,14 @@ impl Tail {
     /// fingerprint after the read tells; such a chunk is dropped.
     fn fill(&mut self) -> io::Result<bool> {
         if self.rewritten {
+            return Ok(false);
+        }
+        if self.bounded && self.read_pos >= self.track.size {
+            // At the end the last look saw: as after a read that found it.
+            if self.head >= self.buf.len() {
+                self.head = 0;
+                self.buf.park();
+            }
             return Ok(false);
         }
         let pos = self.read_pos;
@@ -523,7 +538,7 @@ mod tests {
     /// Starts `t` over after a truncation, as the driver does.
     fn restart(t: &mut Tail) {
         let (fp, size) = t.look().unwrap();
-        Rotation::truncated(std::slice::from_mut(t), 0, &[], fp, size);
+        Rotation::new(None, false).truncated(std::slice::from_mut(t), 0, &[], fp, size, Instant::now());
         t.restart();
     }
 
@@ -594,6 +609,58 @@ mod tests {
         assert_eq!(t.check().unwrap(), Change::Truncated);
         std::fs::write(&p, b"").unwrap();
         assert_eq!(t.check().unwrap(), Change::Truncated);
+    }
+
+    #[test]
+    fn a_rewrite_longer_than_what_was_read_is_found_with_whole_first_bytes_known() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let old: String = (0..40).map(|i| format!("old line {i:02}\n")).collect();
+        std::fs::write(&p, &old).unwrap();
+        let mut t = open_at(&p, 0);
+        assert_eq!(t.check().unwrap(), Change::Same);
+        assert_eq!(lines(&mut t, 100).len(), 40);
+        assert_eq!(t.fp.len() as usize, FINGERPRINT_MAX);
+        // copytruncate and more written than was read, between two looks.
+        let new: String = (0..60).map(|i| format!("new line {i:02}\n")).collect();
+        std::fs::write(&p, &new).unwrap();
+        // Found at this look or by the read after it: never read as the old file's rest.
+        let mut found = false;
+        for _ in 0..2 {
+            if t.check().unwrap() == Change::Truncated {
+                found = true;
+                break;
+            }
+            assert!(lines(&mut t, 100).is_empty(), "nothing of the new content");
+        }
+        assert!(found, "the rewrite was not found");
+        restart(&mut t);
+        let got = lines(&mut t, 100);
+        assert_eq!(got.len(), 60);
+        assert_eq!(got[0].0, "new line 00");
+    }
+
+    #[test]
+    fn reading_stops_where_the_look_saw_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.log");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(b"one\n").unwrap();
+        let mut t = open_at(&p, 0);
+        assert_eq!(t.check().unwrap(), Change::Same);
+        f.write_all(b"two\n").unwrap();
+        // A read goes as far as there is.
+        assert_eq!(
+            lines(&mut t, 100),
+            [("one".into(), Some(4), false), ("two".into(), Some(8), false)]
+        );
+        assert!(!t.buf.has_room(), "at the end, nothing left over");
+        // Past what was read then, no read looks for more: what is written now is
+        // for the next look (its event comes).
+        f.write_all(b"three\n").unwrap();
+        assert!(lines(&mut t, 100).is_empty());
+        assert_eq!(t.check().unwrap(), Change::Same);
+        assert_eq!(lines(&mut t, 100), [("three".into(), Some(14), false)]);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub(super) struct Bookkeeping {
     /// Warnings printed once for the run (by what they are about).
     warned: HashSet<String>,
     pub errors: Vec<String>,
+    /// Looks at a followed file (an fstat, and a read when it changed), and looks at
+    /// every followed file at once (sweeps): for the summary.
+    pub looks: u64,
+    pub sweeps: u64,
 }
 
 impl Bookkeeping {

@@ -2,7 +2,8 @@
 //! methods, not a type apart, because a full batch is pushed in the middle of a read
 //! (back-pressure) and a truncation found is acknowledged at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use homelab_core::{Error, Result};
@@ -50,12 +51,22 @@ impl Agent {
         }
     }
 
-    /// Reads every file until all are at their end (pushing full batches on the way).
-    /// Returns false when a stop was asked for.
-    pub(super) fn read_files(&mut self) -> Result<bool> {
+    /// Reads the files until they are at their end (pushing full batches on the way):
+    /// with `sweep`, every followed file; otherwise those inotify named (`touched`)
+    /// and those with something left to do (see [`crate::files::Files::read_order_of`]).
+    /// A truncation found makes the next pass a sweep. Returns false when a stop was
+    /// asked for.
+    pub(super) fn read_files(&mut self, mut sweep: bool, touched: &HashSet<PathBuf>) -> Result<bool> {
         loop {
             let mut again = false;
-            for i in self.files.read_order() {
+            let order = if sweep {
+                self.book.sweeps += 1;
+                self.files.read_order()
+            } else {
+                self.files.read_order_of(touched)
+            };
+            self.book.looks += order.len() as u64;
+            for i in order {
                 if self.wake.stop_requested() {
                     return Ok(false);
                 }
@@ -93,6 +104,8 @@ impl Agent {
             if !again {
                 return Ok(true);
             }
+            // A copy may have been opened: it is read in the next pass, with all.
+            sweep = true;
         }
     }
 
@@ -308,6 +321,8 @@ impl Agent {
                 .iter()
                 .filter(|t| self.wake.polled(&t.path))
                 .count(),
+            looks: self.book.looks,
+            sweeps: self.book.sweeps,
         }
     }
 }

@@ -107,7 +107,7 @@ impl Agent {
         let globs = patterns.iter().map(|(_, real)| real.clone()).collect();
         let files = Files::new(root.clone(), globs, restored, cli.from_beginning);
         let mut book = Bookkeeping::default();
-        let wake = Wake::new(&mut book)?;
+        let wake = Wake::new(&mut book, cli.gather)?;
         let mut pipe = Pipe {
             streams: Streams::default(),
             stats: Stats::default(),
@@ -394,7 +394,9 @@ impl Agent {
             if self.wake.rescan_due() {
                 self.rescan()?;
             }
-            if !self.read_files()? {
+            let sweep = self.wake.take_sweep();
+            let touched = self.wake.take_touched();
+            if !self.read_files(sweep, &touched)? {
                 break;
             }
             self.journal.restart_if_due(&mut self.book);

@@ -40,6 +40,21 @@ pub(super) struct Wake {
     pub shutdown: Shutdown,
     inotify: Option<Inotify>,
     watches: HashMap<PathBuf, WatchDescriptor>,
+    /// The other way round: the directories (as watched) a watch descriptor is for
+    /// (more than one when two spellings name the same directory).
+    dirs_of: HashMap<WatchDescriptor, Vec<PathBuf>>,
+    /// Paths inotify named (a write to a file in a watched directory) since the last
+    /// [`Wake::take_touched`]: the files to look at.
+    touched: HashSet<PathBuf>,
+    /// Every followed file is to be looked at (a look for files was made, or events
+    /// were lost), not only those named by events.
+    sweep_needed: bool,
+    /// When the inotify events were last read.
+    last_drain: Option<Instant>,
+    /// While inotify events come one after another (`--gather`), the files they name
+    /// are looked at at most this often: the events of the meantime are gathered, so
+    /// that one look reads many lines. An event after a quiet spell is handled at once.
+    gather: Duration,
     /// Directories that could not be watched at the last try (out of watches): their
     /// files are polled. Said once.
     unwatched: HashSet<PathBuf>,
@@ -52,7 +67,7 @@ pub(super) struct Wake {
 impl Wake {
     /// Sets up inotify; without it (out of instances: fs.inotify.max_user_instances)
     /// the files are polled, which is said once (on stderr and in the summary).
-    pub fn new(book: &mut Bookkeeping) -> Result<Wake> {
+    pub fn new(book: &mut Bookkeeping, gather: Duration) -> Result<Wake> {
         let inotify = match Inotify::init() {
             Ok(i) => Some(i),
             Err(e) => {
@@ -69,6 +84,11 @@ impl Wake {
             shutdown: Shutdown::install()?,
             inotify,
             watches: HashMap::new(),
+            dirs_of: HashMap::new(),
+            touched: HashSet::new(),
+            sweep_needed: true,
+            last_drain: None,
+            gather,
             unwatched: HashSet::new(),
             said_unwatched: false,
             rescan_needed: true,
@@ -86,6 +106,10 @@ impl Wake {
     /// and costing more, when polling: no event tells of new files then).
     pub fn rescanned(&mut self, start: Duration) {
         self.rescan_needed = false;
+        // The files found are looked at whole, and any change inotify did not tell of
+        // (a file it cannot see written: through a hard link elsewhere, on a network
+        // filesystem) is found now.
+        self.sweep_needed = true;
         let (least, cost) = if self.polling() {
             (POLL_FALLBACK, POLL_RESCAN_COST)
         } else {
@@ -126,6 +150,7 @@ impl Wake {
             }
             match ino.watches().add(&d, mask) {
                 Ok(wd) => {
+                    self.dirs_of.entry(wd.clone()).or_default().push(d.clone());
                     self.watches.insert(d, wd);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -153,6 +178,18 @@ impl Wake {
         self.inotify.is_none() || !self.unwatched.is_empty()
     }
 
+    /// Whether every followed file is to be looked at now (not only those named by
+    /// inotify): after a look for files, after lost events, and always while polling.
+    /// Clears the request.
+    pub fn take_sweep(&mut self) -> bool {
+        std::mem::take(&mut self.sweep_needed) || self.polling()
+    }
+
+    /// The paths inotify named since the last call.
+    pub fn take_touched(&mut self) -> HashSet<PathBuf> {
+        std::mem::take(&mut self.touched)
+    }
+
     /// Whether the file at `path` is polled (inotify does not watch its directory).
     pub fn polled(&self, path: &Path) -> bool {
         self.inotify.is_none() || path.parent().is_some_and(|d| self.unwatched.contains(d))
@@ -166,10 +203,28 @@ impl Wake {
         } else {
             timeout
         };
+        // Events read less than `gather` ago: the next ones wait for the rest of it
+        // (signals and the other descriptors do not).
+        let hold = self
+            .last_drain
+            .map_or(Duration::ZERO, |t| self.gather.saturating_sub(t.elapsed()));
+        if !hold.is_zero() && self.inotify.is_some() {
+            let ready = self.poll(hold.min(timeout), fds, false)?;
+            if hold >= timeout || ready.iter().any(|r| *r) || self.stop_requested() {
+                return Ok(ready);
+            }
+            return self.poll(timeout - hold, fds, true);
+        }
+        self.poll(timeout, fds, true)
+    }
+
+    /// One poll of the shutdown descriptor, inotify's (with `inotify`) and `fds`;
+    /// handles the inotify events and returns which of `fds` are ready.
+    fn poll(&mut self, timeout: Duration, fds: &[BorrowedFd<'_>], inotify: bool) -> Result<Vec<bool>> {
         let (inotify_ready, ready) = {
             let mut all: Vec<PollFd> = Vec::with_capacity(fds.len() + 2);
             all.push(PollFd::new(self.shutdown.wake_fd(), PollFlags::POLLIN));
-            let own = if let Some(i) = &self.inotify {
+            let own = if let Some(i) = self.inotify.as_ref().filter(|_| inotify) {
                 all.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
                 2
             } else {
@@ -200,10 +255,13 @@ impl Wake {
         self.shutdown.requested()
     }
 
-    /// Handles inotify events: any change to a watched name or to the set of files.
+    /// Handles inotify events: a write names the file to look at; any other change to
+    /// a watched name or to the set of files asks for a look for files (and then at
+    /// every file); lost events (the queue overflowed) too.
     fn drain_inotify(&mut self) {
         let Some(ino) = &mut self.inotify else { return };
-        let mut buf = [0u8; 8192];
+        self.last_drain = Some(Instant::now());
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             match ino.read_events(&mut buf) {
                 Ok(events) => {
@@ -215,8 +273,17 @@ impl Wake {
                         {
                             self.rescan_needed = true;
                         }
+                        if ev.mask.contains(EventMask::Q_OVERFLOW) {
+                            self.sweep_needed = true;
+                        }
+                        if let (Some(name), Some(dirs)) = (ev.name, self.dirs_of.get(&ev.wd)) {
+                            for d in dirs {
+                                self.touched.insert(d.join(name));
+                            }
+                        }
                         if ev.mask.contains(EventMask::IGNORED) {
                             self.watches.retain(|_, wd| *wd != ev.wd);
+                            self.dirs_of.remove(&ev.wd);
                         }
                     }
                     if !any {

@@ -53,6 +53,23 @@ fn start(dir: &Path, glob: &str, url: &str) -> Child {
         .unwrap()
 }
 
+/// The inode of the positions file (rewritten by rename), if there is one.
+fn positions_inode(dir: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(dir.join("positions.json")).ok().map(|m| m.ino())
+}
+
+/// Waits until a shipper started after the positions file was `before` has looked at
+/// the files (it writes the positions file after its first look). Rotations before the
+/// first look of the very first start are outside the contract (rotated files found
+/// then are not read), and a slow machine (qemu-user under load) can take longer to
+/// start than the test takes to rotate.
+fn wait_started(dir: &Path, before: Option<u64>) {
+    homelab_testkit::wait_until(Duration::from_secs(60), "the shipper's first look", || {
+        positions_inode(dir).is_some_and(|i| Some(i) != before)
+    });
+}
+
 fn logrotate(conf: &Path, state: &Path) {
     let out = Command::new("logrotate")
         .arg("-f")
@@ -79,6 +96,7 @@ fn run(s: Setup) {
     let state = dir.join("logrotate.state");
     let rx = Receiver::start();
     let mut shipper = start(&dir, s.glob, &rx.url());
+    wait_started(&dir, None);
 
     // The writer: 250 lines every 20 ms (12,500 lines/s) until told to stop. With
     // copytruncate it waits while logrotate runs: what it would write between the copy
@@ -129,7 +147,11 @@ fn run(s: Setup) {
         if s.kills && r % 2 == 1 {
             let _ = shipper.kill(); // SIGKILL
             let _ = shipper.wait();
+            let before = positions_inode(&dir);
             shipper = start(&dir, s.glob, &rx.url());
+            // Killed again only once it is up: a shipper killed before every first
+            // look, rotation after rotation, is one that never ran.
+            wait_started(&dir, before);
         }
     }
     std::thread::sleep(s.rotate_every / 2);

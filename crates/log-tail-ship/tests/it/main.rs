@@ -15,5 +15,6 @@ mod inotify;
 mod journal;
 mod logrotate;
 mod loki;
+mod looks;
 mod rotation;
 mod stdout;

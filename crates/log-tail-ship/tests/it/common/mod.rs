@@ -55,6 +55,8 @@ pub struct SummaryRec {
     pub files_open: u64,
     pub files_unreadable: u64,
     pub lag_bytes: u64,
+    pub file_looks_total: u64,
+    pub file_sweeps_total: u64,
     pub errors: Vec<String>,
 }
 
