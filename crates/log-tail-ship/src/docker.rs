@@ -177,6 +177,9 @@ pub fn spawn(engine: DockerArgs, filter: FilterArgs, tx: Sender<Update>, mut wak
     });
 }
 
+/// The container events after which the containers are listed again.
+pub const LIST_AGAIN_ON: &[&str] = &["create", "start", "restart", "die", "destroy", "rename"];
+
 async fn follow(
     engine: &DockerArgs,
     filter: &FilterArgs,
@@ -198,8 +201,17 @@ async fn follow(
     let stream = within(deadline(), connect(host, u64::MAX)?.negotiate_version())
         .await
         .map_err(|e| fail("connecting", e))?;
+    // Only the events that change which containers there are, their names or their
+    // logs: a health check is an exec (exec_create, exec_start, exec_die) and a
+    // health_status, every interval of every container with a HEALTHCHECK, and a list
+    // and an inspect per container for each of them was most of what log-tail-ship did
+    // on a quiet Pi running the stack.
     let mut event_filters = HashMap::new();
     event_filters.insert("type".to_string(), vec!["container".to_string()]);
+    event_filters.insert(
+        "event".to_string(),
+        LIST_AGAIN_ON.iter().map(|e| e.to_string()).collect(),
+    );
     for (k, v) in pairs.iter().filter(|(k, _)| k == "label") {
         event_filters
             .entry(k.clone())

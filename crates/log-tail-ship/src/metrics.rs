@@ -124,11 +124,12 @@ pub struct Summary {
     pub lag_bytes: u64,
     pub file_looks_total: u64,
     pub file_sweeps_total: u64,
+    pub docker_lists_total: u64,
     pub errors: Vec<String>,
 }
 
 impl Summary {
-    pub fn new(s: &Stats, f: &Files, pending: u64, errors: Vec<String>) -> Summary {
+    pub fn new(s: &Stats, f: &Files, docker_lists: u64, pending: u64, errors: Vec<String>) -> Summary {
         Summary {
             lines_read_total: s.sources.iter().map(|x| x.read).sum(),
             lines_shipped_total: s.shipped,
@@ -145,6 +146,7 @@ impl Summary {
             lag_bytes: f.lag.values().sum(),
             file_looks_total: f.looks,
             file_sweeps_total: f.sweeps,
+            docker_lists_total: docker_lists,
             errors,
         }
     }

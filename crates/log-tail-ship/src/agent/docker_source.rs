@@ -22,6 +22,8 @@ pub(super) struct DockerSource {
     wake: Option<UnixStream>,
     containers: HashMap<String, ContainerInfo>,
     joiners: HashMap<String, Joiner>,
+    /// Lists of containers received from the discovery thread (the first included).
+    pub lists: u64,
 }
 
 impl DockerSource {
@@ -53,6 +55,7 @@ impl DockerSource {
         };
         self.rx = Some(rx);
         self.wake = Some(wake_r);
+        self.lists = 1;
         Ok(list)
     }
 
@@ -112,7 +115,10 @@ impl DockerSource {
         if let Some(rx) = &self.rx {
             loop {
                 match rx.try_recv() {
-                    Ok(Update::Containers(l)) => latest = Some(l),
+                    Ok(Update::Containers(l)) => {
+                        self.lists += 1;
+                        latest = Some(l);
+                    }
                     Ok(Update::Unavailable(e)) => failure = Some(e),
                     Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
                 }

@@ -550,6 +550,7 @@ impl Agent {
         let summary = metrics::Summary::new(
             &self.pipe.stats,
             &self.file_metrics(),
+            self.docker.lists,
             pending,
             self.book.errors.clone(),
         );

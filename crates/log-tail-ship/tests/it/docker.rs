@@ -147,6 +147,56 @@ fn ships_our_containers_json_logs_with_their_labels() {
     assert_eq!(said, 1, "the local driver is reported once: {stderr}");
 }
 
+/// Health checks are execs: every interval of every container with a HEALTHCHECK the
+/// engine sends exec_create, exec_start and exec_die. They change no container and no
+/// log, so they must not make log-tail-ship list and inspect every container again
+/// (on a Pi running the stack that was most of its CPU); a container that starts
+/// still is found.
+#[test]
+fn execs_do_not_list_the_containers_again() {
+    let _shared = homelab_testkit::shared();
+    let dk = docker();
+    let ours = format!("hlt.logship={}", dk.unique_name("logship-exec"));
+    let a = dk.start(
+        "logship-exec",
+        &["--label", &ours],
+        &["sh", "-c", "echo one; sleep 600"],
+    );
+    let rx = Receiver::start();
+    let d = tempfile::tempdir().unwrap();
+    let child = ship()
+        .args([
+            "--docker",
+            "--docker-filter",
+            &format!("label={ours}"),
+            "--docker-host",
+            &dk.host,
+        ])
+        .args(["--from-beginning", "--loki", &rx.url(), "--batch-wait", "100ms"])
+        .args(["--positions", d.path().join("pos.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "container a's line", || {
+        rx.lines().iter().any(|l| l == "one")
+    });
+    for _ in 0..10 {
+        dk.run(&["exec", &a.id, "true"]);
+    }
+    // A container that starts, prints and exits: create, start and die.
+    let _b = dk.start("logship-exec", &["--label", &ours], &["sh", "-c", "echo from-b"]);
+    wait_until(Duration::from_secs(30), "container b's line", || {
+        rx.lines().iter().any(|l| l == "from-b")
+    });
+    let run = parse(terminate(child));
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let lists = run.summary().docker_lists_total;
+    // The first list, then at most one per event of b (before: one per exec event too,
+    // 30 more).
+    assert!((2..=4).contains(&lists), "{lists} lists of the containers");
+}
+
 /// An engine that is not there, or a socket the user may not open: the same exit
 /// codes and words as every other tool (69 with "is dockerd running?", 77 with the
 /// docker-group fix), not the Docker library's text.

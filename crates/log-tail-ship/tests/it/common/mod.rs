@@ -57,6 +57,7 @@ pub struct SummaryRec {
     pub lag_bytes: u64,
     pub file_looks_total: u64,
     pub file_sweeps_total: u64,
+    pub docker_lists_total: u64,
     pub errors: Vec<String>,
 }
 
