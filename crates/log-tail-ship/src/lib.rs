@@ -249,7 +249,6 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// `KEY=VALUE`.
 /// A `--gather` duration: at most a second (a line may wait that much longer).
 fn parse_gather(s: &str) -> std::result::Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -261,6 +260,7 @@ fn parse_gather(s: &str) -> std::result::Result<Duration, String> {
     Ok(d)
 }
 
+/// `KEY=VALUE`.
 fn parse_pair(s: &str) -> std::result::Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
