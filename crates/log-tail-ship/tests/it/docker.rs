@@ -7,7 +7,25 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
-use homelab_testkit::{docker, wait_until};
+use homelab_testkit::{Docker, docker, wait_until};
+
+/// log-tail-ship on the containers labelled `ours`, from their first line, to `rx`,
+/// its positions in `dir`; stdout and stderr piped.
+fn ship_ours(dk: &Docker, ours: &str, rx: &Receiver, dir: &std::path::Path) -> std::process::Command {
+    let mut c = ship();
+    c.args([
+        "--docker",
+        "--docker-filter",
+        &format!("label={ours}"),
+        "--docker-host",
+        &dk.host,
+    ])
+    .args(["--from-beginning", "--loki", &rx.url(), "--batch-wait", "100ms"])
+    .args(["--positions", dir.join("pos.json").to_str().unwrap()])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
 
 #[test]
 fn ships_our_containers_json_logs_with_their_labels() {
@@ -31,27 +49,13 @@ fn ships_our_containers_json_logs_with_their_labels() {
     );
     let rx = Receiver::start();
     let d = tempfile::tempdir().unwrap();
-    let child = ship()
+    let child = ship_ours(&dk, &ours, &rx, d.path())
         .args([
-            "--docker",
-            "--docker-filter",
-            &format!("label={ours}"),
-            "--docker-host",
-            &dk.host,
-            "--from-beginning",
-            "--loki",
-            &rx.url(),
-            "--batch-wait",
-            "100ms",
-            "--positions",
-            d.path().join("pos.json").to_str().unwrap(),
             "--textfile-dir",
             d.path().to_str().unwrap(),
             "--sync-interval",
             "200ms",
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_until(Duration::from_secs(30), "container a's lines", || {
@@ -164,20 +168,7 @@ fn execs_do_not_list_the_containers_again() {
     );
     let rx = Receiver::start();
     let d = tempfile::tempdir().unwrap();
-    let child = ship()
-        .args([
-            "--docker",
-            "--docker-filter",
-            &format!("label={ours}"),
-            "--docker-host",
-            &dk.host,
-        ])
-        .args(["--from-beginning", "--loki", &rx.url(), "--batch-wait", "100ms"])
-        .args(["--positions", d.path().join("pos.json").to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ship_ours(&dk, &ours, &rx, d.path()).spawn().unwrap();
     wait_until(Duration::from_secs(30), "container a's line", || {
         rx.lines().iter().any(|l| l == "one")
     });
