@@ -178,7 +178,7 @@ pub fn spawn(engine: DockerArgs, filter: FilterArgs, tx: Sender<Update>, mut wak
 }
 
 /// The container events after which the containers are listed again.
-pub const LIST_AGAIN_ON: &[&str] = &["create", "start", "restart", "die", "destroy", "rename"];
+const LIST_AGAIN_ON: &[&str] = &["create", "start", "restart", "die", "destroy", "rename"];
 
 async fn follow(
     engine: &DockerArgs,
@@ -203,9 +203,8 @@ async fn follow(
         .map_err(|e| fail("connecting", e))?;
     // Only the events that change which containers there are, their names or their
     // logs: a health check is an exec (exec_create, exec_start, exec_die) and a
-    // health_status, every interval of every container with a HEALTHCHECK, and a list
-    // and an inspect per container for each of them was most of what log-tail-ship did
-    // on a quiet Pi running the stack.
+    // health_status, every interval of every container with a HEALTHCHECK, and each
+    // would otherwise cost a list and an inspect of every container.
     let mut event_filters = HashMap::new();
     event_filters.insert("type".to_string(), vec!["container".to_string()]);
     event_filters.insert(
