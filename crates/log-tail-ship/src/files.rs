@@ -24,6 +24,16 @@ use crate::tail::{Format, Tail, read_fingerprint};
 
 const COMPRESSED: &[&str] = &[".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip", ".Z"];
 
+/// How often a look is taken again while files are being renamed under it (see
+/// [`Files::settled_look`] and [`Files::open`]), and the pause between two tries.
+const SETTLE_TRIES: usize = 20;
+const SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Files a look keeps open at most (the others are opened again by name, if at all):
+/// a restart beside hundreds of old rotated files must not spend the descriptors
+/// the followed ones need.
+const KEEP_OPEN: usize = 256;
+
 #[derive(Debug)]
 pub struct Files {
     root: Root,
@@ -52,8 +62,26 @@ fn compressed(name: &str) -> bool {
     COMPRESSED.iter().any(|c| name.ends_with(c))
 }
 
-/// Where a [`Seen`] is (its `tag` indexes these) and how it is read.
-type Places = Vec<(PathBuf, Format)>;
+/// Where a [`Seen`] is (its `tag` indexes these), how it is read, and the file itself
+/// if the look opened it (see [`Files::look`]).
+#[derive(Debug)]
+struct Place {
+    path: PathBuf,
+    format: Format,
+    file: Option<fs::File>,
+}
+
+impl Place {
+    fn new(path: PathBuf, format: Format) -> Place {
+        Place {
+            path,
+            format,
+            file: None,
+        }
+    }
+}
+
+type Places = Vec<Place>;
 
 /// The shortest name in `names` (not itself a rotated one) that `name` continues with
 /// `.` or `-`.
@@ -195,7 +223,7 @@ impl Files {
                 mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 fp: None,
             });
-            places.push((path, format.clone()));
+            places.push(Place::new(path, format.clone()));
         };
         let rotated: HashSet<usize> = dirs
             .values()
@@ -223,15 +251,43 @@ impl Files {
     }
 
     /// [`Files::candidates`] with the first bytes of files not followed, where wanted.
+    ///
+    /// A file whose first bytes are read is opened here, and known from then on by
+    /// what the open file is (identity, size, time), not by what its name was when
+    /// the directory was listed: while a rotation renames the numbered files (`.2` →
+    /// `.3`, then `.1` → `.2`), a name listed may be the next file by the time it is
+    /// opened, and one file's identity paired with another's first bytes takes a file
+    /// for another, to be read again from 0 under new timestamps. The open file is
+    /// kept in its place (up to [`KEEP_OPEN`] of them), to be followed through it if
+    /// the state machine says so.
     fn look(&mut self, all: bool) -> (Vec<Seen>, Places) {
-        let (mut seen, places) = self.candidates();
+        let (mut seen, mut places) = self.candidates();
         let followed: HashSet<Identity> = self.tails.iter().map(|t| t.id).collect();
+        let mut kept = 0;
         for s in &mut seen {
             if followed.contains(&s.id) || !(all || self.rotation.wants_fingerprint(s)) {
                 continue;
             }
-            match fs::File::open(&places[s.tag].0).and_then(|f| read_fingerprint(&f)) {
-                Ok(fp) => s.fp = Some(fp),
+            let opened = fs::File::open(&places[s.tag].path).and_then(|f| {
+                let md = f.metadata()?;
+                let fp = read_fingerprint(&f)?;
+                Ok((f, md, fp))
+            });
+            match opened {
+                Ok((f, md, fp)) if md.is_file() => {
+                    s.id = Identity {
+                        dev: md.dev(),
+                        ino: md.ino(),
+                    };
+                    s.size = md.len();
+                    s.mtime = md.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    s.fp = Some(fp);
+                    if kept < KEEP_OPEN {
+                        places[s.tag].file = Some(f);
+                        kept += 1;
+                    }
+                }
+                Ok(_) => {}
                 Err(e) if s.live => {
                     self.notes.push(format!(
                         "cannot open {}: {}",
@@ -243,24 +299,75 @@ impl Files {
                 Err(_) => {}
             }
         }
+        // Two names may have turned out to be one file (renamed between them).
+        let mut ids = HashSet::new();
+        seen.retain(|s| ids.insert(s.id));
         (seen, places)
     }
 
-    fn open(&mut self, mut o: Open, places: &Places) -> Option<usize> {
-        let (mut path, format) = places[o.tag].clone();
+    /// The first look after a restart, when the positions file knew files: the one
+    /// that gives up those it does not find (what they held after their acknowledged
+    /// offset is lost). A directory read while a rotation renames the numbered files
+    /// may show a file under neither name, so the look is taken again, up to
+    /// [`SETTLE_TRIES`] times, while files known by inode are missing, and the files
+    /// each look found are kept (open, so what is known of them stays true).
+    fn settled_look(&mut self) -> (Vec<Seen>, Places) {
+        let notes = self.notes.len();
+        let (mut seen, mut places) = self.look(false);
+        for _ in 1..SETTLE_TRIES {
+            let ids: HashSet<Identity> = seen.iter().map(|s| s.id).collect();
+            if !self.rotation.restored_missing(&ids) {
+                break;
+            }
+            // A rotation is under way: its renames take a moment.
+            std::thread::sleep(SETTLE_PAUSE);
+            self.notes.truncate(notes);
+            self.unopened.clear();
+            let (now, mut now_places) = self.look(false);
+            let again: HashSet<Identity> = now.iter().map(|s| s.id).collect();
+            let mut earlier: Vec<Seen> = seen.into_iter().filter(|s| !again.contains(&s.id)).collect();
+            for s in &mut earlier {
+                // Not at its name any more: renamed by the rotation under way.
+                let place = std::mem::replace(&mut places[s.tag], Place::new(PathBuf::new(), Format::Plain));
+                s.tag = now_places.len();
+                s.live = false;
+                now_places.push(place);
+            }
+            seen = now;
+            seen.append(&mut earlier);
+            places = now_places;
+        }
+        (seen, places)
+    }
+
+    fn open(&mut self, mut o: Open, places: &mut Places) -> Option<usize> {
+        let place = &mut places[o.tag];
+        let (mut path, format, file) = (place.path.clone(), place.format.clone(), place.file.take());
         // Renamed since the look (the next rotation shifting the numbered copies while
-        // a slow machine got here): opened where it is now, found by its identity.
-        let moved =
-            fs::metadata(&path).is_ok_and(|md| md.dev() != o.track.id.dev || md.ino() != o.track.id.ino);
-        if moved {
+        // a slow machine got here): followed where it is now, found by its identity.
+        let moved = |p: &Path| {
+            fs::metadata(p).map_or(true, |md| {
+                md.dev() != o.track.id.dev || md.ino() != o.track.id.ino
+            })
+        };
+        // Without the file opened by the look, it is opened by name: looked for again
+        // while a listing made during the renames misses it.
+        let tries = if file.is_some() { 1 } else { SETTLE_TRIES };
+        for k in 0..tries {
+            if !moved(&path) {
+                break;
+            }
+            if k > 0 {
+                std::thread::sleep(SETTLE_PAUSE);
+            }
             let (seen, now_at) = self.candidates();
             if let Some(s) = seen.iter().find(|s| s.id == o.track.id) {
-                path = now_at[s.tag].0.clone();
+                path = now_at[s.tag].path.clone();
                 o.track.display = s.display.clone();
             }
         }
         let display = o.track.display.clone();
-        match Tail::open(path, o.track, format) {
+        match Tail::open(path, o.track, format, file) {
             Ok(t) => {
                 self.tails.push(t);
                 self.at = None;
@@ -302,14 +409,18 @@ impl Files {
                 }
             }
         }
-        let (seen, places) = self.look(false);
+        let (seen, mut places) = if self.rotation.restoring() {
+            self.settled_look()
+        } else {
+            self.look(false)
+        };
         // Where each file is now (a rotated one under its new name): events name it there.
         let now_at: HashMap<Identity, usize> = seen.iter().map(|s| (s.id, s.tag)).collect();
         for t in &mut self.tails {
             if let Some(&tag) = now_at.get(&t.id)
-                && t.path != places[tag].0
+                && t.path != places[tag].path
             {
-                t.path = places[tag].0.clone();
+                t.path = places[tag].path.clone();
                 self.at = None;
             }
         }
@@ -318,7 +429,7 @@ impl Files {
             .rotation
             .scan(&mut self.tails, seen, Instant::now(), scan_start);
         for o in opens {
-            self.open(o, &places);
+            self.open(o, &mut places);
         }
         self.notes.append(&mut self.rotation.notes);
         (first..self.tails.len()).collect()
@@ -332,7 +443,7 @@ impl Files {
     /// and send again with new timestamps what was acknowledged.
     pub fn truncated(&mut self, i: usize) -> io::Result<Option<usize>> {
         let (fp, size) = self.tails[i].look()?;
-        let (seen, places) = self.look(true);
+        let (seen, mut places) = self.look(true);
         let copy = self
             .rotation
             .truncated(&mut self.tails, i, &seen, fp, size, Instant::now());
@@ -340,7 +451,7 @@ impl Files {
         let Some(o) = copy else {
             return Ok(None);
         };
-        let Some(c) = self.open(o, &places) else {
+        let Some(c) = self.open(o, &mut places) else {
             return Ok(None);
         };
         self.tails[c].streams = self.tails[i].streams.clone();
@@ -524,7 +635,7 @@ mod tests {
         fs::write(&one, "copied line\n").unwrap();
         let mut f = files(d.path(), None);
         f.scan();
-        let (seen, places) = f.look(true);
+        let (seen, mut places) = f.look(true);
         let s = seen.iter().find(|s| s.display.ends_with("app.log.1")).unwrap();
         let track = crate::rotation::Track {
             id: s.id,
@@ -545,7 +656,7 @@ mod tests {
         fs::rename(&one, d.path().join("app.log.2")).unwrap();
         fs::write(&one, "the next copy\n").unwrap();
         let i = f
-            .open(Open { tag: s.tag, track }, &places)
+            .open(Open { tag: s.tag, track }, &mut places)
             .expect("the copy is opened");
         assert!(f.tails[i].path.ends_with("app.log.2"), "{:?}", f.tails[i].path);
         assert!(f.tails[i].display.ends_with("app.log.2"));

@@ -317,6 +317,23 @@ impl Rotation {
         self.new_since.unwrap_or(now)
     }
 
+    /// Whether the next look is the first since a restart that found a positions file
+    /// with files in it: the one that gives up those it does not find.
+    pub fn restoring(&self) -> bool {
+        !self.started && !self.restored.is_empty()
+    }
+
+    /// Whether a file the positions file knew by inode is not among `found`.
+    pub fn restored_missing(&self, found: &HashSet<Identity>) -> bool {
+        self.restored.iter().any(|e| {
+            e.ino != 0
+                && !found.contains(&Identity {
+                    dev: e.dev,
+                    ino: e.ino,
+                })
+        })
+    }
+
     /// Whether the first bytes of `s`, a file not followed, are needed to decide about
     /// it (reading them costs an open and a read).
     pub fn wants_fingerprint(&self, s: &Seen) -> bool {

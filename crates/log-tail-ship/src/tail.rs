@@ -155,10 +155,13 @@ impl AsMut<Track> for Tail {
 }
 
 impl Tail {
-    /// Opens `path` to follow it with `track`, from `track.processed`; fails if the
-    /// file there is no longer the one the track is for.
-    pub fn open(path: PathBuf, mut track: Track, format: Format) -> io::Result<Tail> {
-        let file = File::open(&path)?;
+    /// Follows the file at `path` (or `file`, that file opened already) with `track`,
+    /// from `track.processed`; fails if it is not the one the track is for.
+    pub fn open(path: PathBuf, mut track: Track, format: Format, file: Option<File>) -> io::Result<Tail> {
+        let file = match file {
+            Some(f) => f,
+            None => File::open(&path)?,
+        };
         let md = file.metadata()?;
         if !md.is_file() {
             return Err(io::Error::other("not a regular file"));
@@ -532,7 +535,7 @@ mod tests {
             safe: 0,
             gone_since: None,
         };
-        Tail::open(p.to_path_buf(), track, Format::Plain).unwrap()
+        Tail::open(p.to_path_buf(), track, Format::Plain, None).unwrap()
     }
 
     /// Starts `t` over after a truncation, as the driver does.
