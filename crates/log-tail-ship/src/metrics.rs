@@ -128,8 +128,21 @@ pub struct Summary {
     pub errors: Vec<String>,
 }
 
+/// What the summary takes from beside the pipeline's and the files' counters, by name
+/// (two counts side by side as arguments could be swapped unseen).
+pub struct Tally {
+    pub docker_lists: u64,
+    pub lines_pending: u64,
+    pub errors: Vec<String>,
+}
+
 impl Summary {
-    pub fn new(s: &Stats, f: &Files, docker_lists: u64, pending: u64, errors: Vec<String>) -> Summary {
+    pub fn new(s: &Stats, f: &Files, t: Tally) -> Summary {
+        let Tally {
+            docker_lists,
+            lines_pending,
+            errors,
+        } = t;
         Summary {
             lines_read_total: s.sources.iter().map(|x| x.read).sum(),
             lines_shipped_total: s.shipped,
@@ -140,7 +153,7 @@ impl Summary {
             batches_rejected_total: s.batches_rejected,
             push_retries_total: s.push_retries,
             bytes_shipped_total: s.bytes_shipped,
-            lines_pending: pending,
+            lines_pending,
             files_open: f.open,
             files_unreadable: f.unreadable,
             lag_bytes: f.lag.values().sum(),

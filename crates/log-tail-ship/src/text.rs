@@ -131,7 +131,12 @@ mod tests {
         let mut files = Files::default();
         files.lag.insert("/var/log/app.log".into(), 2048);
         files.open = 1;
-        let s = Summary::new(&stats, &files, 0, 0, vec!["a file vanished".into()]);
+        let tally = crate::metrics::Tally {
+            docker_lists: 0,
+            lines_pending: 0,
+            errors: vec!["a file vanished".into()],
+        };
+        let s = Summary::new(&stats, &files, tally);
         let v = view(&s, &stats, &files, Paint { on: false }, None);
         assert!(!v.contains("logship_"), "{v}");
         assert!(v.contains("  shipped"), "{v}");

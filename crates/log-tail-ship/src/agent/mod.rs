@@ -547,13 +547,12 @@ impl Agent {
 
     /// The summary record (or page) on stdout, unless --quiet.
     fn summary(&mut self, pending: u64) -> Result<()> {
-        let summary = metrics::Summary::new(
-            &self.pipe.stats,
-            &self.file_metrics(),
-            self.docker.lists,
-            pending,
-            self.book.errors.clone(),
-        );
+        let tally = metrics::Tally {
+            docker_lists: self.docker.lists,
+            lines_pending: pending,
+            errors: self.book.errors.clone(),
+        };
+        let summary = metrics::Summary::new(&self.pipe.stats, &self.file_metrics(), tally);
         if self.quiet {
             return Ok(());
         }
