@@ -69,16 +69,33 @@ struct Place {
     path: PathBuf,
     format: Format,
     file: Option<fs::File>,
+    /// The file at `path` when the directory was listed.
+    listed: Identity,
 }
 
 impl Place {
-    fn new(path: PathBuf, format: Format) -> Place {
+    fn new(path: PathBuf, format: Format, listed: Identity) -> Place {
         Place {
             path,
             format,
             file: None,
+            listed,
         }
     }
+}
+
+/// Whether every name in `places` (a look's listing) is still the file it was.
+fn unmoved(places: &Places, now: &Places) -> bool {
+    fn key(v: &Places) -> Vec<(&Path, Identity)> {
+        let mut k: Vec<(&Path, Identity)> = v
+            .iter()
+            .filter(|p| !p.path.as_os_str().is_empty())
+            .map(|p| (p.path.as_path(), p.listed))
+            .collect();
+        k.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        k
+    }
+    key(places) == key(now)
 }
 
 type Places = Vec<Place>;
@@ -223,7 +240,7 @@ impl Files {
                 mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 fp: None,
             });
-            places.push(Place::new(path, format.clone()));
+            places.push(Place::new(path, format.clone(), id));
         };
         let rotated: HashSet<usize> = dirs
             .values()
@@ -328,7 +345,8 @@ impl Files {
             let mut earlier: Vec<Seen> = seen.into_iter().filter(|s| !again.contains(&s.id)).collect();
             for s in &mut earlier {
                 // Not at its name any more: renamed by the rotation under way.
-                let place = std::mem::replace(&mut places[s.tag], Place::new(PathBuf::new(), Format::Plain));
+                let empty = Place::new(PathBuf::new(), Format::Plain, s.id);
+                let place = std::mem::replace(&mut places[s.tag], empty);
                 s.tag = now_places.len();
                 s.live = false;
                 now_places.push(place);
@@ -425,9 +443,11 @@ impl Files {
             }
         }
         let first = self.tails.len();
+        // Listed again: a look made while files were renamed may have missed some.
+        let whole = unmoved(&places, &self.candidates().1);
         let opens = self
             .rotation
-            .scan(&mut self.tails, seen, Instant::now(), scan_start);
+            .scan(&mut self.tails, seen, Instant::now(), scan_start, whole);
         for o in opens {
             self.open(o, &mut places);
         }
@@ -541,6 +561,12 @@ impl Files {
     /// is read to its end before its successor.
     pub fn read_order(&self) -> Vec<usize> {
         Rotation::read_order(&self.tails, |i| self.mtime(i))
+    }
+
+    /// Every line read is acknowledged: also those of truncated files whose copy was
+    /// not found yet (see [`Rotation::ack_awaited`]). Whether any offset moved.
+    pub fn ack_awaited(&mut self) -> bool {
+        self.rotation.ack_awaited()
     }
 
     /// The positions file's entries (setting new anchors: see [`Rotation::save`]).

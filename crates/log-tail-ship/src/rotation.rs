@@ -346,12 +346,19 @@ impl Rotation {
     /// A look at the files: `seen` holds every file at a followed path or beside one
     /// (`scan_start`: when the look began). Updates the tracks (renamed, gone) and
     /// returns the files to open.
+    ///
+    /// `whole`: the files did not move while the driver looked. A look made while a
+    /// rotation renames files may have missed some, so it does not move the time after
+    /// which an unknown file holds content never seen: the next look considers them
+    /// again. Otherwise a file missed, unchanged for a second before the look, would
+    /// never be read.
     pub fn scan<T: AsRef<Track> + AsMut<Track>>(
         &mut self,
         tracks: &mut [T],
         seen: Vec<Seen>,
         now: Instant,
         scan_start: SystemTime,
+        whole: bool,
     ) -> Vec<Open> {
         let by_id: HashMap<Identity, usize> = tracks
             .iter()
@@ -493,7 +500,9 @@ impl Rotation {
             }
         }
         self.started = true;
-        self.new_since = Some(scan_start - Duration::from_secs(1));
+        if whole || self.new_since.is_none() {
+            self.new_since = Some(scan_start - Duration::from_secs(1));
+        }
         opens
     }
 
@@ -637,6 +646,18 @@ impl Rotation {
                 }
             })
             .collect()
+    }
+
+    /// The sink accepted every line read: those read from a truncated file whose copy
+    /// is awaited too. Otherwise a crash before the copy is found would send them
+    /// again, though accepted. Whether any offset moved.
+    pub fn ack_awaited(&mut self) -> bool {
+        let mut moved = false;
+        for a in &mut self.awaited {
+            moved |= a.acked != a.processed;
+            a.acked = a.processed;
+        }
+        moved
     }
 
     /// The positions file's entries for the copies awaited (see [`Awaited`]), to write

@@ -260,6 +260,9 @@ impl Agent {
                 self.book.dirty = true;
             }
         }
+        if self.files.ack_awaited() {
+            self.book.dirty = true;
+        }
         if self.journal.ack() {
             self.book.dirty = true;
         }
